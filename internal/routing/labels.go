@@ -1,0 +1,43 @@
+package routing
+
+// Every label and environment variable Portico reads from a container is
+// named in this file.
+
+// Portico's own labels.
+const (
+	LabelPrefix   = "portico."
+	LabelVhost    = "portico.vhost"    // host names, comma or space separated; the first is the certificate subject
+	LabelPort     = "portico.port"     // container port to proxy
+	LabelProtocol = "portico.protocol" // http, https, grpc, grpcs
+	LabelNetwork  = "portico.network"  // Docker network whose address to use
+	LabelDefault  = "portico.default"  // true: this vhost answers unknown hosts
+	LabelEnable   = "portico.enable"   // false: ignore this container
+	LabelHTTPS    = "portico.https"    // redirect (default), both, off
+	LabelHSTS     = "portico.hsts"     // true, false, or a max-age in seconds
+)
+
+// Labels of the original 2016 design (docker-service-* containers); each
+// means the same as its portico.* counterpart.
+const (
+	LegacyVhost    = "com.chameth.vhost"
+	LegacyPort     = "com.chameth.proxy"
+	LegacyProtocol = "com.chameth.proxy.protocol"
+	LegacyDefault  = "com.chameth.proxy.default"
+)
+
+// nginx-proxy's environment variables, honoured for migration, and the
+// acme-companion ones that name a container's certificate.
+const (
+	EnvVirtualHost     = "VIRTUAL_HOST"
+	EnvVirtualPort     = "VIRTUAL_PORT"
+	EnvVirtualProto    = "VIRTUAL_PROTO"
+	EnvLetsEncryptHost = "LETSENCRYPT_HOST"
+	EnvACMEHost        = "ACME_HOST"
+)
+
+// AllowedEnv lists the only environment variables the reporter copies out of
+// a container. Everything else may hold secrets and never leaves the host.
+var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost}
+
+// KnownLabels is every portico.* label, for "did you mean" on unknown ones.
+var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS}

@@ -1,0 +1,108 @@
+// Package routing turns container records into routes. It is pure: no I/O,
+// no clock, no randomness. Every decision about what a label means, whether a
+// value is valid and how conflicts resolve lives here and is table-tested.
+package routing
+
+import "fmt"
+
+// Protocols a route can speak to its upstream.
+const (
+	ProtoHTTP  = "http"
+	ProtoHTTPS = "https"
+	ProtoGRPC  = "grpc"
+	ProtoGRPCS = "grpcs"
+)
+
+// HTTPS modes (portico.https).
+const (
+	HTTPSRedirect = "redirect" // serve HTTPS once a certificate exists; HTTP redirects to it
+	HTTPSBoth     = "both"     // serve both once a certificate exists
+	HTTPSOff      = "off"      // HTTP only; no certificate is requested
+)
+
+// DefaultHSTSMaxAge is the max-age for portico.hsts=true.
+const DefaultHSTSMaxAge = 31536000
+
+// Options are the proxy-wide settings routing needs.
+type Options struct {
+	// Network is the Docker network the proxy shares with the containers
+	// (--network). "" means none is configured.
+	Network string
+}
+
+// Service is one container's validated intent.
+type Service struct {
+	ContainerID string
+	Container   string // container name
+	Node        string // reporter host the container runs on
+	// Hosts are validated, lower-case, punycode vhost names; Hosts[0] is the
+	// certificate subject.
+	Hosts []string
+	// CertHosts are the names to certify: LETSENCRYPT_HOST or ACME_HOST when
+	// set (validated), else Hosts. Empty when HTTPS is off.
+	CertHosts []string
+	Port      int
+	Protocol  string
+	Network   string // network whose address is used
+	// Addr is "ip:port" (IPv6 in brackets) ready for nginx; "" when the
+	// container has no address on Network (for instance it is stopped).
+	Addr    string
+	Default bool
+	HTTPS   string
+	HSTS    int // max-age seconds; 0 is off
+	// Live is true when the container should receive traffic.
+	Live bool
+}
+
+// Route is one vhost: one nginx server block and one upstream.
+type Route struct {
+	Host     string
+	Protocol string
+	Default  bool
+	HTTPS    string
+	HSTS     int
+	// Upstreams are the live replicas' addresses, sorted and unique. It may
+	// be empty: the vhost is known but no replica is live.
+	Upstreams []string
+	// Containers names every container that claims the vhost, sorted.
+	Containers []string
+}
+
+// Severity of a Problem.
+type Severity string
+
+const (
+	SeverityError   Severity = "error"   // the container, or its claim on a vhost, is rejected
+	SeverityWarning Severity = "warning" // accepted, but something is off
+)
+
+// Problem is one finding about one container's configuration.
+type Problem struct {
+	Severity    Severity `json:"severity"`
+	ContainerID string   `json:"container_id"`
+	Container   string   `json:"container"`
+	Node        string   `json:"node,omitempty"`
+	Label       string   `json:"label,omitempty"`
+	Value       string   `json:"value,omitempty"`
+	Message     string   `json:"message"`
+}
+
+// Error renders the problem as `container "web": label portico.port="abc": ...`.
+// Value is quoted with %q, so hostile bytes print escaped.
+func (p Problem) Error() string {
+	s := fmt.Sprintf("container %q", p.Container)
+	if p.Label != "" {
+		s += fmt.Sprintf(": label %s=%q", p.Label, p.Value)
+	}
+	return s + ": " + p.Message
+}
+
+// Result is everything routing derives from a set of records.
+type Result struct {
+	// Services are the accepted, enabled containers, sorted by name then ID.
+	Services []Service
+	// Routes are sorted by Host.
+	Routes []Route
+	// Problems are sorted by container name, then label.
+	Problems []Problem
+}

@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+)
+
+// Config says how a stage reaches etcd. The embedded server of `portico run`
+// and an external cluster go through the same Connect.
+type Config struct {
+	// Endpoints are etcd client URLs, e.g. https://10.0.0.1:2379.
+	Endpoints []string
+	// CertFile and KeyFile are a TLS client certificate; CAFile verifies the
+	// servers. Any of them turns TLS on.
+	CertFile, KeyFile, CAFile string
+	// Username and Password authenticate with etcd's auth.
+	Username, Password string
+	// DialTimeout bounds the first connection; 0 means 5s.
+	DialTimeout time.Duration
+}
+
+// Connect opens a client. It does not wait for the cluster: the stages'
+// loops retry, so a stage can start before etcd.
+func Connect(cfg Config) (*clientv3.Client, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	var tlsCfg *tls.Config
+	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != "" {
+		info := transport.TLSInfo{CertFile: cfg.CertFile, KeyFile: cfg.KeyFile, TrustedCAFile: cfg.CAFile}
+		var err error
+		if tlsCfg, err = info.ClientConfig(); err != nil {
+			return nil, fmt.Errorf("etcd TLS: %w", err)
+		}
+	}
+	dt := cfg.DialTimeout
+	if dt == 0 {
+		dt = 5 * time.Second
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		TLS:         tlsCfg,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		DialTimeout: dt,
+		Logger:      zap.NewNop(),
+		// Keepalives let a watch notice a dead server instead of hanging.
+		DialKeepAliveTime:    5 * time.Second,
+		DialKeepAliveTimeout: 3 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
+	}
+	return cli, nil
+}
+
+// KV is the part of the etcd client that writes use.
+type KV interface {
+	Txn(ctx context.Context) clientv3.Txn
+}
+
+// PutIfChanged writes value under key in one transaction unless the key
+// already holds exactly value. It reports whether it wrote.
+func PutIfChanged(ctx context.Context, kv KV, key string, value []byte) (bool, error) {
+	resp, err := kv.Txn(ctx).
+		If(clientv3.Compare(clientv3.Value(key), "=", string(value))).
+		Else(clientv3.OpPut(key, string(value))).
+		Commit()
+	if err != nil {
+		return false, fmt.Errorf("put %q: %w", key, err)
+	}
+	return !resp.Succeeded, nil
+}
+
+// PutJSON encodes v and writes it with PutIfChanged.
+func PutJSON(ctx context.Context, kv KV, key string, v any) (bool, error) {
+	b, err := Encode(v)
+	if err != nil {
+		return false, fmt.Errorf("put %q: %w", key, err)
+	}
+	return PutIfChanged(ctx, kv, key, b)
+}

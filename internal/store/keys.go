@@ -1,0 +1,105 @@
+package store
+
+import (
+	"path"
+	"strings"
+)
+
+// Every etcd key Portico reads or writes is built here. All live under a
+// prefix (default /portico), so several installations can share a cluster.
+//
+//	<prefix>/containers/<host>/<id>        Container   written by the reporter on <host>
+//	<prefix>/status/nginx/<instance>       NginxStatus written by each nginx stage
+//	<prefix>/certs/wanted                  certificate list   written by the certs stage
+//	<prefix>/certs/data/<primary>          certificate bundle written by the certs stage
+//	<prefix>/certs/state/<primary>         issuance state     written by the certs stage
+//	<prefix>/certs/locks/<primary>/        etcd mutex: one issuer per certificate
+//	<prefix>/certs/account/<id>            ACME account       written by the certs stage
+//	<prefix>/certs/localca                 the built-in local CA
+//
+// Host names, container IDs and certificate names never contain "/" once
+// validated; the mapping rejects segments that do.
+
+// DefaultPrefix is the key prefix when none is configured.
+const DefaultPrefix = "/portico"
+
+// Keys maps records to keys under one prefix.
+type Keys struct {
+	prefix string
+}
+
+// NewKeys returns the key mapping under prefix, normalised to one leading
+// slash and no trailing slash.
+func NewKeys(prefix string) Keys {
+	p := "/" + strings.Trim(prefix, "/")
+	if p == "/" {
+		p = ""
+	}
+	return Keys{prefix: p}
+}
+
+// Prefix is the normalised prefix.
+func (k Keys) Prefix() string { return k.prefix }
+
+// Containers is the prefix of every container record.
+func (k Keys) Containers() string { return k.prefix + "/containers/" }
+
+// HostContainers is the prefix of one host's container records.
+func (k Keys) HostContainers(host string) string { return k.Containers() + segment(host) + "/" }
+
+// Container is the key of one container record.
+func (k Keys) Container(host, id string) string { return k.HostContainers(host) + segment(id) }
+
+// ParseContainerKey splits the part of a container key after Containers()
+// into host and id. It accepts both the full key and the relative part.
+func ParseContainerKey(key string) (host, id string, ok bool) {
+	i := strings.Index(key, "/containers/")
+	if i >= 0 {
+		key = key[i+len("/containers/"):]
+	}
+	host, id, ok = strings.Cut(key, "/")
+	if !ok || host == "" || id == "" || strings.Contains(id, "/") {
+		return "", "", false
+	}
+	return host, id, true
+}
+
+// NginxStatuses is the prefix of every nginx stage's status.
+func (k Keys) NginxStatuses() string { return k.prefix + "/status/nginx/" }
+
+// NginxStatus is the key of one nginx stage's status.
+func (k Keys) NginxStatus(instance string) string { return k.NginxStatuses() + segment(instance) }
+
+// Certs is the prefix of everything the certs stage keeps.
+func (k Keys) Certs() string { return k.prefix + "/certs/" }
+
+// CertsWanted is the key of the published certificate list.
+func (k Keys) CertsWanted() string { return k.Certs() + "wanted" }
+
+// CertData is the prefix of every stored certificate bundle.
+func (k Keys) CertData() string { return k.Certs() + "data/" }
+
+// CertBundle is the key of the bundle of the certificate named primary.
+func (k Keys) CertBundle(primary string) string { return k.CertData() + segment(primary) }
+
+// CertStates is the prefix of every certificate's issuance state.
+func (k Keys) CertStates() string { return k.Certs() + "state/" }
+
+// CertState is the key of one certificate's issuance state.
+func (k Keys) CertState(primary string) string { return k.CertStates() + segment(primary) }
+
+// CertLock is the etcd mutex prefix guarding one certificate's issuance.
+func (k Keys) CertLock(primary string) string { return k.Certs() + "locks/" + segment(primary) }
+
+// ACMEAccount is the key of the ACME account registered under id (a hash of
+// directory URL and email).
+func (k Keys) ACMEAccount(id string) string { return k.Certs() + "account/" + segment(id) }
+
+// LocalCA is the key of the built-in local CA.
+func (k Keys) LocalCA() string { return k.Certs() + "localca" }
+
+// Last returns the final path segment of key.
+func Last(key string) string { return path.Base(key) }
+
+// segment makes s safe as one key segment: "/" cannot split it.
+func segment(s string) string { return strings.ReplaceAll(s, "/", "%2F") }

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Entry is one key's value and the revision that last changed it. Consumers
+// can cache what they decode by ModRevision.
+type Entry struct {
+	Value       []byte
+	ModRevision int64
+}
+
+// Watcher is the part of the etcd client a Mirror uses.
+type Watcher interface {
+	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
+	Watch(ctx context.Context, key string, opts ...clientv3.OpOption) clientv3.WatchChan
+}
+
+// Mirror keeps a local copy of every key under a prefix, level-triggered:
+// it lists, watches from the next revision, and lists again on any watch
+// error (compaction, lost leader, a dead server). After each change it sends
+// on its notify channel without blocking, so bursts coalesce.
+type Mirror struct {
+	cli    Watcher
+	prefix string
+	notify chan<- struct{}
+	log    *slog.Logger
+
+	mu     sync.Mutex
+	kv     map[string]Entry
+	rev    int64
+	synced bool
+}
+
+// NewMirror mirrors prefix. notify should have capacity 1; several mirrors
+// may share it.
+func NewMirror(cli Watcher, prefix string, notify chan<- struct{}, log *slog.Logger) *Mirror {
+	return &Mirror{cli: cli, prefix: prefix, notify: notify, log: log, kv: map[string]Entry{}}
+}
+
+// Snapshot returns a copy of the mirrored keys, the revision they are current
+// to, and whether a first list has completed.
+func (m *Mirror) Snapshot() (map[string]Entry, int64, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.kv), m.rev, m.synced
+}
+
+// Run mirrors until ctx ends. Errors are logged and retried with backoff;
+// Run returns only ctx's error.
+func (m *Mirror) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := m.once(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m.log.Warn("store watch interrupted; listing again", "prefix", m.prefix, "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		if errors.Is(err, errWatchRan) {
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// errWatchRan marks a watch that delivered events before it failed, so the
+// retry starts fast again.
+var errWatchRan = errors.New("watch ended")
+
+func (m *Mirror) once(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	resp, err := m.cli.Get(lctx, m.prefix, clientv3.WithPrefix())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("list %s: %w", m.prefix, err)
+	}
+	kv := make(map[string]Entry, len(resp.Kvs))
+	for _, e := range resp.Kvs {
+		kv[string(e.Key)] = Entry{Value: e.Value, ModRevision: e.ModRevision}
+	}
+	m.mu.Lock()
+	changed := !m.synced || !sameEntries(m.kv, kv)
+	m.kv, m.rev, m.synced = kv, resp.Header.Revision, true
+	m.mu.Unlock()
+	if changed {
+		m.poke()
+	}
+
+	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer wcancel()
+	wch := m.cli.Watch(wctx, m.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1), clientv3.WithPrevKV())
+	for wr := range wch {
+		if err := wr.Err(); err != nil {
+			return fmt.Errorf("watch %s: %w: %w", m.prefix, errWatchRan, err)
+		}
+		if len(wr.Events) == 0 {
+			continue
+		}
+		m.mu.Lock()
+		for _, ev := range wr.Events {
+			k := string(ev.Kv.Key)
+			if ev.Type == clientv3.EventTypeDelete {
+				delete(m.kv, k)
+			} else {
+				m.kv[k] = Entry{Value: ev.Kv.Value, ModRevision: ev.Kv.ModRevision}
+			}
+		}
+		m.rev = wr.Header.Revision
+		m.mu.Unlock()
+		m.poke()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("watch %s: %w: channel closed", m.prefix, errWatchRan)
+}
+
+func (m *Mirror) poke() {
+	select {
+	case m.notify <- struct{}{}:
+	default:
+	}
+}
+
+func sameEntries(a, b map[string]Entry) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w.ModRevision != v.ModRevision {
+			return false
+		}
+	}
+	return true
+}

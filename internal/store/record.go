@@ -1,0 +1,110 @@
+// Package store holds the records Portico keeps in etcd, the one mapping from
+// records to keys (keys.go), and the client code every stage shares: connecting,
+// the embedded server, single-transaction writes and the level-triggered
+// list-then-watch loop.
+//
+// Values are indented JSON so that `etcdctl get --prefix /portico` is readable.
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// MaxValueBytes bounds any value a stage will decode. Records written by
+// something other than Portico that exceed it are rejected per key.
+const MaxValueBytes = 1 << 20
+
+// Container is the reporter's record of one Docker container. The reporter on
+// Host is the only writer of its containers' records.
+type Container struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Host  string `json:"host"`
+	Image string `json:"image"`
+	// Labels holds every Docker label of the container.
+	Labels map[string]string `json:"labels,omitempty"`
+	// Env holds only the allow-listed variables (see reporter.AllowedEnv);
+	// the rest of a container's environment never leaves its host.
+	Env map[string]string `json:"env,omitempty"`
+	// Networks maps a Docker network name to the container's addresses on it.
+	Networks map[string]Network `json:"networks,omitempty"`
+	// Ports lists exposed container ports, with their host bindings if published.
+	Ports []Port `json:"ports,omitempty"`
+	// State is Docker's state: created, running, paused, restarting, exited, dead.
+	State string `json:"state"`
+	// Health is "", "starting", "healthy" or "unhealthy".
+	Health string `json:"health,omitempty"`
+}
+
+// Network is a container's addresses on one Docker network.
+type Network struct {
+	IPv4 string `json:"ipv4,omitempty"`
+	IPv6 string `json:"ipv6,omitempty"`
+}
+
+// Port is one exposed container port and, when published, its host binding.
+type Port struct {
+	Port     int    `json:"port"`
+	Proto    string `json:"proto"`
+	HostIP   string `json:"host_ip,omitempty"`
+	HostPort int    `json:"host_port,omitempty"`
+}
+
+// Live reports whether the container should receive traffic: running, not
+// paused, and not failing (or still starting) a health check.
+func (c Container) Live() bool {
+	return c.State == "running" && (c.Health == "" || c.Health == "healthy")
+}
+
+// NginxStatus is what one nginx stage last did, under NginxStatusKey.
+type NginxStatus struct {
+	Instance string `json:"instance"`
+	// Applied is the SHA-256 of the config nginx runs.
+	Applied string `json:"applied,omitempty"`
+	// Routes is the number of vhosts in the applied config.
+	Routes int `json:"routes"`
+	// Reloads counts successful reloads since the stage started.
+	Reloads int `json:"reloads"`
+	// Error is the last failed render or reload, with the vhosts it held.
+	Error       string   `json:"error,omitempty"`
+	ErrorRoutes []string `json:"error_routes,omitempty"`
+}
+
+// Encode renders v as the indented JSON stored in etcd.
+func Encode(v any) ([]byte, error) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode %T: %w", v, err)
+	}
+	return b, nil
+}
+
+// Decode parses a stored value into v, rejecting values over MaxValueBytes,
+// unknown fields and trailing data, so a foreign writer's record fails loudly
+// and alone.
+func Decode(key string, value []byte, v any) error {
+	if len(value) > MaxValueBytes {
+		return fmt.Errorf("key %q: value of %d bytes exceeds %d", key, len(value), MaxValueBytes)
+	}
+	if err := json.Unmarshal(value, v); err != nil {
+		return fmt.Errorf("key %q: %w", key, err)
+	}
+	return nil
+}
+
+// DecodeContainer parses and checks a container record stored under key.
+func DecodeContainer(key string, value []byte) (Container, error) {
+	var c Container
+	if err := Decode(key, value, &c); err != nil {
+		return Container{}, err
+	}
+	host, id, ok := ParseContainerKey(key)
+	switch {
+	case c.ID == "":
+		return Container{}, fmt.Errorf("key %q: record has no id", key)
+	case ok && (host != c.Host || id != c.ID):
+		return Container{}, fmt.Errorf("key %q: record names host %q id %q, which do not match its key", key, c.Host, c.ID)
+	}
+	return c, nil
+}
