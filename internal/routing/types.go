@@ -3,7 +3,12 @@
 // value is valid and how conflicts resolve lives here and is table-tested.
 package routing
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
 
 // Protocols a route can speak to its upstream.
 const (
@@ -15,6 +20,7 @@ const (
 
 // HTTPS modes (portico.https).
 const (
+	HTTPSAuto     = "auto"     // the default: redirect for a publicly trusted (ACME) certificate, both for a local-CA one
 	HTTPSRedirect = "redirect" // serve HTTPS once a certificate exists; HTTP redirects to it
 	HTTPSBoth     = "both"     // serve both once a certificate exists
 	HTTPSOff      = "off"      // HTTP only; no certificate is requested
@@ -88,21 +94,35 @@ type Problem struct {
 }
 
 // Error renders the problem as `container "web": label portico.port="abc": ...`.
-// Value is quoted with %q, so hostile bytes print escaped.
+// Value is quoted with %q, so hostile bytes print escaped. Label holds a label
+// key or, for values read from the environment (VIRTUAL_HOST, ...), the
+// variable's name, rendered as `env VIRTUAL_PORT="abc"`. A key that is not
+// plain [A-Za-z0-9._/-] (an unknown label can be anything) is quoted too.
 func (p Problem) Error() string {
 	s := fmt.Sprintf("container %q", p.Container)
 	if p.Label != "" {
-		s += fmt.Sprintf(": label %s=%q", p.Label, p.Value)
+		kind, key := "label", p.Label
+		if slices.Contains(AllowedEnv, key) {
+			kind = "env"
+		}
+		if strings.TrimFunc(key, plainKeyRune) != "" {
+			key = strconv.Quote(key)
+		}
+		s += fmt.Sprintf(": %s %s=%q", kind, key, p.Value)
 	}
 	return s + ": " + p.Message
 }
 
+func plainKeyRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' || r == '/'
+}
+
 // Result is everything routing derives from a set of records.
 type Result struct {
-	// Services are the accepted, enabled containers, sorted by name then ID.
+	// Services are the accepted, proxied containers, sorted by name, node, ID.
 	Services []Service
 	// Routes are sorted by Host.
 	Routes []Route
-	// Problems are sorted by container name, then label.
+	// Problems are sorted by container name, node, label, message.
 	Problems []Problem
 }

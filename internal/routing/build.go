@@ -1,0 +1,172 @@
+package routing
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/portico/portico/internal/store"
+)
+
+// Build turns container records into Services, Routes and Problems. It is
+// deterministic for any input order: records are first sorted by (Name, Node,
+// ID), and "first" below means first in that order.
+//
+// Decisions (also in docs/labels.md):
+//   - Each container is parsed by ParseService; a rejected container is left
+//     out alone and the others are unaffected. A second record with the same
+//     (Node, ID) is rejected with an error.
+//   - Containers claiming one vhost join one Route. Upstreams are the live
+//     claimants' Addrs, sorted and unique (empty when none is live: nginx
+//     answers 503 for the known vhost). Containers are the accepted
+//     claimants' names, sorted and unique, live or not.
+//   - The first claimant of a vhost defines its Protocol, HTTPS and HSTS. A
+//     later claimant that differs in any of them has its claim on that vhost
+//     rejected with a SeverityError problem (label portico.vhost, value the
+//     host); it is not an upstream there, but its Service and its other
+//     vhosts are kept. Ports and networks may differ between replicas.
+//   - Default server: the first container with portico.default=true makes its
+//     first vhost (Hosts[0]) the default, provided its claim on that vhost was
+//     accepted. Replicas whose Hosts[0] is that same vhost agree and get no
+//     warning; any other claimant of default gets a warning and is ignored.
+//   - A wildcard vhost and exact vhosts are separate routes (nginx prefers the
+//     exact name).
+func Build(cs []store.Container, opts Options) Result {
+	sorted := make([]*store.Container, len(cs))
+	for i := range cs {
+		sorted[i] = &cs[i]
+	}
+	slices.SortFunc(sorted, compareContainers)
+
+	var res Result
+	type nodeID struct{ node, id string }
+	seen := make(map[nodeID]bool, len(sorted))
+	parsed := make([]store.Container, 0, len(sorted)) // records of res.Services, same index
+	for _, cp := range sorted {
+		c := *cp
+		k := nodeID{c.Host, c.ID}
+		if seen[k] {
+			res.Problems = append(res.Problems, Problem{
+				Severity: SeverityError, ContainerID: c.ID, Container: strings.TrimPrefix(c.Name, "/"), Node: c.Host,
+				Message: fmt.Sprintf("duplicate record for container id %q on node %q; ignored", c.ID, c.Host),
+			})
+			continue
+		}
+		seen[k] = true
+		svc, probs := ParseService(c, opts)
+		res.Problems = append(res.Problems, probs...)
+		if hasError(probs) || len(svc.Hosts) == 0 {
+			continue
+		}
+		res.Services = append(res.Services, svc)
+		parsed = append(parsed, c)
+	}
+
+	type claim struct {
+		route *Route
+		owner *Service // first claimant: defines the route
+	}
+	routes := make(map[string]*claim)
+	type hostSvc struct {
+		host string
+		svc  int
+	}
+	rejected := make(map[hostSvc]bool)
+	for i := range res.Services {
+		svc := &res.Services[i]
+		for _, h := range svc.Hosts {
+			cl := routes[h]
+			if cl == nil {
+				cl = &claim{route: &Route{Host: h, Protocol: svc.Protocol, HTTPS: svc.HTTPS, HSTS: svc.HSTS}, owner: svc}
+				routes[h] = cl
+			} else if msg := conflict(cl.owner, svc); msg != "" {
+				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelVhost, h,
+					fmt.Sprintf("claim on this vhost rejected: %s", msg)))
+				rejected[hostSvc{h, i}] = true
+				continue
+			}
+			cl.route.Containers = append(cl.route.Containers, svc.Container)
+			if svc.Live {
+				cl.route.Upstreams = append(cl.route.Upstreams, svc.Addr)
+			}
+		}
+	}
+
+	var def *Service
+	for i := range res.Services {
+		svc := &res.Services[i]
+		if !svc.Default {
+			continue
+		}
+		key := defaultKey(parsed[i])
+		switch {
+		case rejected[hostSvc{svc.Hosts[0], i}]:
+			res.Problems = append(res.Problems, svcProblem(svc, SeverityWarning, key, parsed[i].Labels[key],
+				fmt.Sprintf("ignored: the claim on vhost %q was rejected", svc.Hosts[0])))
+		case def == nil:
+			def = svc
+			routes[svc.Hosts[0]].route.Default = true
+		case def.Hosts[0] != svc.Hosts[0]:
+			res.Problems = append(res.Problems, svcProblem(svc, SeverityWarning, key, parsed[i].Labels[key],
+				fmt.Sprintf("ignored: the default server is already vhost %q of container %q", def.Hosts[0], def.Container)))
+		}
+	}
+
+	res.Routes = make([]Route, 0, len(routes))
+	for _, cl := range routes {
+		r := cl.route
+		slices.Sort(r.Upstreams)
+		r.Upstreams = slices.Compact(r.Upstreams)
+		slices.Sort(r.Containers)
+		r.Containers = slices.Compact(r.Containers)
+		res.Routes = append(res.Routes, *r)
+	}
+	slices.SortFunc(res.Routes, func(a, b Route) int { return cmp.Compare(a.Host, b.Host) })
+	sortProblems(res.Problems)
+	return res
+}
+
+// compareContainers orders records by Name, Node, ID; the rest of the record
+// breaks ties so even malformed duplicate records sort the same way.
+func compareContainers(a, b *store.Container) int {
+	if c := cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.Host, b.Host), cmp.Compare(a.ID, b.ID)); c != 0 {
+		return c
+	}
+	return cmp.Compare(fmt.Sprintf("%#v", *a), fmt.Sprintf("%#v", *b))
+}
+
+// conflict describes how svc's settings differ from the route owner's, or "".
+func conflict(owner, svc *Service) string {
+	differ := func(what string, mine, theirs any) string {
+		return fmt.Sprintf("%s %v differs from %v set by its first claimant, container %q", what, mine, theirs, owner.Container)
+	}
+	switch {
+	case svc.Protocol != owner.Protocol:
+		return differ(LabelProtocol, svc.Protocol, owner.Protocol)
+	case svc.HTTPS != owner.HTTPS:
+		return differ(LabelHTTPS, svc.HTTPS, owner.HTTPS)
+	case svc.HSTS != owner.HSTS:
+		return differ(LabelHSTS, svc.HSTS, owner.HSTS)
+	}
+	return ""
+}
+
+// defaultKey is the label that set Default on c.
+func defaultKey(c store.Container) string {
+	if strings.TrimSpace(c.Labels[LabelDefault]) == "" && strings.TrimSpace(c.Labels[LegacyDefault]) != "" {
+		return LegacyDefault
+	}
+	return LabelDefault
+}
+
+func svcProblem(svc *Service, sev Severity, label, value, msg string) Problem {
+	return Problem{
+		Severity: sev, ContainerID: svc.ContainerID, Container: svc.Container, Node: svc.Node,
+		Label: label, Value: value, Message: msg,
+	}
+}
+
+func hasError(ps []Problem) bool {
+	return slices.ContainsFunc(ps, func(p Problem) bool { return p.Severity == SeverityError })
+}

@@ -1,0 +1,236 @@
+package routing
+
+import (
+	"bufio"
+	"os"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/idna"
+
+	"github.com/portico/portico/internal/store"
+)
+
+// hostileForm is one place a hostile value is put.
+type hostileForm struct {
+	key string
+	env bool
+}
+
+// hostileForms is every label and env var routing reads.
+func hostileForms() []hostileForm {
+	var fs []hostileForm
+	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS,
+		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
+		fs = append(fs, hostileForm{key: k})
+	}
+	for _, k := range AllowedEnv {
+		fs = append(fs, hostileForm{key: k, env: true})
+	}
+	return fs
+}
+
+func isVhostForm(key string) bool {
+	return key == LabelVhost || key == LegacyVhost || key == EnvVirtualHost
+}
+
+// loadHostile reads testdata/hostile.txt.
+func loadHostile(t testing.TB) []string {
+	t.Helper()
+	f, err := os.Open("testdata/hostile.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var vals []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.Unquote(line)
+		if err != nil {
+			t.Fatalf("testdata/hostile.txt:%d: %v", n, err)
+		}
+		vals = append(vals, v)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(vals) < 60 {
+		t.Fatalf("hostile corpus has %d values, want at least 60", len(vals))
+	}
+	return vals
+}
+
+// victim puts value into form f of an otherwise valid container, with a valid
+// vhost unless f is itself a vhost form.
+func victim(f hostileForm, value, ipv4 string) store.Container {
+	c := ctr("victim", map[string]string{}, withIP(ipv4), withEnv())
+	if !isVhostForm(f.key) {
+		c.Labels[LabelVhost] = "victim.test"
+	}
+	if f.env {
+		c.Env[f.key] = value
+	} else {
+		c.Labels[f.key] = value
+	}
+	return c
+}
+
+func bystander() store.Container {
+	return ctr("bystander", labels(LabelVhost, "bystander.test", LabelPort, "8080"), withIP("172.18.0.3"))
+}
+
+// checkHostile builds the victim beside a valid bystander and asserts the
+// invariant: the victim is either rejected with error problems that name it,
+// the label and the value (label "" for a bad value in the record), or accepted
+// with every rendered field matching its strict pattern; and the bystander is
+// unaffected.
+//
+// badRecord allows errors with no label too: the record itself (an address) is
+// hostile.
+func checkHostile(t *testing.T, c store.Container, label, value string, badRecord bool) {
+	t.Helper()
+	res := Build([]store.Container{c, bystander()}, Options{Network: "proxy"})
+
+	wantBy := Service{ContainerID: "id-bystander", Container: "bystander", Node: "node1",
+		Hosts: []string{"bystander.test"}, CertHosts: []string{"bystander.test"}, Port: 8080, Protocol: ProtoHTTP,
+		Network: "proxy", Addr: "172.18.0.3:8080", HTTPS: HTTPSAuto, Live: true}
+	i := slices.IndexFunc(res.Services, func(s Service) bool { return s.Container == "bystander" })
+	if i < 0 || !reflect.DeepEqual(res.Services[i], wantBy) {
+		t.Fatalf("bystander harmed: services %+v", res.Services)
+	}
+	j := slices.IndexFunc(res.Routes, func(r Route) bool { return r.Host == "bystander.test" })
+	if j < 0 || !slices.Equal(res.Routes[j].Upstreams, []string{"172.18.0.3:8080"}) || !slices.Equal(res.Routes[j].Containers, []string{"bystander"}) {
+		t.Fatalf("bystander route harmed: %+v", res.Routes)
+	}
+
+	rejected := false
+	for _, p := range res.Problems {
+		if s := p.Error(); strings.ContainsAny(s, "\n\r\x00") {
+			t.Errorf("problem text holds raw control bytes: %q", s)
+		}
+		if p.Container != "victim" {
+			t.Errorf("problem on another container: %v", p.Error())
+			continue
+		}
+		if p.Severity != SeverityError {
+			continue
+		}
+		rejected = true
+		if badRecord && p.Label == "" && p.ContainerID == c.ID {
+			continue
+		}
+		if p.ContainerID != c.ID || p.Label != label || p.Value != value {
+			t.Errorf("error problem does not name the container, label %s and value %q: %+v", label, value, p)
+		}
+	}
+	if rejected && slices.ContainsFunc(res.Services, func(s Service) bool { return s.Container == "victim" }) {
+		t.Errorf("rejected victim still has a service: %+v", res.Services)
+	}
+	if bad := unsafeFields(res); len(bad) > 0 {
+		t.Errorf("accepted with unsafe fields: %v", bad)
+	}
+}
+
+func TestHostileValues(t *testing.T) {
+	vals := loadHostile(t)
+	for _, f := range hostileForms() {
+		t.Run(f.key, func(t *testing.T) {
+			for _, v := range vals {
+				checkHostile(t, victim(f, v, "172.18.0.2"), f.key, v, false)
+				if t.Failed() {
+					t.Fatalf("value %q", v)
+				}
+			}
+		})
+	}
+	t.Run("label keys", func(t *testing.T) {
+		for _, v := range vals {
+			c := ctr("victim", labels(LabelVhost, "victim.test", LabelPrefix+v, v))
+			res := Build([]store.Container{c, bystander()}, Options{Network: "proxy"})
+			if hasError(res.Problems) {
+				t.Errorf("unknown label %q is an error: %v", LabelPrefix+v, res.Problems)
+			}
+			for _, p := range res.Problems {
+				if s := p.Error(); strings.ContainsAny(s, "\n\r\x00") {
+					t.Errorf("problem text holds raw control bytes: %q", s)
+				}
+			}
+			if len(res.Routes) != 2 {
+				t.Errorf("routes %+v", res.Routes)
+			}
+		}
+	})
+	t.Run("record addresses", func(t *testing.T) {
+		for _, v := range vals {
+			checkHostile(t, ctr("victim", vhost("victim.test"), withIP(v)), "", "", true)
+			c := ctr("victim", vhost("victim.test"), withNets(map[string]store.Network{"proxy": {IPv6: v}}))
+			checkHostile(t, c, "", "", true)
+			c = ctr("victim", vhost("victim.test"), withNets(map[string]store.Network{v: {IPv4: "172.18.0.2"}}))
+			checkHostile(t, c, "", "", true)
+		}
+	})
+	t.Run("container names", func(t *testing.T) {
+		for _, v := range vals {
+			c := ctr(v, vhost("victim.test"))
+			res := Build([]store.Container{c, bystander()}, Options{Network: "proxy"})
+			if bad := unsafeFields(res); len(bad) > 0 {
+				t.Errorf("name %q: unsafe fields %v", v, bad)
+			}
+		}
+	})
+}
+
+// FuzzParseService asserts the hostile-value invariant for arbitrary values in
+// any label or env form, and for arbitrary record addresses.
+func FuzzParseService(f *testing.F) {
+	forms := hostileForms()
+	for _, v := range loadHostile(f) {
+		for i := range forms {
+			f.Add(uint8(i), v, "172.18.0.2")
+		}
+		f.Add(uint8(0), "victim.test", v)
+	}
+	f.Fuzz(func(t *testing.T, form uint8, value, ipv4 string) {
+		fm := forms[int(form)%len(forms)]
+		c := victim(fm, value, ipv4)
+		svc, probs := ParseService(c, Options{Network: "proxy"})
+		if hasError(probs) {
+			if !reflect.DeepEqual(svc, Service{}) {
+				t.Fatalf("rejected but service returned: %+v", svc)
+			}
+		} else if len(svc.Hosts) > 0 {
+			if bad := unsafeFields(Result{Services: []Service{svc}}); len(bad) > 0 {
+				t.Fatalf("accepted with unsafe fields: %v", bad)
+			}
+		}
+		checkHostile(t, c, fm.key, value, ipv4 != "172.18.0.2")
+	})
+}
+
+// FuzzPlainLDHAgreesWithIDNA checks the fast path of normalizeHost: a name
+// plainLDH lets skip IDNA would have come out of idna.Lookup unchanged, or
+// been rejected by checkLDH anyway.
+func FuzzPlainLDHAgreesWithIDNA(f *testing.F) {
+	for _, v := range loadHostile(f) {
+		f.Add(v)
+	}
+	for _, v := range []string{"a.test", "-a.test", "a-.test", "ab--c.test", "xn--zca", "a..b", "1.2.3.4", ""} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainLDH(s) || checkLDH(s) != nil {
+			return
+		}
+		got, err := idna.Lookup.ToASCII(s)
+		if err != nil || got != s {
+			t.Fatalf("plainLDH accepted %q but idna.Lookup gives %q, %v", s, got, err)
+		}
+	})
+}
