@@ -24,7 +24,7 @@ type Container struct {
 	Image string `json:"image"`
 	// Labels holds every Docker label of the container.
 	Labels map[string]string `json:"labels,omitempty"`
-	// Env holds only the allow-listed variables (see reporter.AllowedEnv);
+	// Env holds only the allow-listed variables (see routing.AllowedEnv);
 	// the rest of a container's environment never leaves its host.
 	Env map[string]string `json:"env,omitempty"`
 	// Networks maps a Docker network name to the container's addresses on it.

@@ -1,0 +1,129 @@
+package reporter
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+// Convert turns Docker's inspect result for one container into the record the
+// reporter on host publishes. Only the environment variables in
+// routing.AllowedEnv are copied; the rest may hold secrets and never leave
+// the host. Ports are sorted, so equal containers encode to equal bytes.
+func Convert(host string, in container.InspectResponse) (store.Container, error) {
+	if in.ID == "" {
+		return store.Container{}, fmt.Errorf("container %q: inspect result has no id", in.Name)
+	}
+	c := store.Container{
+		ID:   in.ID,
+		Name: strings.TrimPrefix(in.Name, "/"),
+		Host: host,
+	}
+	if in.State != nil {
+		c.State = string(in.State.Status)
+		if h := in.State.Health; h != nil && h.Status != container.NoHealthcheck {
+			c.Health = string(h.Status)
+		}
+	}
+	var exposed network.PortSet
+	if in.Config != nil {
+		c.Image = in.Config.Image
+		if len(in.Config.Labels) > 0 {
+			c.Labels = maps.Clone(in.Config.Labels)
+		}
+		c.Env = allowedEnv(in.Config.Env)
+		exposed = in.Config.ExposedPorts
+	}
+	var bound network.PortMap
+	if ns := in.NetworkSettings; ns != nil {
+		bound = ns.Ports
+		for name, ep := range ns.Networks {
+			if ep == nil {
+				continue
+			}
+			if c.Networks == nil {
+				c.Networks = map[string]store.Network{}
+			}
+			c.Networks[name] = store.Network{IPv4: addr(ep.IPAddress.String(), ep.IPAddress.IsValid()), IPv6: addr(ep.GlobalIPv6Address.String(), ep.GlobalIPv6Address.IsValid())}
+		}
+	}
+	ports, err := convertPorts(exposed, bound)
+	if err != nil {
+		return store.Container{}, fmt.Errorf("container %s (%s): %w", c.Name, c.ID, err)
+	}
+	c.Ports = ports
+	return c, nil
+}
+
+func addr(s string, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return s
+}
+
+// allowedEnv keeps the allow-listed variables of a KEY=value list; a later
+// duplicate wins, as in Docker.
+func allowedEnv(env []string) map[string]string {
+	var out map[string]string
+	for _, kv := range env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !slices.Contains(routing.AllowedEnv, k) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// convertPorts merges exposed ports and their bindings: one entry per
+// binding, or one without host part for an exposed, unpublished port.
+func convertPorts(exposed network.PortSet, bound network.PortMap) ([]store.Port, error) {
+	all := map[network.Port]bool{}
+	for p := range exposed {
+		all[p] = true
+	}
+	for p := range bound {
+		all[p] = true
+	}
+	var out []store.Port
+	for p := range all {
+		if !p.IsValid() {
+			continue
+		}
+		base := store.Port{Port: int(p.Num()), Proto: string(p.Proto())}
+		if len(bound[p]) == 0 {
+			out = append(out, base)
+			continue
+		}
+		for _, b := range bound[p] {
+			e := base
+			e.HostIP = addr(b.HostIP.String(), b.HostIP.IsValid())
+			if b.HostPort != "" {
+				n, err := strconv.Atoi(b.HostPort)
+				if err != nil || n < 0 || n > 65535 {
+					return nil, fmt.Errorf("port %s: host port %q is not a port number", p, b.HostPort)
+				}
+				e.HostPort = n
+			}
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b store.Port) int {
+		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Proto, b.Proto),
+			cmp.Compare(a.HostIP, b.HostIP), cmp.Compare(a.HostPort, b.HostPort))
+	})
+	return slices.Compact(out), nil
+}

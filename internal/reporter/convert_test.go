@@ -1,0 +1,202 @@
+package reporter
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/api/types/network"
+
+	"github.com/portico/portico/internal/store"
+)
+
+func port(s string) network.Port { return network.MustParsePort(s) }
+
+func TestConvert(t *testing.T) {
+	ip := netip.MustParseAddr
+	full := container.InspectResponse{
+		ID:   "abc123",
+		Name: "/web-1",
+		State: &container.State{
+			Status: container.StateRunning,
+			Health: &container.Health{Status: container.Healthy},
+		},
+		Config: &container.Config{
+			Image:  "nginx:1.27",
+			Labels: map[string]string{"portico.vhost": "a.test", "other": "x"},
+			Env: []string{
+				"VIRTUAL_HOST=a.test", "SECRET=hunter2", "PATH=/bin", "VIRTUAL_PORT=80",
+				"LETSENCRYPT_HOST=a.test", "VIRTUAL_PORT=8080", "NOEQUALS", "AWS_SECRET_ACCESS_KEY=k",
+			},
+			ExposedPorts: network.PortSet{port("80/tcp"): {}, port("53/udp"): {}, port("443/tcp"): {}},
+		},
+		NetworkSettings: &container.NetworkSettings{
+			Ports: network.PortMap{
+				port("443/tcp"): {{HostIP: ip("0.0.0.0"), HostPort: "8443"}, {HostIP: ip("::"), HostPort: "8443"}},
+				port("80/tcp"):  nil,
+			},
+			Networks: map[string]*network.EndpointSettings{
+				"front":  {IPAddress: ip("172.18.0.2"), GlobalIPv6Address: ip("fd00::2")},
+				"bridge": {IPAddress: ip("172.17.0.3")},
+				"gone":   nil,
+			},
+		},
+	}
+	tests := []struct {
+		name string
+		in   container.InspectResponse
+		want store.Container
+		err  string
+	}{
+		{
+			name: "full",
+			in:   full,
+			want: store.Container{
+				ID: "abc123", Name: "web-1", Host: "h1", Image: "nginx:1.27",
+				Labels: map[string]string{"portico.vhost": "a.test", "other": "x"},
+				Env:    map[string]string{"VIRTUAL_HOST": "a.test", "VIRTUAL_PORT": "8080", "LETSENCRYPT_HOST": "a.test"},
+				Networks: map[string]store.Network{
+					"front":  {IPv4: "172.18.0.2", IPv6: "fd00::2"},
+					"bridge": {IPv4: "172.17.0.3"},
+				},
+				Ports: []store.Port{
+					{Port: 53, Proto: "udp"},
+					{Port: 80, Proto: "tcp"},
+					{Port: 443, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 8443},
+					{Port: 443, Proto: "tcp", HostIP: "::", HostPort: 8443},
+				},
+				State: "running", Health: "healthy",
+			},
+		},
+		{
+			name: "stopped, no health check, no networks",
+			in: container.InspectResponse{
+				ID: "def", Name: "/db",
+				State:           &container.State{Status: container.StateExited, Health: &container.Health{Status: container.NoHealthcheck}},
+				Config:          &container.Config{Image: "postgres", Env: []string{"POSTGRES_PASSWORD=x"}},
+				NetworkSettings: &container.NetworkSettings{Networks: map[string]*network.EndpointSettings{"bridge": {}}},
+			},
+			want: store.Container{ID: "def", Name: "db", Host: "h1", Image: "postgres", State: "exited",
+				Networks: map[string]store.Network{"bridge": {}}},
+		},
+		{
+			name: "paused and unhealthy",
+			in: container.InspectResponse{ID: "p", Name: "/p",
+				State: &container.State{Status: container.StatePaused, Health: &container.Health{Status: container.Unhealthy}}},
+			want: store.Container{ID: "p", Name: "p", Host: "h1", State: "paused", Health: "unhealthy"},
+		},
+		{
+			name: "bare inspect result",
+			in:   container.InspectResponse{ID: "x"},
+			want: store.Container{ID: "x", Host: "h1"},
+		},
+		{
+			name: "no id",
+			in:   container.InspectResponse{Name: "/anon"},
+			err:  `container "/anon": inspect result has no id`,
+		},
+		{
+			name: "bad host port",
+			in: container.InspectResponse{ID: "bad", Name: "/bad", NetworkSettings: &container.NetworkSettings{
+				Ports: network.PortMap{port("80/tcp"): {{HostPort: "eighty"}}}}},
+			err: `container bad (bad): port 80/tcp: host port "eighty" is not a port number`,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Convert("h1", tt.in)
+			if tt.err != "" {
+				if err == nil || err.Error() != tt.err {
+					t.Fatalf("error = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got  %+v\nwant %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestConvertNeverLeaksEnv checks the encoded record, not the struct: no
+// value outside the allow-list may appear anywhere in it.
+func TestConvertNeverLeaksEnv(t *testing.T) {
+	in := container.InspectResponse{ID: "s", Name: "/s", Config: &container.Config{
+		Env: []string{"DB_PASSWORD=topsecret-1", "VIRTUAL_HOST=ok.test", "X=topsecret-2"},
+	}}
+	c, err := Convert("h", in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := store.Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "topsecret") || !strings.Contains(string(b), "ok.test") {
+		t.Errorf("record = %s", b)
+	}
+}
+
+func TestConvertDeterministic(t *testing.T) {
+	in := container.InspectResponse{ID: "d", Config: &container.Config{
+		ExposedPorts: network.PortSet{port("1/tcp"): {}, port("2/tcp"): {}, port("3/udp"): {}, port("4/tcp"): {}, port("5/tcp"): {}},
+	}}
+	first, _ := Convert("h", in)
+	a, _ := store.Encode(first)
+	for range 20 {
+		c, _ := Convert("h", in)
+		b, _ := store.Encode(c)
+		if string(a) != string(b) {
+			t.Fatalf("encodings differ:\n%s\n%s", a, b)
+		}
+	}
+}
+
+func TestEventContainer(t *testing.T) {
+	tests := []struct {
+		m    events.Message
+		want string
+	}{
+		{events.Message{Type: "container", Action: "start", Actor: events.Actor{ID: "c1"}}, "c1"},
+		{events.Message{Type: "container", Action: "die", Actor: events.Actor{ID: "c1"}}, "c1"},
+		{events.Message{Type: "container", Action: "destroy", Actor: events.Actor{ID: "c1"}}, "c1"},
+		{events.Message{Type: "container", Action: "rename", Actor: events.Actor{ID: "c1"}}, "c1"},
+		{events.Message{Type: "container", Action: "health_status: unhealthy", Actor: events.Actor{ID: "c1"}}, "c1"},
+		{events.Message{Type: "container", Action: "exec_start: sh", Actor: events.Actor{ID: "c1"}}, ""},
+		{events.Message{Type: "container", Action: "attach", Actor: events.Actor{ID: "c1"}}, ""},
+		{events.Message{Type: "network", Action: "connect", Actor: events.Actor{ID: "n1", Attributes: map[string]string{"container": "c2"}}}, "c2"},
+		{events.Message{Type: "network", Action: "disconnect", Actor: events.Actor{ID: "n1", Attributes: map[string]string{"container": "c2"}}}, "c2"},
+		{events.Message{Type: "network", Action: "create", Actor: events.Actor{ID: "n1"}}, ""},
+		{events.Message{Type: "image", Action: "pull", Actor: events.Actor{ID: "i"}}, ""},
+	}
+	for _, tt := range tests {
+		if got := EventContainer(tt.m); got != tt.want {
+			t.Errorf("EventContainer(%s %s) = %q, want %q", tt.m.Type, tt.m.Action, got, tt.want)
+		}
+	}
+}
+
+func TestMatchLabels(t *testing.T) {
+	l := map[string]string{"a": "1", "b": ""}
+	for _, tt := range []struct {
+		f    []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"a"}, true},
+		{[]string{"a=1"}, true},
+		{[]string{"a=2"}, false},
+		{[]string{"b="}, true},
+		{[]string{"a", "c"}, false},
+	} {
+		if got := MatchLabels(l, tt.f); got != tt.want {
+			t.Errorf("MatchLabels(%v) = %v, want %v", tt.f, got, tt.want)
+		}
+	}
+}

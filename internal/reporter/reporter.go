@@ -1,0 +1,431 @@
+// Package reporter is the only part of Portico that talks to Docker. It keeps
+// one record per container of its host under Keys.HostContainers(Host) in
+// etcd, level-triggered: it subscribes to Docker's events, lists and inspects
+// every container, reconciles the host's stored records with that list, and
+// then re-inspects only the containers events name. When Docker or etcd fail
+// it retries and lists everything again. See docs/reporter.md.
+package reporter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portico/portico/internal/store"
+)
+
+// Config configures a Reporter.
+type Config struct {
+	// DockerHost is the Docker daemon's address, e.g. unix:///var/run/docker.sock
+	// or tcp://10.0.0.1:2375. "" means the Docker client's environment
+	// defaults (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, DOCKER_API_VERSION).
+	DockerHost string
+	// Host names this reporter's host; its records live under
+	// Keys.HostContainers(Host). Every host sharing an etcd needs its own.
+	Host string
+	// Keys is the etcd key mapping.
+	Keys store.Keys
+	// Labels, when set, limits the reporter to containers carrying every one
+	// of these labels ("key" or "key=value", as in `docker ps --filter label=`).
+	// Containers that do not match are treated as absent.
+	Labels []string
+	// ResyncInterval is how often the reporter lists every container again
+	// even when nothing failed (reads only; writes happen only on change).
+	// 0 means 10 minutes; negative disables it.
+	ResyncInterval time.Duration
+	// Metrics registers the reporter's metrics; nil disables them.
+	Metrics prometheus.Registerer
+}
+
+// KV is the part of the etcd client the reporter uses.
+type KV interface {
+	Get(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.GetResponse, error)
+	Delete(ctx context.Context, key string, opts ...clientv3.OpOption) (*clientv3.DeleteResponse, error)
+	Txn(ctx context.Context) clientv3.Txn
+}
+
+// Reporter mirrors one host's containers into etcd.
+type Reporter struct {
+	cfg    Config
+	kv     KV
+	docker *client.Client
+	log    *slog.Logger
+	m      metrics
+
+	synced chan struct{} // closed by the first resync; only Run's goroutine closes it
+
+	// cache is what this host's keys hold in etcd, as far as the reporter
+	// knows: the last full read plus its own writes since. Only Run's
+	// goroutine uses it.
+	cache map[string][]byte
+}
+
+type metrics struct {
+	events, writes, resyncs prometheus.Counter
+	dockerUp                prometheus.Gauge
+}
+
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 5 * time.Second
+	// opTimeout bounds each Docker or etcd call (not the event stream).
+	opTimeout = 30 * time.Second
+)
+
+// errDocker marks failures of the Docker daemon, which end a session and
+// reconnect; other errors (etcd) are retried within the session.
+var errDocker = errors.New("docker")
+
+// New checks cfg and prepares a reporter. It does not contact Docker or etcd;
+// Run does, and retries until they answer.
+func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
+	if cfg.Host == "" || strings.Contains(cfg.Host, "/") {
+		return nil, fmt.Errorf("reporter: host name %q: must be non-empty and contain no \"/\"", cfg.Host)
+	}
+	for _, l := range cfg.Labels {
+		if k, _, _ := strings.Cut(l, "="); k == "" {
+			return nil, fmt.Errorf("reporter: label filter %q: no label name", l)
+		}
+	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 10 * time.Minute
+	}
+	opt := client.FromEnv
+	if cfg.DockerHost != "" {
+		opt = client.WithHost(cfg.DockerHost)
+	}
+	// API version negotiation is on by default in this client: it settles
+	// on the daemon's version (Docker 20.10 speaks 1.41) at the first call.
+	docker, err := client.New(opt)
+	if err != nil {
+		return nil, fmt.Errorf("reporter: docker host %q: %w", cfg.DockerHost, err)
+	}
+	m := metrics{
+		events:   prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_reporter_events_total", Help: "Docker events the reporter acted on."}),
+		writes:   prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_reporter_writes_total", Help: "Container records written or deleted in etcd."}),
+		resyncs:  prometheus.NewCounter(prometheus.CounterOpts{Name: "portico_reporter_resyncs_total", Help: "Completed full lists of the host's containers."}),
+		dockerUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_reporter_docker_up", Help: "1 while the reporter follows Docker's event stream."}),
+	}
+	if cfg.Metrics != nil {
+		for _, c := range []prometheus.Collector{m.events, m.writes, m.resyncs, m.dockerUp} {
+			if err := cfg.Metrics.Register(c); err != nil {
+				docker.Close()
+				return nil, fmt.Errorf("reporter: register metrics: %w", err)
+			}
+		}
+	}
+	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string][]byte{}}, nil
+}
+
+// Synced is closed once the first full list of containers has been
+// reconciled with etcd.
+func (r *Reporter) Synced() <-chan struct{} { return r.synced }
+
+// Run reports until ctx ends, then closes the Docker client and returns
+// ctx's error. Every other failure is logged and retried: Docker with
+// exponential backoff (100ms..5s) and a full resync, etcd by a full resync.
+// Call Run once.
+func (r *Reporter) Run(ctx context.Context) error {
+	defer r.docker.Close()
+	backoff := minBackoff
+	down := false // logged as unavailable; further failures log at debug
+	for {
+		synced, err := r.session(ctx)
+		r.m.dockerUp.Set(0)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if synced {
+			backoff, down = minBackoff, false
+		}
+		lvl := slog.LevelWarn
+		if down {
+			lvl = slog.LevelDebug
+		}
+		r.log.Log(ctx, lvl, "docker unavailable; reconnecting", "host", r.cfg.Host, "docker", r.docker.DaemonHost(), "err", err, "retry_in", backoff)
+		down = true
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		if !synced {
+			backoff = min(backoff*2, maxBackoff)
+		}
+	}
+}
+
+// session follows Docker from one connection until the event stream or a
+// Docker call fails. It reports whether it completed a resync.
+func (r *Reporter) session(ctx context.Context) (synced bool, err error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Subscribe before listing, so no change between the list and the
+	// stream is lost. Events returns once the daemon answered the request;
+	// the daemon flushes that answer just before it subscribes, so Since
+	// (a second back, against clock skew) has it replay anything in between.
+	// Replayed events only cause a redundant inspect.
+	since := time.Now().Add(-time.Second)
+	ev := r.docker.Events(sctx, client.EventsListOptions{
+		Since:   fmt.Sprintf("%d.%09d", since.Unix(), since.Nanosecond()),
+		Filters: make(client.Filters).Add("type", string(events.ContainerEventType), string(events.NetworkEventType)),
+	})
+
+	dirty := map[string]bool{}
+	needResync := true
+	var retry <-chan time.Time
+	etcdBackoff := minBackoff
+	var periodic <-chan time.Time
+	if r.cfg.ResyncInterval > 0 {
+		t := time.NewTicker(r.cfg.ResyncInterval)
+		defer t.Stop()
+		periodic = t.C
+	}
+	etcdFailed := func(err error) {
+		needResync = true
+		retry = time.After(etcdBackoff)
+		r.log.Error("store update failed; resyncing", "host", r.cfg.Host, "err", err, "retry_in", etcdBackoff)
+		etcdBackoff = min(etcdBackoff*2, maxBackoff)
+	}
+	for {
+		if needResync && retry == nil {
+			// Events received so far are covered by the list below.
+			clear(dirty)
+			switch err := r.resync(sctx, synced); {
+			case errors.Is(err, errDocker):
+				return synced, err
+			case err != nil:
+				r.m.dockerUp.Set(1)
+				etcdFailed(err)
+			default:
+				r.m.dockerUp.Set(1)
+				needResync, synced, etcdBackoff = false, true, minBackoff
+			}
+		}
+		if !needResync {
+			for id := range dirty {
+				err := r.update(sctx, id)
+				if errors.Is(err, errDocker) {
+					return synced, err
+				}
+				if err != nil {
+					etcdFailed(err)
+					break
+				}
+				delete(dirty, id)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return synced, ctx.Err()
+		case err := <-ev.Err:
+			return synced, fmt.Errorf("%w: event stream: %w", errDocker, err)
+		case m := <-ev.Messages:
+			r.note(m, dirty)
+			// Coalesce a burst (kill, die, stop) into one inspect per container.
+		drain:
+			for {
+				select {
+				case m := <-ev.Messages:
+					r.note(m, dirty)
+				default:
+					break drain
+				}
+			}
+		case <-retry:
+			retry = nil
+		case <-periodic:
+			needResync = true
+		}
+	}
+}
+
+// note marks the container an event concerns as dirty.
+func (r *Reporter) note(m events.Message, dirty map[string]bool) {
+	if id := EventContainer(m); id != "" {
+		r.m.events.Inc()
+		dirty[id] = true
+	}
+}
+
+// EventContainer returns the id of the container whose record an event may
+// change, or "" for events the reporter ignores.
+func EventContainer(m events.Message) string {
+	switch m.Type {
+	case events.ContainerEventType:
+		switch m.Action {
+		case events.ActionCreate, events.ActionStart, events.ActionRestart, events.ActionStop,
+			events.ActionDie, events.ActionPause, events.ActionUnPause, events.ActionRename,
+			events.ActionDestroy, events.ActionUpdate:
+			return m.Actor.ID
+		}
+		// "health_status: healthy" and friends.
+		if strings.HasPrefix(string(m.Action), string(events.ActionHealthStatus)) {
+			return m.Actor.ID
+		}
+	case events.NetworkEventType:
+		if m.Action == events.ActionConnect || m.Action == events.ActionDisconnect {
+			return m.Actor.Attributes["container"]
+		}
+	}
+	return ""
+}
+
+// resync lists and inspects every container, reads this host's records and
+// writes the difference. A repeated resync (periodic) that changes nothing
+// logs at debug level.
+func (r *Reporter) resync(ctx context.Context, repeated bool) error {
+	lctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	f := make(client.Filters)
+	if len(r.cfg.Labels) > 0 {
+		f.Add("label", r.cfg.Labels...)
+	}
+	list, err := r.docker.ContainerList(lctx, client.ContainerListOptions{All: true, Filters: f})
+	if err != nil {
+		return fmt.Errorf("%w: list containers: %w", errDocker, err)
+	}
+	desired := make([]store.Container, 0, len(list.Items))
+	for _, s := range list.Items {
+		c, ok, err := r.inspect(lctx, s.ID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			desired = append(desired, c)
+		}
+	}
+
+	prefix := r.cfg.Keys.HostContainers(r.cfg.Host)
+	resp, err := r.kv.Get(lctx, prefix, clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("list %s: %w", prefix, err)
+	}
+	stored := make(map[string][]byte, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		stored[string(kv.Key)] = kv.Value
+	}
+	r.cache = maps.Clone(stored)
+	plan, err := Reconcile(r.cfg.Keys, r.cfg.Host, desired, stored)
+	if err != nil {
+		return err
+	}
+	for _, p := range plan.Puts {
+		if err := r.put(lctx, p.Key, p.Value); err != nil {
+			return err
+		}
+	}
+	for _, k := range plan.Deletes {
+		if err := r.delete(lctx, k); err != nil {
+			return err
+		}
+	}
+	r.m.resyncs.Inc()
+	select {
+	case <-r.synced:
+	default:
+		close(r.synced)
+	}
+	lvl := slog.LevelInfo
+	if repeated && plan.Empty() {
+		lvl = slog.LevelDebug
+	}
+	r.log.Log(ctx, lvl, "containers synced", "host", r.cfg.Host, "containers", len(desired), "puts", len(plan.Puts), "deletes", len(plan.Deletes))
+	return nil
+}
+
+// inspect returns a container's record; ok is false when the container is
+// gone, does not match the label filter, or cannot be converted (logged).
+func (r *Reporter) inspect(ctx context.Context, id string) (store.Container, bool, error) {
+	res, err := r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	if cerrdefs.IsNotFound(err) {
+		return store.Container{}, false, nil
+	}
+	if err != nil {
+		return store.Container{}, false, fmt.Errorf("%w: inspect container %s: %w", errDocker, id, err)
+	}
+	var labels map[string]string
+	if res.Container.Config != nil {
+		labels = res.Container.Config.Labels
+	}
+	if !MatchLabels(labels, r.cfg.Labels) {
+		return store.Container{}, false, nil
+	}
+	c, err := Convert(r.cfg.Host, res.Container)
+	if err != nil {
+		r.log.Error("container not reported", "host", r.cfg.Host, "err", err)
+		return store.Container{}, false, nil
+	}
+	return c, true, nil
+}
+
+// update re-inspects one container and writes or deletes its record.
+func (r *Reporter) update(ctx context.Context, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	key := r.cfg.Keys.Container(r.cfg.Host, id)
+	c, ok, err := r.inspect(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return r.delete(ctx, key)
+	}
+	b, err := store.Encode(c)
+	if err != nil {
+		return fmt.Errorf("container %s (%s): %w", c.Name, id, err)
+	}
+	return r.put(ctx, key, b)
+}
+
+func (r *Reporter) put(ctx context.Context, key string, value []byte) error {
+	if old, ok := r.cache[key]; ok && string(old) == string(value) {
+		return nil
+	}
+	wrote, err := store.PutIfChanged(ctx, r.kv, key, value)
+	if err != nil {
+		return err
+	}
+	r.cache[key] = value
+	if wrote {
+		r.m.writes.Inc()
+		r.log.Debug("container record written", "key", key)
+	}
+	return nil
+}
+
+func (r *Reporter) delete(ctx context.Context, key string) error {
+	if _, ok := r.cache[key]; !ok {
+		return nil
+	}
+	if _, err := r.kv.Delete(ctx, key); err != nil {
+		return fmt.Errorf("delete %q: %w", key, err)
+	}
+	delete(r.cache, key)
+	r.m.writes.Inc()
+	r.log.Debug("container record deleted", "key", key)
+	return nil
+}
+
+// MatchLabels reports whether labels carry every filter ("key" or
+// "key=value"). No filters match everything.
+func MatchLabels(labels map[string]string, filters []string) bool {
+	for _, f := range filters {
+		k, v, hasValue := strings.Cut(f, "=")
+		got, ok := labels[k]
+		if !ok || (hasValue && got != v) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,97 @@
+// Command backend is the HTTP server of Portico's test image. It answers every
+// request with its name and the request's Host, so a test can tell which
+// container nginx routed to:
+//
+//	name=web-1 host=whoami.test
+//
+// It listens on :80 and on every port in PORT (comma separated). NAME
+// overrides the name (default: the hostname). GET /healthz answers 200, or
+// 503 after GET /healthz?set=fail (GET /healthz?set=ok heals it again).
+// `backend healthcheck` probes http://127.0.0.1:80/healthz and exits 0 or 1,
+// for Docker health checks in an image without a shell.
+//
+// Build it static: CGO_ENABLED=0 go build.
+package main
+
+import (
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "healthcheck" {
+		os.Exit(healthcheck())
+	}
+	name := os.Getenv("NAME")
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			log.Fatalf("hostname: %v", err)
+		}
+		name = h
+	}
+	var failing atomic.Bool
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Query().Get("set") {
+		case "fail":
+			failing.Store(true)
+		case "ok":
+			failing.Store(false)
+		}
+		if failing.Load() {
+			http.Error(w, "failing", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "name=%s host=%s path=%s\n", name, r.Host, r.URL.Path)
+	})
+
+	ports := []string{"80"}
+	for p := range strings.SplitSeq(os.Getenv("PORT"), ",") {
+		if p = strings.TrimSpace(p); p != "" && p != "80" {
+			ports = append(ports, p)
+		}
+	}
+	errs := make(chan error, len(ports))
+	for _, p := range ports {
+		srv := &http.Server{Addr: ":" + p, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() { errs <- fmt.Errorf("port %s: %w", p, srv.ListenAndServe()) }()
+	}
+	log.Printf("backend %s listening on %v", name, ports)
+	// As PID 1 the process gets no default signal handling: exit on
+	// SIGTERM/SIGINT so `docker stop` is quick.
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	select {
+	case err := <-errs:
+		log.Fatal(err)
+	case s := <-stop:
+		log.Printf("backend %s: %v, exiting", name, s)
+	}
+}
+
+func healthcheck() int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://127.0.0.1:80/healthz")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintln(os.Stderr, resp.Status)
+		return 1
+	}
+	return 0
+}
