@@ -1,0 +1,255 @@
+// Package certs is the certificate stage: it derives the certificates the
+// containers need, obtains them from the local CA or an ACME issuer, stores
+// them in etcd and renews them. The decisions (which certificates, which
+// issuer, when to renew, when to retry) are pure functions in plan.go,
+// renew.go and domains.go; stage.go is the I/O around them.
+package certs
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+// Issuer choices for Config.Issuer and PlanOptions.Issuer.
+const (
+	IssuerAuto  = ""      // local CA for local-only names, ACME for the rest
+	IssuerLocal = "local" // local CA for everything
+	IssuerACME  = "acme"  // ACME for everything
+)
+
+// MaxNames is the most names one certificate may carry (Let's Encrypt's
+// limit); a larger set is refused with a warning.
+const MaxNames = 100
+
+// LocalSuffixes are the domains no public CA will certify; names under them
+// (or equal to them) go to the local CA in IssuerAuto mode.
+var LocalSuffixes = []string{"localhost", "test", "internal", "local"}
+
+// PlanOptions are the settings the planning functions need.
+type PlanOptions struct {
+	// Issuer is IssuerAuto, IssuerLocal or IssuerACME.
+	Issuer string
+	// WildcardDomains are normalised domains (see NormalizeName) whose
+	// direct subdomains fold into one *.domain certificate.
+	WildcardDomains []string
+}
+
+// ServiceNames returns the name sets the services want certified: each
+// service's CertHosts, skipping services with HTTPS off or nothing to certify.
+func ServiceNames(services []routing.Service) [][]string {
+	var sets [][]string
+	for _, s := range services {
+		if s.HTTPS == routing.HTTPSOff || len(s.CertHosts) == 0 {
+			continue
+		}
+		sets = append(sets, s.CertHosts)
+	}
+	return sets
+}
+
+// Plan turns name sets (first name the subject) into the certificates to
+// obtain, sorted by Primary. The rules, documented in docs/certs.md:
+//   - a name exactly one label below a wildcard domain moves into that
+//     domain's *.domain certificate; the set's next name becomes its subject;
+//   - sets with the same subject merge into one certificate with the union
+//     of their names;
+//   - certificates with the same name set collapse into one, whose subject
+//     is the alphabetically first of their subjects;
+//   - the same name may appear in several certificates;
+//   - a certificate with a name under a local suffix goes to the local CA
+//     (IssuerAuto), and every certificate does with IssuerLocal.
+//
+// It returns warnings for sets it had to refuse (over MaxNames names).
+func Plan(sets [][]string, opts PlanOptions) ([]store.WantedCert, []string) {
+	byPrimary := map[string]map[string]bool{}
+	add := func(primary string, names []string) {
+		m := byPrimary[primary]
+		if m == nil {
+			m = map[string]bool{}
+			byPrimary[primary] = m
+		}
+		for _, n := range names {
+			m[n] = true
+		}
+	}
+	for _, set := range sets {
+		var rest []string
+		for _, n := range set {
+			if w, ok := wildcardFor(n, opts.WildcardDomains); ok {
+				add(w, []string{w})
+				continue
+			}
+			if !slices.Contains(rest, n) {
+				rest = append(rest, n)
+			}
+		}
+		if len(rest) > 0 {
+			add(rest[0], rest)
+		}
+	}
+
+	// Collapse identical name sets: the smallest subject wins.
+	bySet := map[string]store.WantedCert{}
+	for primary, m := range byPrimary {
+		others := make([]string, 0, len(m))
+		for n := range m {
+			if n != primary {
+				others = append(others, n)
+			}
+		}
+		slices.Sort(others)
+		c := store.WantedCert{Primary: primary, Names: append([]string{primary}, others...)}
+		key := NameSetKey(c.Names)
+		if old, ok := bySet[key]; ok && old.Primary < primary {
+			continue
+		}
+		bySet[key] = c
+	}
+
+	var out []store.WantedCert
+	var warnings []string
+	for _, c := range bySet {
+		if len(c.Names) > MaxNames {
+			warnings = append(warnings, fmt.Sprintf("certificate %q: %d names exceed the limit of %d; not requested", c.Primary, len(c.Names), MaxNames))
+			continue
+		}
+		c.Issuer = ChooseIssuer(c.Names, opts.Issuer)
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(a, b store.WantedCert) int { return cmp.Compare(a.Primary, b.Primary) })
+	slices.Sort(warnings)
+	return out, warnings
+}
+
+// ChooseIssuer returns store.IssuerLocal or store.IssuerACME for a
+// certificate's names under the configured choice.
+func ChooseIssuer(names []string, choice string) string {
+	switch choice {
+	case IssuerLocal:
+		return store.IssuerLocal
+	case IssuerACME:
+		return store.IssuerACME
+	}
+	for _, n := range names {
+		if IsLocalName(n) {
+			return store.IssuerLocal
+		}
+	}
+	return store.IssuerACME
+}
+
+// IsLocalName reports whether name is, or lies under, one of LocalSuffixes.
+func IsLocalName(name string) bool {
+	for _, s := range LocalSuffixes {
+		if name == s || strings.HasSuffix(name, "."+s) {
+			return true
+		}
+	}
+	return false
+}
+
+// wildcardFor returns "*.d" when name is exactly one label below one of the
+// wildcard domains d.
+func wildcardFor(name string, domains []string) (string, bool) {
+	for _, d := range domains {
+		label, ok := strings.CutSuffix(name, "."+d)
+		if ok && label != "" && label != "*" && !strings.Contains(label, ".") {
+			return "*." + d, true
+		}
+	}
+	return "", false
+}
+
+// NameSetKey is the canonical form of a name set: sorted, space-joined.
+func NameSetKey(names []string) string {
+	s := slices.Clone(names)
+	slices.Sort(s)
+	return strings.Join(slices.Compact(s), " ")
+}
+
+// SameNames reports whether a and b hold the same names in any order.
+func SameNames(a, b []string) bool { return NameSetKey(a) == NameSetKey(b) }
+
+// Covers reports whether a certificate for names is valid for host: an exact
+// match, or a wildcard "*.d" and host exactly one label below d.
+func Covers(names []string, host string) bool {
+	for _, n := range names {
+		if n == host {
+			return true
+		}
+		if d, ok := strings.CutPrefix(n, "*."); ok {
+			if label, ok := strings.CutSuffix(host, "."+d); ok && label != "" && !strings.Contains(label, ".") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Select picks the bundle to serve host with: among bundles covering it, an
+// exact name beats a wildcard, then the latest expiry wins. For the nginx
+// stage and for status.
+func Select(bundles []store.CertBundle, host string) (store.CertBundle, bool) {
+	var best store.CertBundle
+	bestExact, found := false, false
+	for _, b := range bundles {
+		if !Covers(b.Names, host) {
+			continue
+		}
+		exact := slices.Contains(b.Names, host)
+		if !found || (exact && !bestExact) || (exact == bestExact && b.NotAfter.After(best.NotAfter)) {
+			best, bestExact, found = b, exact, true
+		}
+	}
+	return best, found
+}
+
+var errEmptyName = errors.New("empty name")
+
+// NormalizeName validates one certificate name and returns it lower-case in
+// ASCII (punycode) form. A leading "*." label is allowed; wildcards
+// elsewhere, empty labels, labels over 63 bytes, names over 253 bytes, and
+// characters outside letters, digits and hyphen are refused.
+func NormalizeName(name string) (string, error) {
+	if name == "" {
+		return "", errEmptyName
+	}
+	if !utf8.ValidString(name) || len(name) > 1024 {
+		return "", fmt.Errorf("name %q: not a host name", name)
+	}
+	rest, wild := strings.CutPrefix(name, "*.")
+	a, err := idna.Lookup.ToASCII(strings.TrimSuffix(rest, "."))
+	if err != nil {
+		return "", fmt.Errorf("name %q: %w", name, err)
+	}
+	a = strings.ToLower(a)
+	if len(a) == 0 || len(a) > 253 {
+		return "", fmt.Errorf("name %q: length must be 1 to 253 bytes", name)
+	}
+	for _, l := range strings.Split(a, ".") {
+		if l == "" || len(l) > 63 {
+			return "", fmt.Errorf("name %q: label %q must be 1 to 63 bytes", name, l)
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "", fmt.Errorf("name %q: label %q starts or ends with a hyphen", name, l)
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
+				return "", fmt.Errorf("name %q: character %q not allowed", name, r)
+			}
+		}
+	}
+	if wild {
+		return "*." + a, nil
+	}
+	return a, nil
+}

@@ -1,0 +1,173 @@
+package certs
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+func TestPlan(t *testing.T) {
+	acme, local := store.IssuerACME, store.IssuerLocal
+	tests := []struct {
+		name  string
+		sets  [][]string
+		opts  PlanOptions
+		want  []store.WantedCert
+		warns int
+	}{
+		{name: "empty", sets: nil, want: nil},
+		{name: "one set, SANs sorted",
+			sets: [][]string{{"b.example.com", "z.example.com", "a.example.com"}},
+			want: []store.WantedCert{{Primary: "b.example.com", Names: []string{"b.example.com", "a.example.com", "z.example.com"}, Issuer: acme}}},
+		{name: "identical sets collapse",
+			sets: [][]string{{"a.example.com", "b.example.com"}, {"a.example.com", "b.example.com"}},
+			want: []store.WantedCert{{Primary: "a.example.com", Names: []string{"a.example.com", "b.example.com"}, Issuer: acme}}},
+		{name: "identical name sets, different subjects: first subject wins",
+			sets: [][]string{{"b.example.com", "a.example.com"}, {"a.example.com", "b.example.com"}},
+			want: []store.WantedCert{{Primary: "a.example.com", Names: []string{"a.example.com", "b.example.com"}, Issuer: acme}}},
+		{name: "subset with same subject collapses into superset",
+			sets: [][]string{{"a.example.com"}, {"a.example.com", "b.example.com"}},
+			want: []store.WantedCert{{Primary: "a.example.com", Names: []string{"a.example.com", "b.example.com"}, Issuer: acme}}},
+		{name: "same subject merges to union",
+			sets: [][]string{{"a.example.com", "c.example.com"}, {"a.example.com", "b.example.com"}},
+			want: []store.WantedCert{{Primary: "a.example.com", Names: []string{"a.example.com", "b.example.com", "c.example.com"}, Issuer: acme}}},
+		{name: "same name in two certificates is allowed",
+			sets: [][]string{{"a.example.com", "b.example.com"}, {"b.example.com"}},
+			want: []store.WantedCert{
+				{Primary: "a.example.com", Names: []string{"a.example.com", "b.example.com"}, Issuer: acme},
+				{Primary: "b.example.com", Names: []string{"b.example.com"}, Issuer: acme}}},
+		{name: "duplicates within a set",
+			sets: [][]string{{"a.example.com", "a.example.com"}},
+			want: []store.WantedCert{{Primary: "a.example.com", Names: []string{"a.example.com"}, Issuer: acme}}},
+		{name: "wildcard folding: one label below only",
+			sets: [][]string{{"a.example.com"}, {"b.example.com", "x.y.example.com", "example.com"}},
+			opts: PlanOptions{WildcardDomains: []string{"example.com"}},
+			want: []store.WantedCert{
+				{Primary: "*.example.com", Names: []string{"*.example.com"}, Issuer: acme},
+				{Primary: "x.y.example.com", Names: []string{"x.y.example.com", "example.com"}, Issuer: acme}}},
+		{name: "nested wildcard domains",
+			sets: [][]string{{"a.sub.example.com", "b.example.com"}},
+			opts: PlanOptions{WildcardDomains: []string{"example.com", "sub.example.com"}},
+			want: []store.WantedCert{
+				{Primary: "*.example.com", Names: []string{"*.example.com"}, Issuer: acme},
+				{Primary: "*.sub.example.com", Names: []string{"*.sub.example.com"}, Issuer: acme}}},
+		{name: "wildcard not matching other domains",
+			sets: [][]string{{"a.notexample.com"}},
+			opts: PlanOptions{WildcardDomains: []string{"example.com"}},
+			want: []store.WantedCert{{Primary: "a.notexample.com", Names: []string{"a.notexample.com"}, Issuer: acme}}},
+		{name: "auto issuer: local suffixes",
+			sets: [][]string{{"app.localhost"}, {"a.test"}, {"b.internal"}, {"c.local"}, {"localhost"}, {"www.example.com", "dev.test"}, {"test.example.com"}},
+			want: []store.WantedCert{
+				{Primary: "a.test", Names: []string{"a.test"}, Issuer: local},
+				{Primary: "app.localhost", Names: []string{"app.localhost"}, Issuer: local},
+				{Primary: "b.internal", Names: []string{"b.internal"}, Issuer: local},
+				{Primary: "c.local", Names: []string{"c.local"}, Issuer: local},
+				{Primary: "localhost", Names: []string{"localhost"}, Issuer: local},
+				{Primary: "test.example.com", Names: []string{"test.example.com"}, Issuer: acme},
+				{Primary: "www.example.com", Names: []string{"www.example.com", "dev.test"}, Issuer: local}}},
+		{name: "forced local",
+			sets: [][]string{{"www.example.com"}}, opts: PlanOptions{Issuer: IssuerLocal},
+			want: []store.WantedCert{{Primary: "www.example.com", Names: []string{"www.example.com"}, Issuer: local}}},
+		{name: "forced acme",
+			sets: [][]string{{"a.test"}}, opts: PlanOptions{Issuer: IssuerACME},
+			want: []store.WantedCert{{Primary: "a.test", Names: []string{"a.test"}, Issuer: acme}}},
+		{name: "too many names", sets: [][]string{manyNames(101)}, want: nil, warns: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, warns := Plan(tc.sets, tc.opts)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Plan:\n got %+v\nwant %+v", got, tc.want)
+			}
+			if len(warns) != tc.warns {
+				t.Errorf("warnings %q, want %d", warns, tc.warns)
+			}
+		})
+	}
+}
+
+func manyNames(n int) []string {
+	var s []string
+	for i := range n {
+		s = append(s, "n"+string(rune('a'+i%26))+string(rune('a'+i/26))+".example.com")
+	}
+	return s
+}
+
+func TestServiceNamesSkipsHTTPSOff(t *testing.T) {
+	svcs := []routing.Service{
+		{Container: "a", HTTPS: routing.HTTPSRedirect, CertHosts: []string{"a.example.com"}},
+		{Container: "b", HTTPS: routing.HTTPSOff, Hosts: []string{"b.example.com"}, CertHosts: []string{"b.example.com"}},
+		{Container: "c", HTTPS: routing.HTTPSBoth},
+	}
+	got := ServiceNames(svcs)
+	if want := [][]string{{"a.example.com"}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+func TestPlanFromRecords(t *testing.T) {
+	cs := []store.Container{
+		{ID: "1", Name: "web", Host: "h", State: "running", Labels: map[string]string{routing.LabelVhost: "www.example.com, example.com", routing.LabelPort: "80"}},
+		{ID: "2", Name: "plain", Host: "h", State: "running", Labels: map[string]string{routing.LabelVhost: "plain.example.com", routing.LabelPort: "80", routing.LabelHTTPS: "off"}},
+	}
+	got, _ := Plan(ServiceNames(routing.Build(cs, routing.Options{}).Services), PlanOptions{})
+	want := []store.WantedCert{{Primary: "www.example.com", Names: []string{"www.example.com", "example.com"}, Issuer: store.IssuerACME}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestCoversAndSelect(t *testing.T) {
+	for _, tc := range []struct {
+		names []string
+		host  string
+		want  bool
+	}{
+		{[]string{"a.example.com"}, "a.example.com", true},
+		{[]string{"*.example.com"}, "a.example.com", true},
+		{[]string{"*.example.com"}, "example.com", false},
+		{[]string{"*.example.com"}, "a.b.example.com", false},
+		{[]string{"*.example.com"}, "aexample.com", false},
+	} {
+		if got := Covers(tc.names, tc.host); got != tc.want {
+			t.Errorf("Covers(%q, %q) = %v", tc.names, tc.host, got)
+		}
+	}
+	bs := []store.CertBundle{{Primary: "*.example.com", Names: []string{"*.example.com"}}, {Primary: "a.example.com", Names: []string{"a.example.com"}}}
+	if b, ok := Select(bs, "a.example.com"); !ok || b.Primary != "a.example.com" {
+		t.Errorf("Select exact: %v %v", b.Primary, ok)
+	}
+	if b, ok := Select(bs, "b.example.com"); !ok || b.Primary != "*.example.com" {
+		t.Errorf("Select wildcard: %v %v", b.Primary, ok)
+	}
+	if _, ok := Select(bs, "other.org"); ok {
+		t.Error("Select other.org found a bundle")
+	}
+}
+
+func TestNormalizeName(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"Example.COM", "example.com"},
+		{"*.example.com", "*.example.com"},
+		{"bücher.example", "xn--bcher-kva.example"},
+		{"example.com.", "example.com"},
+		{"", ""},
+		{"a..b", ""},
+		{"-a.com", ""},
+		{"a_b.com", ""},
+		{"a.*.com", ""},
+		{"**.com", ""},
+		{"a/b.com", ""},
+		{"a\x00b.com", ""},
+		{"a b.com", ""},
+		{string(make([]byte, 300)), ""},
+	} {
+		got, err := NormalizeName(tc.in)
+		if (err != nil) != (tc.want == "") || got != tc.want {
+			t.Errorf("NormalizeName(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
+}
