@@ -1,0 +1,117 @@
+package nginx
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/portico/portico/internal/routing"
+)
+
+// Everything rendered into the config passes one of these checks, so no
+// string can end a directive, open a block or expand a variable.
+
+var hostRE = regexp.MustCompile(`^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
+
+// ValidHost reports whether h is a lower-case host name (optionally a
+// "*." wildcard) that is safe to render as a server_name and a path segment.
+func ValidHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
+
+// checkPath rejects a configured directory that nginx would not read as one
+// plain token.
+func checkPath(what, p string) error {
+	if p == "" || p[0] != '/' {
+		return fmt.Errorf("%s %q: not an absolute path", what, p)
+	}
+	if i := strings.IndexFunc(p, func(r rune) bool {
+		return r <= ' ' || r == 0x7f || strings.ContainsRune(`"'\$;{}*?[]`, r)
+	}); i >= 0 {
+		return fmt.Errorf("%s %q: character %q is not allowed in an nginx path", what, p, p[i])
+	}
+	return nil
+}
+
+// listenAddr turns ":80", "0.0.0.0:80", "[::]:443" or "127.0.0.1:8080" into
+// an nginx listen address. Only IP literals are accepted.
+func listenAddr(a string) (string, int, error) {
+	host, port, ok := strings.Cut(a, ":")
+	if strings.HasPrefix(a, "[") {
+		i := strings.LastIndex(a, "]:")
+		if i < 0 {
+			return "", 0, fmt.Errorf("listen address %q: want [ipv6]:port", a)
+		}
+		host, port, ok = a[1:i], a[i+2:], true
+	} else if strings.Count(a, ":") != 1 {
+		return "", 0, fmt.Errorf("listen address %q: want ip:port, :port or [ipv6]:port", a)
+	}
+	p, err := strconv.Atoi(port)
+	if !ok || err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != port {
+		return "", 0, fmt.Errorf("listen address %q: bad port", a)
+	}
+	if host == "" || host == "*" {
+		return "*:" + port, p, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return "", 0, fmt.Errorf("listen address %q: host must be an IP literal", a)
+	}
+	return netip.AddrPortFrom(ip, uint16(p)).String(), p, nil
+}
+
+// upstreamAddr normalises "ip:port" or "[ipv6]:port".
+func upstreamAddr(a string) (string, error) {
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil || ap.Port() == 0 || ap.Addr().Zone() != "" || !ap.Addr().IsValid() {
+		return "", fmt.Errorf("upstream address %q: want ip:port", a)
+	}
+	return ap.String(), nil
+}
+
+// CheckRoutes keeps the routes Render can safely use and returns one error
+// per route it drops, naming the host. routing.Build only produces valid
+// routes; this is the guard at the edge where strings become config.
+func CheckRoutes(routes []routing.Route) ([]routing.Route, []error) {
+	var ok []routing.Route
+	var errs []error
+	seen := map[string]bool{}
+	for _, r := range routes {
+		if err := checkRoute(r); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if seen[r.Host] {
+			errs = append(errs, fmt.Errorf("route %q: duplicate host", r.Host))
+			continue
+		}
+		seen[r.Host] = true
+		ok = append(ok, r)
+	}
+	return ok, errs
+}
+
+func checkRoute(r routing.Route) error {
+	if !ValidHost(r.Host) {
+		return fmt.Errorf("route %q: invalid host name", r.Host)
+	}
+	switch r.Protocol {
+	case "", routing.ProtoHTTP, routing.ProtoHTTPS, routing.ProtoGRPC, routing.ProtoGRPCS:
+	default:
+		return fmt.Errorf("route %q: unknown protocol %q", r.Host, r.Protocol)
+	}
+	switch r.HTTPS {
+	case "", routing.HTTPSAuto, routing.HTTPSRedirect, routing.HTTPSBoth, routing.HTTPSOff:
+	default:
+		return fmt.Errorf("route %q: unknown https mode %q", r.Host, r.HTTPS)
+	}
+	if r.HSTS < 0 {
+		return fmt.Errorf("route %q: negative hsts max-age %d", r.Host, r.HSTS)
+	}
+	for _, u := range r.Upstreams {
+		if _, err := upstreamAddr(u); err != nil {
+			return fmt.Errorf("route %q: %w", r.Host, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,280 @@
+package nginx
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Supervisor runs nginx as a child process in the foreground
+// (-g 'daemon off;'), in its own process group, and restarts it from the
+// config on disk (always the last good one) if it dies.
+type Supervisor struct {
+	Binary string
+	// Prefix and Main are passed as -p and -c.
+	Prefix, Main string
+	Log          *slog.Logger
+	// ReloadTimeout bounds the wait for new workers after a start or a
+	// reload; 0 means 10 minutes (nginx parses 10k TLS vhosts in about a
+	// minute). Reload also honours its context's deadline.
+	ReloadTimeout time.Duration
+	// StopTimeout bounds a graceful quit before the group is killed; 0
+	// means 15s (nginx's worker_shutdown_timeout is 10s).
+	StopTimeout time.Duration
+
+	mu   sync.Mutex
+	pid  int           // master pid; 0 when not running
+	done chan struct{} // closed when the current master exits
+	up   chan struct{} // closed once the first start has workers
+	once sync.Once
+}
+
+// Up is closed once nginx first runs with workers.
+func (s *Supervisor) Up() <-chan struct{} {
+	s.init()
+	return s.up
+}
+
+func (s *Supervisor) init() { s.once.Do(func() { s.up = make(chan struct{}) }) }
+
+// Pid is the running master's pid, 0 if none.
+func (s *Supervisor) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pid
+}
+
+// Run starts nginx and keeps it running until ctx ends, then stops it
+// gracefully. Restarts back off from 100ms to 10s; a run that lasted a
+// minute resets the backoff.
+func (s *Supervisor) Run(ctx context.Context) error {
+	s.init()
+	backoff := 100 * time.Millisecond
+	for {
+		started := time.Now()
+		cmd, done, err := s.start()
+		if err == nil {
+			err = s.waitWorkers(ctx, cmd.Process.Pid, done)
+			if err == nil {
+				select {
+				case <-s.up:
+				default:
+					close(s.up)
+				}
+				select {
+				case <-ctx.Done():
+					s.stop(cmd, done)
+					return ctx.Err()
+				case <-done:
+					err = fmt.Errorf("exited: %s", cmd.ProcessState)
+				}
+			} else {
+				s.stop(cmd, done)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 100 * time.Millisecond
+		}
+		s.Log.Error("nginx died; restarting from the last good config", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (s *Supervisor) start() (*exec.Cmd, chan struct{}, error) {
+	cmd := exec.Command(s.Binary, "-p", s.Prefix, "-c", s.Main, "-g", "daemon off;")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A plain pipe, not StderrPipe: workers inherit it, and the master's
+	// exit must not wait for them to close it.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, nil, fmt.Errorf("start %s: %w", s.Binary, err)
+	}
+	go func() { s.copyLog(pr); pr.Close() }()
+	done := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		// Orphaned workers would keep the listening sockets: kill the group.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		s.mu.Lock()
+		if s.pid == cmd.Process.Pid {
+			s.pid = 0
+		}
+		s.mu.Unlock()
+		close(done)
+	}()
+	s.mu.Lock()
+	s.pid, s.done = cmd.Process.Pid, done
+	s.mu.Unlock()
+	s.Log.Info("nginx started", "pid", cmd.Process.Pid)
+	return cmd, done, nil
+}
+
+// copyLog turns nginx's stderr into log records.
+func (s *Supervisor) copyLog(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		lvl := slog.LevelWarn
+		if strings.Contains(line, "[emerg]") || strings.Contains(line, "[alert]") || strings.Contains(line, "[crit]") || strings.Contains(line, "[error]") {
+			lvl = slog.LevelError
+		}
+		s.Log.Log(context.Background(), lvl, "nginx", "line", line)
+	}
+}
+
+// waitWorkers waits until the master has children: it has bound its
+// sockets and forked workers.
+func (s *Supervisor) waitWorkers(ctx context.Context, pid int, done <-chan struct{}) error {
+	deadline := time.After(s.reloadTimeout())
+	for {
+		if ws, _ := children(pid); len(ws) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-done:
+			return errors.New("exited during start")
+		case <-deadline:
+			return errors.New("no workers after start")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Supervisor) reloadTimeout() time.Duration {
+	if s.ReloadTimeout > 0 {
+		return s.ReloadTimeout
+	}
+	return 10 * time.Minute
+}
+
+// Reload sends SIGHUP to the master and waits until it has forked a worker
+// that was not there before: nginx forks new workers only after it parsed
+// the new config and opened its sockets, so a new worker pid means the
+// reload took effect. (A reload nginx refuses, e.g. a port it cannot bind,
+// leaves the old workers alone and times out here.) Reading
+// /proc/<pid>/task/<pid>/children is a few syscalls per poll.
+//
+// With no nginx running it does nothing and reports false: the next start
+// reads the new file.
+func (s *Supervisor) Reload(ctx context.Context) (bool, error) {
+	s.mu.Lock()
+	pid, done := s.pid, s.done
+	s.mu.Unlock()
+	if pid == 0 {
+		return false, nil
+	}
+	old, err := children(pid)
+	if err != nil {
+		return false, fmt.Errorf("nginx pid %d: %w", pid, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return false, fmt.Errorf("signal nginx pid %d: %w", pid, err)
+	}
+	deadline := time.After(s.reloadTimeout())
+	for {
+		now, _ := children(pid)
+		if slices.ContainsFunc(now, func(p int) bool { return !slices.Contains(old, p) }) {
+			return true, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("nginx pid %d started no new worker after SIGHUP (see its log): %w", pid, ctx.Err())
+		case <-done:
+			return false, nil // died; the restart reads the new file
+		case <-deadline:
+			return false, fmt.Errorf("nginx pid %d started no new worker within %s after SIGHUP (see its log)", pid, s.reloadTimeout())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// stop asks the master to quit gracefully (SIGQUIT), then kills the group.
+func (s *Supervisor) stop(cmd *exec.Cmd, done <-chan struct{}) {
+	to := s.StopTimeout
+	if to == 0 {
+		to = 15 * time.Second
+	}
+	cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+	case <-time.After(to):
+		s.Log.Warn("nginx did not quit in time; killing it", "pid", cmd.Process.Pid, "timeout", to)
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	}
+}
+
+// children lists the child pids of pid from /proc.
+func children(pid int) ([]int, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "task", strconv.Itoa(pid), "children"))
+	if err != nil {
+		return nil, err
+	}
+	var ps []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			ps = append(ps, n)
+		}
+	}
+	return ps, nil
+}
+
+// ExternalReloader reloads an nginx Portico does not run: by SIGHUP to the
+// pid in PidFile, or by running Command (no shell). It cannot see the
+// reload finish; it reports success once the signal or command succeeded.
+type ExternalReloader struct {
+	PidFile string
+	Command []string
+}
+
+// Reload signals or runs the command.
+func (e ExternalReloader) Reload(ctx context.Context) (bool, error) {
+	if len(e.Command) > 0 {
+		out, err := exec.CommandContext(ctx, e.Command[0], e.Command[1:]...).CombinedOutput()
+		if err != nil {
+			return false, fmt.Errorf("reload command %q: %w: %s", e.Command, err, oneLine(out))
+		}
+		return true, nil
+	}
+	b, err := os.ReadFile(e.PidFile)
+	if err != nil {
+		return false, fmt.Errorf("nginx pid file: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return false, fmt.Errorf("nginx pid file %s: %q is not a pid", e.PidFile, strings.TrimSpace(string(b)))
+	}
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+		return false, fmt.Errorf("signal nginx pid %d from %s: %w", pid, e.PidFile, err)
+	}
+	return true, nil
+}

@@ -1,0 +1,171 @@
+package nginx
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/portico/portico/internal/routing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/golden")
+
+func route(host string, ups ...string) routing.Route {
+	return routing.Route{Host: host, Protocol: routing.ProtoHTTP, HTTPS: routing.HTTPSRedirect, Upstreams: ups, Containers: []string{"c-" + host}}
+}
+
+func with(r routing.Route, f func(*routing.Route)) routing.Route { f(&r); return r }
+
+func goldenCases() map[string]Input {
+	const certDir = "/var/lib/portico/nginx/certs"
+	tls := Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, CertDir: certDir, NginxVersion: "1.22.1"}
+	certs := []CertRef{
+		{Primary: "a.example.com", Names: []string{"a.example.com", "www.example.com"}, Fingerprint: "aa11"},
+		{Primary: "example.org", Names: []string{"example.org", "*.example.org"}, Fingerprint: "bb22"},
+	}
+	return map[string]Input{
+		"empty":     {},
+		"empty_tls": {Settings: tls},
+		"single":    {Routes: []routing.Route{route("a.example.com", "172.17.0.2:80")}},
+		"replicas": {Routes: []routing.Route{route("a.example.com", "172.17.0.3:8080", "172.17.0.2:8080", "[fd00::2]:8080")},
+			Settings: Settings{HTTPAddrs: []string{"0.0.0.0:8080", "[::]:8080"}}},
+		"no_live": {Routes: []routing.Route{route("a.example.com"), route("b.example.com", "10.0.0.2:80")}},
+		"default_vhost": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"), with(route("b.example.com", "10.0.0.3:80"), func(r *routing.Route) { r.Default = true })},
+			Settings: Settings{IncludeDir: "/etc/portico/vhost.d"}},
+		"wildcard": {Routes: []routing.Route{route("*.example.org", "10.0.0.2:80"), route("x.example.org", "10.0.0.3:80")},
+			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, CertDir: certDir, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
+		"tls_redirect": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"), route("nocert.example.net", "10.0.0.3:80"),
+			with(route("www.example.com", "10.0.0.4:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSOff })}, Certs: certs, Settings: tls},
+		"tls_auto": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSAuto }),
+			with(route("x.example.org", "10.0.0.3:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSAuto })},
+			Certs: []CertRef{certs[0], {Primary: "example.org", Names: []string{"*.example.org"}, Fingerprint: "cc33", Local: true}}, Settings: tls},
+		"tls_both": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSBoth; r.Default = true })},
+			Certs: certs, Settings: Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, HTTPSAddrs: []string{"127.0.0.1:8443"}, CertDir: certDir, NginxVersion: "1.22.1"}},
+		"hsts": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HSTS = routing.DefaultHSTSMaxAge }),
+			with(route("plain.example.net", "10.0.0.3:80"), func(r *routing.Route) { r.HSTS = 600 })}, Certs: certs, Settings: tls},
+		"grpc": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPC }),
+			with(route("s.example.org", "10.0.0.3:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPCS })}, Certs: certs, Settings: tls},
+		"https_upstream": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:443"), func(r *routing.Route) { r.Protocol = routing.ProtoHTTPS })}},
+		"http2_new_style": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: certs,
+			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, CertDir: certDir, NginxVersion: "1.25.1"}},
+	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	certDir := t.TempDir()
+	for _, b := range []string{"a.example.com", "example.org"} {
+		bundle := selfSigned(t, 1, b)
+		if _, err := writeBundle(certDir, bundle); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, in := range goldenCases() {
+		t.Run(name, func(t *testing.T) {
+			got, err := Render(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, _ := Render(in)
+			if string(again) != string(got) {
+				t.Fatal("render is not deterministic")
+			}
+			file := filepath.Join("testdata", "golden", name+".conf")
+			if *update {
+				if err := os.WriteFile(file, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if string(got) != string(want) {
+				t.Errorf("render differs from %s (go test -run TestRenderGolden -update to accept):\n%s", file, got)
+			}
+			// The installed nginx (1.22) must accept every case written for
+			// its version, with the certificate dir pointing at real files.
+			if v, _ := parseVersion(in.Settings.NginxVersion); !versionBefore(v, 1, 25, 1) {
+				return
+			}
+			in.Settings.CertDir = certDir // nginx -t does not bind, so :80/:443 are fine
+			in.Settings.IncludeDir = ""
+			conf, err := Render(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out, err := nginxTestConf(t, conf); err != nil {
+				t.Errorf("nginx -t: %v\n%s\n%s", err, out, conf)
+			}
+		})
+	}
+}
+
+func TestRenderRejects(t *testing.T) {
+	for name, in := range map[string]Input{
+		"bad host":         {Routes: []routing.Route{route("a.example.com;}", "10.0.0.1:80")}},
+		"bad upstream":     {Routes: []routing.Route{route("a.example.com", "10.0.0.1:80; include /etc/passwd")}},
+		"hostname listen":  {Settings: Settings{HTTPAddrs: []string{"localhost:80"}}},
+		"dup listen":       {Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{"*:80"}}},
+		"cert dir missing": {Settings: Settings{HTTPSAddrs: []string{":443"}}},
+		"cert dir $":       {Settings: Settings{HTTPSAddrs: []string{":443"}, CertDir: "/x/$host"}},
+		"old nginx tls":    {Settings: Settings{HTTPSAddrs: []string{":443"}, CertDir: "/x", NginxVersion: "1.18.0"}},
+		"dup host":         {Routes: []routing.Route{route("a.example.com"), route("a.example.com")}},
+	} {
+		if _, err := Render(in); err == nil {
+			t.Errorf("%s: rendered", name)
+		}
+	}
+	if _, err := Render(Input{Routes: []routing.Route{route("a.example.com;}")}}); err == nil || !strings.Contains(err.Error(), `"a.example.com;}"`) {
+		t.Errorf("error does not name the route: %v", err)
+	}
+}
+
+func TestUpstreamNamesUnique(t *testing.T) {
+	hosts := []string{"a-b.c", "a.b-c", "a_b.c", "a.b_c", "*.a.b", "_wildcard_.a.b", "wildcard.a.b"}
+	seen := map[string]string{}
+	for _, h := range hosts {
+		n := upstreamName(h)
+		if o, ok := seen[n]; ok {
+			t.Errorf("%q and %q share %s", o, h, n)
+		}
+		seen[n] = h
+	}
+}
+
+func TestCertFor(t *testing.T) {
+	certs := []CertRef{
+		{Primary: "wild", Names: []string{"*.example.com"}},
+		{Primary: "exact", Names: []string{"a.example.com"}},
+		{Primary: "wildname", Names: []string{"*.example.net"}},
+	}
+	for host, want := range map[string]string{
+		"a.example.com":   "exact",
+		"b.example.com":   "wild",
+		"x.b.example.com": "",
+		"example.com":     "",
+		"*.example.com":   "wild",
+		"*.example.net":   "wildname",
+		"*.b.example.net": "",
+		"com":             "",
+	} {
+		c, ok := CertFor(host, certs)
+		if c.Primary != want || ok != (want != "") {
+			t.Errorf("CertFor(%q) = %q %v, want %q", host, c.Primary, ok, want)
+		}
+	}
+}
+
+func TestListenAddr(t *testing.T) {
+	for in, want := range map[string]string{":80": "*:80", "*:80": "*:80", "0.0.0.0:8080": "0.0.0.0:8080", "[::]:443": "[::]:443", "[::1]:8443": "[::1]:8443"} {
+		if got, _, err := listenAddr(in); err != nil || got != want {
+			t.Errorf("listenAddr(%q) = %q %v", in, got, err)
+		}
+	}
+	for _, in := range []string{"80", ":0", ":65536", "host:80", "[::1]", "::1:80", ":080", "1.2.3.4:80 ssl", "[fe80::1%eth0]:80"} {
+		if got, _, err := listenAddr(in); err == nil {
+			t.Errorf("listenAddr(%q) = %q, want error", in, got)
+		}
+	}
+}

@@ -1,0 +1,372 @@
+package nginx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+// Modes of running nginx.
+const (
+	// ModeSupervised runs nginx as Portico's child with a generated main
+	// config under Dir.
+	ModeSupervised = "supervised"
+	// ModeExternal writes ConfPath for an nginx run by someone else, whose
+	// main config includes it in its http {} block.
+	ModeExternal = "external"
+)
+
+// Config configures the nginx stage.
+type Config struct {
+	// Keys maps records to etcd keys.
+	Keys store.Keys
+	// Routing are the options routing.Build needs.
+	Routing routing.Options
+	// Dir is Portico's nginx dir: certs/ always; in supervised mode also
+	// nginx.conf, portico.conf, temp/ and logs/. Created if missing.
+	Dir string
+	// TemplatePath overrides the embedded template (read once, at New).
+	TemplatePath string
+	// IncludeDir, when set, is included per vhost: <IncludeDir>/<host>/*.conf.
+	IncludeDir string
+	// HTTPAddrs are the HTTP listen addresses; empty means ":80".
+	HTTPAddrs []string
+	// HTTPSAddrs are the HTTPS listen addresses; empty means no TLS.
+	HTTPSAddrs []string
+	// Debounce is the quiet time after a change before applying; 0 means
+	// 100ms. A continuous stream of changes still applies every 10 Debounce.
+	Debounce time.Duration
+	// NginxBinary is the nginx executable; "" means "nginx" from PATH.
+	NginxBinary string
+	// Mode is ModeSupervised ("" too) or ModeExternal.
+	Mode string
+	// PidFile (external) is nginx's pid file, signalled with SIGHUP to reload.
+	PidFile string
+	// ReloadCommand (external), instead of PidFile, is run to reload, e.g.
+	// ["systemctl", "reload", "nginx"]; no shell.
+	ReloadCommand []string
+	// MainConfig (external) is the system's nginx.conf to test with
+	// `nginx -t -c`; "" tests nginx's default.
+	MainConfig string
+	// ConfPath (external) is where portico.conf is written; the main config
+	// must include it in http {}.
+	ConfPath string
+	// Instance names this stage's status key; "" means the host name.
+	Instance string
+	// Metrics, when set, receives the stage's metrics.
+	Metrics prometheus.Registerer
+}
+
+// Client is the part of the etcd client the stage uses.
+type Client interface {
+	store.Watcher
+	store.KV
+}
+
+// Stage is the nginx stage.
+type Stage struct {
+	cfg      Config
+	cli      Client
+	log      *slog.Logger
+	settings Settings
+	certs    *CertFiles
+	applier  *Applier
+	sup      *Supervisor // nil in external mode
+	m        *metrics
+
+	decodedC map[string]decoded[store.Container]
+	decodedB map[string]decoded[store.CertBundle]
+	logged   map[string]bool // problems already logged
+	status   *store.NginxStatus
+	reloads  atomic.Int64
+	syncs    atomic.Int64 // renders done, for tests
+}
+
+// New checks cfg and prepares the stage; Run does the work.
+func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("nginx: no dir")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("nginx dir %s: %w", cfg.Dir, err)
+	}
+	cfg.Dir = dir
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 100 * time.Millisecond
+	}
+	if cfg.NginxBinary == "" {
+		cfg.NginxBinary = "nginx"
+	}
+	if cfg.Instance == "" {
+		if cfg.Instance, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("nginx: instance name: %w", err)
+		}
+	}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
+		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{}}
+	s.certs = &CertFiles{Dir: filepath.Join(dir, "certs")}
+	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, CertDir: s.certs.Dir}
+	if cfg.TemplatePath != "" {
+		b, err := os.ReadFile(cfg.TemplatePath)
+		if err != nil {
+			return nil, fmt.Errorf("nginx template: %w", err)
+		}
+		s.settings.Template = string(b)
+	}
+	out, err := exec.Command(cfg.NginxBinary, "-v").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("nginx binary %s: %w", cfg.NginxBinary, err)
+	}
+	ver, ok := VersionFromOutput(string(out))
+	if !ok {
+		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, oneLine(out))
+	}
+	s.settings.NginxVersion = ver
+	// Settings errors are the operator's: fail now, not at the first render.
+	if _, err := Render(Input{Settings: Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
+		IncludeDir: s.settings.IncludeDir, CertDir: s.settings.CertDir, NginxVersion: ver}}); err != nil {
+		return nil, fmt.Errorf("nginx settings: %w", err)
+	}
+
+	switch cfg.Mode {
+	case "", ModeSupervised:
+		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
+		s.sup = &Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
+		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: mc.Include, Supervised: &mc, Reloader: s.sup}
+	case ModeExternal:
+		if cfg.ConfPath == "" {
+			return nil, errors.New("nginx external mode: no config path to write")
+		}
+		if (cfg.PidFile == "") == (len(cfg.ReloadCommand) == 0) {
+			return nil, errors.New("nginx external mode: give exactly one of a pid file and a reload command")
+		}
+		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: cfg.ConfPath, TestMain: cfg.MainConfig,
+			Reloader: ExternalReloader{PidFile: cfg.PidFile, Command: cfg.ReloadCommand}}
+	default:
+		return nil, fmt.Errorf("nginx mode %q: want %s or %s", cfg.Mode, ModeSupervised, ModeExternal)
+	}
+	return s, nil
+}
+
+// Reloads is the number of reloads a running nginx performed.
+func (s *Stage) Reloads() int { return int(s.reloads.Load()) }
+
+// Run mirrors the records, applies every change and, in supervised mode,
+// runs nginx. It returns when ctx ends (after stopping nginx) or on a
+// setup error.
+func (s *Stage) Run(ctx context.Context) error {
+	if err := s.prepareDirs(); err != nil {
+		return err
+	}
+	notify := make(chan struct{}, 1)
+	mc := store.NewMirror(s.cli, s.cfg.Keys.Containers(), notify, s.log)
+	mb := store.NewMirror(s.cli, s.cfg.Keys.CertData(), notify, s.log)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { mc.Run(ctx) })
+	wg.Go(func() { mb.Run(ctx) })
+
+	// Wait for both first lists, so the first config is complete.
+	for {
+		_, _, ok1 := mc.Snapshot()
+		_, _, ok2 := mb.Snapshot()
+		if ok1 && ok2 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-notify:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.sync(ctx, mc, mb)
+
+	supDone := make(chan error, 1)
+	if s.sup != nil {
+		if s.applier.Current() == "" {
+			// The records give no config nginx accepts: start with no routes
+			// (embedded template) so unknown hosts get 404s; status says why.
+			st := s.settings
+			st.Template = ""
+			conf, err := Render(Input{Settings: st})
+			if err != nil {
+				return fmt.Errorf("render empty config: %w", err)
+			}
+			if _, err := s.applier.Apply(ctx, conf); err != nil {
+				return fmt.Errorf("apply empty config: %w", err)
+			}
+		}
+		wg.Go(func() { supDone <- s.sup.Run(ctx) })
+	}
+
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var first time.Time
+	pending := false
+	maxDelay := 10 * s.cfg.Debounce
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-supDone:
+			return err
+		case <-notify:
+			now := time.Now()
+			if !pending {
+				pending, first = true, now
+			}
+			timer.Reset(max(0, min(s.cfg.Debounce, first.Add(maxDelay).Sub(now))))
+		case <-timer.C:
+			pending = false
+			if retry := s.sync(ctx, mc, mb); retry > 0 {
+				pending, first = true, time.Now()
+				timer.Reset(retry)
+			}
+		}
+	}
+}
+
+func (s *Stage) prepareDirs() error {
+	dirs := []string{s.certs.Dir}
+	if s.sup != nil {
+		mc := *s.applier.Supervised
+		dirs = append(dirs, mc.Dirs()...)
+		main, err := mc.Render()
+		if err != nil {
+			return err
+		}
+		for _, d := range dirs {
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return fmt.Errorf("nginx dir: %w", err)
+			}
+		}
+		return writeAtomic(s.sup.Main, main, 0o644)
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("nginx dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// retryIn is how long to wait before retrying an apply that failed for a
+// reason other than the config (a reload, a disk, etcd).
+const retryIn = 2 * time.Second
+
+// sync renders the mirrored records and applies the result. It returns a
+// delay after which to retry, or 0.
+func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
+	defer s.syncs.Add(1)
+	containers := s.containers(mc)
+	res := routing.Build(containers, s.cfg.Routing)
+	routes, errs := CheckRoutes(res.Routes)
+	refs, cerrs := s.certs.Sync(s.bundles(mb))
+	problems := make([]error, 0, len(res.Problems)+len(errs)+len(cerrs))
+	for _, p := range res.Problems {
+		problems = append(problems, p)
+	}
+	s.logErrors(append(append(problems, errs...), cerrs...))
+
+	hosts := make([]string, len(routes))
+	for i, r := range routes {
+		hosts[i] = r.Host
+	}
+	st := store.NginxStatus{Instance: s.cfg.Instance}
+	if s.status != nil {
+		st = *s.status
+	}
+	start := time.Now()
+	conf, err := Render(Input{Routes: routes, Certs: refs, Settings: s.settings})
+	s.m.observeRender(time.Since(start))
+	var retry time.Duration
+	if err == nil {
+		var r Result
+		r, err = s.applier.Apply(ctx, conf)
+		if r.Reloaded {
+			s.reloads.Add(1)
+			s.m.reloads.Inc()
+		}
+		if err == nil {
+			if r.Changed {
+				s.log.Info("nginx config applied", "routes", len(routes), "reloaded", r.Reloaded, "sha256", r.Hash[:12])
+				s.m.applied(len(routes))
+			}
+			// The config in place uses only refs: stale dirs can go.
+			if perr := s.certs.Prune(refs); perr != nil {
+				s.log.Warn("prune certificates", "err", perr)
+			}
+			st.Applied, st.Routes, st.Error, st.ErrorRoutes = r.Hash, len(routes), "", nil
+		} else {
+			var te *TestError
+			if !errors.As(err, &te) {
+				retry = retryIn
+			}
+		}
+	}
+	if err != nil {
+		if st.Error != err.Error() {
+			s.log.Error("nginx config not applied; keeping the last good one", "err", err, "routes", hosts)
+			s.m.failures.Inc()
+		}
+		st.Error, st.ErrorRoutes = err.Error(), hosts
+	}
+	st.Reloads = s.Reloads()
+	if s.status == nil || !sameStatus(*s.status, st) {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, werr := store.PutJSON(wctx, s.cli, s.cfg.Keys.NginxStatus(s.cfg.Instance), st)
+		cancel()
+		if werr != nil {
+			s.log.Warn("write nginx status", "err", werr)
+			retry = retryIn
+		} else {
+			s.status = &st
+		}
+	}
+	return retry
+}
+
+func sameStatus(a, b store.NginxStatus) bool {
+	return a.Instance == b.Instance && a.Applied == b.Applied && a.Routes == b.Routes && a.Reloads == b.Reloads &&
+		a.Error == b.Error && slices.Equal(a.ErrorRoutes, b.ErrorRoutes)
+}
+
+// logErrors logs each configuration problem once, while it persists:
+// routing problems, dropped routes and rejected certificate bundles.
+func (s *Stage) logErrors(errs []error) {
+	now := map[string]bool{}
+	for _, e := range errs {
+		msg := e.Error()
+		now[msg] = true
+		if s.logged[msg] {
+			continue
+		}
+		lvl := slog.LevelWarn
+		if p, ok := e.(routing.Problem); ok && p.Severity == routing.SeverityError {
+			lvl = slog.LevelError
+		}
+		s.log.Log(context.Background(), lvl, "configuration problem", "err", msg)
+	}
+	s.logged = now
+}
