@@ -69,7 +69,7 @@ http {
     server_tokens off;
     include %s;
 }
-`, filepath.Join(m.Prefix, "logs", "nginx.pid"), access,
+`, pidFile(m.Prefix), access,
 		t("client_body"), t("proxy"), t("fastcgi"), t("uwsgi"), t("scgi"), m.Include)
 	return []byte(b.String()), nil
 }

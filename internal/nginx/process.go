@@ -61,6 +61,7 @@ func (s *Supervisor) Pid() int {
 // minute resets the backoff.
 func (s *Supervisor) Run(ctx context.Context) error {
 	s.init()
+	s.stopStale()
 	backoff := 100 * time.Millisecond
 	for {
 		started := time.Now()
@@ -217,12 +218,16 @@ func (s *Supervisor) Reload(ctx context.Context) (bool, error) {
 	}
 }
 
+func (s *Supervisor) stopTimeout() time.Duration {
+	if s.StopTimeout == 0 {
+		return 15 * time.Second
+	}
+	return s.StopTimeout
+}
+
 // stop asks the master to quit gracefully (SIGQUIT), then kills the group.
 func (s *Supervisor) stop(cmd *exec.Cmd, done <-chan struct{}) {
-	to := s.StopTimeout
-	if to == 0 {
-		to = 15 * time.Second
-	}
+	to := s.stopTimeout()
 	cmd.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-done:

@@ -49,6 +49,9 @@ type Config struct {
 	// Debounce is the quiet time after a change before applying; 0 means
 	// 100ms. A continuous stream of changes still applies every 10 Debounce.
 	Debounce time.Duration
+	// MaxReloadGap caps the spacing of applies during a burst of changes
+	// (see pacer); 0 means 2s.
+	MaxReloadGap time.Duration
 	// NginxBinary is the nginx executable; "" means "nginx" from PATH.
 	NginxBinary string
 	// Mode is ModeSupervised ("" too) or ModeExternal.
@@ -105,6 +108,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		return nil, fmt.Errorf("nginx dir %s: %w", cfg.Dir, err)
 	}
 	cfg.Dir = dir
+	if cfg.MaxReloadGap <= 0 {
+		cfg.MaxReloadGap = 2 * time.Second
+	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 100 * time.Millisecond
 	}
@@ -222,9 +228,9 @@ func (s *Stage) Run(ctx context.Context) error {
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	var first time.Time
+	var first, last time.Time
 	pending := false
-	maxDelay := 10 * s.cfg.Debounce
+	pace := pacer{debounce: s.cfg.Debounce, maxGap: s.cfg.MaxReloadGap}
 	for {
 		select {
 		case <-ctx.Done():
@@ -236,11 +242,14 @@ func (s *Stage) Run(ctx context.Context) error {
 			if !pending {
 				pending, first = true, now
 			}
-			timer.Reset(max(0, min(s.cfg.Debounce, first.Add(maxDelay).Sub(now))))
+			last = now
+			timer.Reset(max(0, pace.due(first, last).Sub(now)))
 		case <-timer.C:
 			pending = false
-			if retry := s.sync(ctx, mc, mb); retry > 0 {
-				pending, first = true, time.Now()
+			retry := s.sync(ctx, mc, mb)
+			pace.applied(time.Now())
+			if retry > 0 {
+				pending, first, last = true, time.Now(), time.Now()
 				timer.Reset(retry)
 			}
 		}

@@ -85,7 +85,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	ec.ListenPeerUrls = []url.URL{purl}
 	ec.AdvertisePeerUrls = []url.URL{purl}
 	ec.InitialCluster = ec.Name + "=" + purl.String()
-	ec.LogLevel = "error"
+	// etcd logs routine shutdown at error level; real failures reach the
+	// caller through Err.
+	ec.LogLevel = "fatal"
 	// Keep a day of history at most: watchers re-list after compaction.
 	ec.AutoCompactionMode = embed.CompactorModeRevision
 	ec.AutoCompactionRetention = "10000"

@@ -80,9 +80,10 @@ func Encode(v any) ([]byte, error) {
 	return b, nil
 }
 
-// Decode parses a stored value into v, rejecting values over MaxValueBytes,
-// unknown fields and trailing data, so a foreign writer's record fails loudly
-// and alone.
+// Decode parses a stored value into v, rejecting values over MaxValueBytes
+// and invalid or mistyped JSON, so a foreign writer's record fails loudly and
+// alone. Unknown fields are ignored, so an older stage can read a newer
+// stage's records during a rolling upgrade.
 func Decode(key string, value []byte, v any) error {
 	if len(value) > MaxValueBytes {
 		return fmt.Errorf("key %q: value of %d bytes exceeds %d", key, len(value), MaxValueBytes)
@@ -101,9 +102,11 @@ func DecodeContainer(key string, value []byte) (Container, error) {
 	}
 	host, id, ok := ParseContainerKey(key)
 	switch {
+	case !ok:
+		return Container{}, fmt.Errorf("key %q: not a container key (<prefix>/containers/<host>/<id>)", key)
 	case c.ID == "":
 		return Container{}, fmt.Errorf("key %q: record has no id", key)
-	case ok && (host != c.Host || id != c.ID):
+	case host != c.Host || id != c.ID:
 		return Container{}, fmt.Errorf("key %q: record names host %q id %q, which do not match its key", key, c.Host, c.ID)
 	}
 	return c, nil

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/status"
+	"github.com/portico/portico/internal/store"
+)
+
+const usage = `Portico puts Docker containers behind nginx with automatic certificates.
+
+Usage: portico <command> [flags]
+
+Commands:
+  run       every stage in one process, on an embedded etcd, with a supervised nginx
+  reporter  watch the Docker daemon and write one record per container to etcd
+  certs     derive, obtain, store and renew certificates
+  nginx     render nginx config from the records and reload nginx
+  status    show containers, routes, certificates, warnings and errors
+  version   print the version
+
+Run 'portico <command> --help' for a command's flags.
+`
+
+var version = "dev"
+
+// run is the whole program: main only adds signals and the exit code.
+func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("no command")
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "run":
+		err = cmdRun(ctx, rest, e, stderr)
+	case "reporter":
+		err = cmdReporter(ctx, rest, e, stderr)
+	case "certs":
+		err = cmdCerts(ctx, rest, e, stderr)
+	case "nginx":
+		err = cmdNginx(ctx, rest, e, stderr)
+	case "status":
+		err = cmdStatus(ctx, rest, e, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "portico", version)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	return err
+}
+
+// stage is what every pipeline stage offers the runner.
+type stage interface {
+	Run(ctx context.Context) error
+}
+
+// runStages runs stages until ctx ends or one fails; a failure stops the rest.
+func runStages(ctx context.Context, log *slog.Logger, stages map[string]stage) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for name, s := range stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			log.Info("stage starting", "stage", name)
+			err := s.Run(ctx)
+			if err != nil && !errors.Is(err, context.Canceled) {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("stage %s: %w", name, err))
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// connect resolves the endpoints (flag, else the data dir's running
+// instance) and opens the etcd client.
+func connect(so *storeOpts, dataDir string) (*clientv3.Client, error) {
+	eps := so.endpoints.vals
+	if len(eps) == 0 {
+		if dataDir == "" {
+			return nil, errors.New("no --etcd-endpoints and no --data-dir of a running `portico run`")
+		}
+		ep, err := store.ReadEndpoint(dataDir)
+		if err != nil {
+			return nil, fmt.Errorf("no --etcd-endpoints given: %w", err)
+		}
+		eps = []string{ep}
+	}
+	return store.Connect(so.config(eps))
+}
+
+// serveMetrics serves reg on addr until ctx ends; "" serves nothing.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	log.Info("serving metrics", "addr", l.Addr().String())
+	go srv.Serve(l)
+	return nil
+}
+
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
+	c := newCommand("status", "Show containers, routes, certificates, warnings and errors from the store.", stderr)
+	so := addStore(c.fs)
+	dataDir := addDataDir(c.fs, defaultDataDir)
+	network := c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")
+	asJSON := c.fs.Bool("json", false, "print JSON instead of text")
+	if err := c.parse(args, e); err != nil {
+		return err
+	}
+	cli, err := connect(so, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	keys := so.keys()
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := cli.Get(gctx, keys.Prefix()+"/", clientv3.WithPrefix())
+	if err != nil {
+		return fmt.Errorf("read %s from etcd: %w", keys.Prefix(), err)
+	}
+	kvs := make(map[string][]byte, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		kvs[string(kv.Key)] = kv.Value
+	}
+	now := time.Now()
+	rep := status.Build(kvs, keys, routing.Options{Network: *network})
+	if err := addCertStatus(gctx, &rep, cli, keys, now); err != nil {
+		return fmt.Errorf("read certificates: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(stdout, now)
+}
+
+// defaultDataDir is where `portico run` keeps its state unless told otherwise.
+const defaultDataDir = "/var/lib/portico"
+
+func nginxDir(dataDir string) string { return filepath.Join(dataDir, "nginx") }

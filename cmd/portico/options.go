@@ -1,0 +1,178 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/portico/portico/internal/store"
+)
+
+// storeOpts are the flags every stage shares to reach etcd.
+type storeOpts struct {
+	endpoints *listFlag
+	cert      *string
+	key       *string
+	ca        *string
+	user      *string
+	password  *string
+	prefix    *string
+}
+
+func addStore(fs *flag.FlagSet) *storeOpts {
+	return &storeOpts{
+		endpoints: newList().list(fs, "etcd-endpoints", "etcd client URLs, comma separated (run: empty starts an embedded etcd)"),
+		cert:      fs.String("etcd-cert", "", "TLS client certificate for etcd"),
+		key:       fs.String("etcd-key", "", "TLS client key for etcd"),
+		ca:        fs.String("etcd-ca", "", "CA bundle that verifies the etcd servers"),
+		user:      fs.String("etcd-user", "", "etcd user name"),
+		password:  fs.String("etcd-password", "", "etcd password"),
+		prefix:    fs.String("prefix", store.DefaultPrefix, "key prefix in etcd"),
+	}
+}
+
+func (o *storeOpts) config(endpoints []string) store.Config {
+	return store.Config{
+		Endpoints: endpoints,
+		CertFile:  *o.cert, KeyFile: *o.key, CAFile: *o.ca,
+		Username: *o.user, Password: *o.password,
+	}
+}
+
+func (o *storeOpts) keys() store.Keys { return store.NewKeys(*o.prefix) }
+
+// logOpts choose the log level and format.
+type logOpts struct {
+	level  *string
+	format *string
+}
+
+func addLog(fs *flag.FlagSet) *logOpts {
+	return &logOpts{
+		level:  fs.String("log-level", "info", "debug, info, warn or error"),
+		format: fs.String("log-format", "text", "text or json"),
+	}
+}
+
+func (o *logOpts) logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*o.level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", *o.level, err)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch *o.format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", *o.format)
+}
+
+// reporterOpts configure the reporter stage.
+type reporterOpts struct {
+	host       *string
+	dockerHost *string
+}
+
+func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
+	host, _ := os.Hostname()
+	return &reporterOpts{
+		host:       fs.String("host", host, "this reporter's host name; it owns the records under containers/<host>/"),
+		dockerHost: fs.String("docker-host", e.get("DOCKER_HOST"), "Docker daemon socket (defaults to DOCKER_HOST, else the local socket)"),
+	}
+}
+
+// nginxOpts configure the nginx stage.
+type nginxOpts struct {
+	network    *string
+	httpAddrs  *listFlag
+	httpsAddrs *listFlag
+	template   *string
+	includeDir *string
+	debounce   *time.Duration
+	maxGap     *time.Duration
+	binary     *string
+	pidFile    *string
+	reloadCmd  *string
+	mainConf   *string
+	confOut    *string
+	instance   *string
+}
+
+func addNginx(fs *flag.FlagSet) *nginxOpts {
+	host, _ := os.Hostname()
+	return &nginxOpts{
+		network:    fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
+		httpAddrs:  newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
+		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
+		template:   fs.String("template", "", "text/template file that replaces the built-in server template"),
+		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
+		debounce:   durationFlag(fs, "debounce", 100*time.Millisecond, "wait this long after a change for more before rendering"),
+		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this"),
+		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
+		pidFile:    fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
+		reloadCmd:  fs.String("nginx-reload-cmd", "", "external mode: command that reloads nginx (split on spaces, no shell), instead of running one"),
+		mainConf:   fs.String("nginx-main-conf", "/etc/nginx/nginx.conf", "external mode: the main config `nginx -t` checks; it must include --nginx-conf"),
+		confOut:    fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
+		instance:   fs.String("instance", host, "name of this nginx stage in the store's status keys"),
+	}
+}
+
+func (o *nginxOpts) external() bool { return *o.pidFile != "" || *o.reloadCmd != "" }
+
+func (o *nginxOpts) reloadCommand() []string { return strings.Fields(*o.reloadCmd) }
+
+// certsOpts configure the certs stage.
+type certsOpts struct {
+	directory       *string
+	staging         *bool
+	email           *string
+	eabKID          *string
+	eabHMAC         *string
+	caRoots         *string
+	keyType         *string
+	dnsProvider     *listFlag
+	dnsResolvers    *listFlag
+	propagation     *time.Duration
+	skipAuthNS      *bool
+	wildcardDomains *listFlag
+	domainsFile     *string
+	domainsOut      *string
+	issuer          *string
+	renewCheck      *time.Duration
+}
+
+func addCerts(fs *flag.FlagSet) *certsOpts {
+	return &certsOpts{
+		directory:       fs.String("acme-directory", "", "ACME directory URL (default Let's Encrypt production)"),
+		staging:         fs.Bool("acme-staging", false, "use Let's Encrypt's staging directory"),
+		email:           fs.String("acme-email", "", "contact email for the ACME account"),
+		eabKID:          fs.String("acme-eab-kid", "", "external account binding key id"),
+		eabHMAC:         fs.String("acme-eab-hmac", "", "external account binding HMAC key (base64url)"),
+		caRoots:         fs.String("acme-ca-roots", "", "PEM file of extra roots trusted for the ACME directory's TLS"),
+		keyType:         fs.String("acme-key-type", "ec256", "certificate key type: ec256, ec384, rsa2048, rsa3072, rsa4096"),
+		dnsProvider:     newList().list(fs, "dns-provider", "lego DNS provider for dns-01, e.g. cloudflare, or per zone: example.com=cloudflare,example.org=dnsupdate; credentials come from the provider's own environment variables"),
+		dnsResolvers:    newList().list(fs, "dns-resolvers", "host:port of DNS resolvers used to check propagation"),
+		propagation:     durationFlag(fs, "dns-propagation-timeout", 0, "how long to wait for the TXT record to propagate (0: the provider's default)"),
+		skipAuthNS:      fs.Bool("dns-skip-authoritative-check", false, "do not wait for the zone's authoritative nameservers (port 53) to serve the challenge; for a private DNS, with --dns-resolvers"),
+		wildcardDomains: newList().list(fs, "wildcard-domains", "domains whose direct subdomains share one *.<domain> certificate"),
+		domainsFile:     fs.String("domains-file", "", "standalone mode: read the certificate list from this dehydrated-style domains.txt instead of the container records"),
+		domainsOut:      fs.String("domains-out", "", "also write the derived certificate list to this dehydrated-style domains.txt"),
+		issuer:          fs.String("issuer", "auto", "auto (local CA for .localhost .test .internal .local, ACME otherwise), acme, or local"),
+		renewCheck:      durationFlag(fs, "renew-check-interval", time.Hour, "how often certificates are checked for renewal"),
+	}
+}
+
+// metricsOpts serve Prometheus metrics.
+func addMetrics(fs *flag.FlagSet) *string {
+	return fs.String("metrics-addr", "", "serve Prometheus metrics at http://<addr>/metrics (empty: off)")
+}
+
+func addDataDir(fs *flag.FlagSet, def string) *string {
+	return fs.String("data-dir", def, "Portico's state: embedded etcd, generated nginx config, certificate files")
+}

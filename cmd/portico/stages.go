@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-acme/lego/v5/challenge"
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/portico/portico/internal/certs"
+	"github.com/portico/portico/internal/certs/acme"
+	"github.com/portico/portico/internal/certs/dnsproviders"
+	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/reporter"
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/status"
+	"github.com/portico/portico/internal/store"
+)
+
+func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
+	c := newCommand("run", "Run every stage in one process: an embedded etcd (unless --etcd-endpoints is given), the reporter, the certs stage and the nginx stage with a supervised nginx.", stderr)
+	so := addStore(c.fs)
+	lo := addLog(c.fs)
+	metricsAddr := addMetrics(c.fs)
+	dataDir := addDataDir(c.fs, defaultDataDir)
+	etcdListen := c.fs.String("etcd-listen", "", "embedded etcd: loopback client address (default a free port on 127.0.0.1; the URL is written to <data-dir>/etcd-endpoint)")
+	ro := addReporter(c.fs, e)
+	no := addNginx(c.fs)
+	co := addCerts(c.fs)
+	if err := c.parse(args, e); err != nil {
+		return err
+	}
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	stages := map[string]stage{}
+	endpoints := so.endpoints.vals
+	if len(endpoints) == 0 {
+		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir, ClientAddr: *etcdListen})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		endpoints = []string{srv.Endpoint()}
+		stages["etcd"] = embeddedWatch{srv}
+		log.Info("embedded etcd serving", "endpoint", srv.Endpoint(), "dir", *dataDir)
+	}
+	cli, err := store.Connect(so.config(endpoints))
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+
+	reg := newRegistry()
+	rep, err := newReporter(ro, so, cli, reg, log)
+	if err != nil {
+		return err
+	}
+	ng, err := newNginx(no, so, *dataDir, cli, reg, log)
+	if err != nil {
+		return err
+	}
+	cs, err := newCerts(co, so, no, cli, reg, log)
+	if err != nil {
+		return err
+	}
+	if err := serveMetrics(ctx, *metricsAddr, reg, log); err != nil {
+		return err
+	}
+	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
+	return runStages(ctx, log, stages)
+}
+
+// embeddedWatch turns a fatal error of the embedded etcd into a stage
+// failure, so `portico run` stops instead of serving from a dead store.
+type embeddedWatch struct{ srv *store.Embedded }
+
+func (w embeddedWatch) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case err := <-w.srv.Err():
+		return fmt.Errorf("embedded etcd: %w", err)
+	}
+}
+
+func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) error {
+	c := newCommand("reporter", "Watch this host's Docker daemon and keep one record per container in etcd. The only stage that opens the Docker socket.", stderr)
+	so := addStore(c.fs)
+	lo := addLog(c.fs)
+	metricsAddr := addMetrics(c.fs)
+	ro := addReporter(c.fs, e)
+	if err := c.parse(args, e); err != nil {
+		return err
+	}
+	return runOne(ctx, so, lo, *metricsAddr, "", stderr, "reporter", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+		return newReporter(ro, so, cli, reg, log)
+	})
+}
+
+func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error {
+	c := newCommand("nginx", "Render nginx config from the records and certificates in etcd, check it with nginx -t, swap it in and reload nginx (its own, or an external one).", stderr)
+	so := addStore(c.fs)
+	lo := addLog(c.fs)
+	metricsAddr := addMetrics(c.fs)
+	dataDir := addDataDir(c.fs, defaultDataDir)
+	no := addNginx(c.fs)
+	if err := c.parse(args, e); err != nil {
+		return err
+	}
+	return runOne(ctx, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+		return newNginx(no, so, *dataDir, cli, reg, log)
+	})
+}
+
+func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error {
+	c := newCommand("certs", "Derive the certificates the containers need, obtain them by ACME dns-01 or from the local CA, store them in etcd and renew them.\n\nDNS providers: "+strings.Join(dnsproviders.Codes(), " "), stderr)
+	so := addStore(c.fs)
+	lo := addLog(c.fs)
+	metricsAddr := addMetrics(c.fs)
+	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")}
+	co := addCerts(c.fs)
+	if err := c.parse(args, e); err != nil {
+		return err
+	}
+	return runOne(ctx, so, lo, *metricsAddr, "", stderr, "certs", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+		return newCerts(co, so, no, cli, reg, log)
+	})
+}
+
+// runOne runs a single stage against an external etcd (or, with only
+// --data-dir, the embedded one of a running `portico run`).
+func runOne(ctx context.Context, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name string,
+	build func(*clientv3.Client, *prometheus.Registry, *slog.Logger) (stage, error)) error {
+	log, err := lo.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if len(so.endpoints.vals) == 0 && dataDir == "" {
+		return errors.New("--etcd-endpoints is required")
+	}
+	cli, err := connect(so, dataDir)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	reg := newRegistry()
+	s, err := build(cli, reg, log)
+	if err != nil {
+		return err
+	}
+	if err := serveMetrics(ctx, metricsAddr, reg, log); err != nil {
+		return err
+	}
+	return runStages(ctx, log, map[string]stage{name: s})
+}
+
+func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*reporter.Reporter, error) {
+	return reporter.New(reporter.Config{
+		DockerHost: *ro.dockerHost,
+		Host:       *ro.host,
+		Keys:       so.keys(),
+		Metrics:    reg,
+	}, cli, log.With("stage", "reporter"))
+}
+
+func newNginx(no *nginxOpts, so *storeOpts, dataDir string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*nginx.Stage, error) {
+	cfg := nginx.Config{
+		Keys:          so.keys(),
+		Routing:       routing.Options{Network: *no.network},
+		Dir:           nginxDir(dataDir),
+		TemplatePath:  *no.template,
+		IncludeDir:    *no.includeDir,
+		HTTPAddrs:     no.httpAddrs.vals,
+		HTTPSAddrs:    no.httpsAddrs.vals,
+		Debounce:      *no.debounce,
+		MaxReloadGap:  *no.maxGap,
+		NginxBinary:   *no.binary,
+		Instance:      *no.instance,
+		Metrics:       reg,
+		PidFile:       *no.pidFile,
+		ReloadCommand: no.reloadCommand(),
+	}
+	if no.external() {
+		cfg.Mode = nginx.ModeExternal
+		cfg.MainConfig = *no.mainConf
+		cfg.ConfPath = *no.confOut
+		if cfg.ConfPath == "" {
+			cfg.ConfPath = filepath.Join(cfg.Dir, "portico.conf")
+		}
+	}
+	return nginx.New(cfg, cli, log.With("stage", "nginx"))
+}
+
+func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*certs.Stage, error) {
+	log = log.With("stage", "certs")
+	cfg := certs.Config{
+		Keys:            so.keys(),
+		Routing:         routing.Options{Network: *no.network},
+		Issuer:          *co.issuer,
+		WildcardDomains: co.wildcardDomains.vals,
+		DomainsFile:     *co.domainsFile,
+		DomainsOut:      *co.domainsOut,
+		CheckInterval:   *co.renewCheck,
+		Metrics:         reg,
+	}
+	if cfg.Issuer == "auto" {
+		cfg.Issuer = certs.IssuerAuto
+	}
+	if len(co.dnsProvider.vals) > 0 {
+		iss, err := newACME(co, so, cli, log)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ACME = iss
+	} else {
+		log.Info("no --dns-provider: names that need a public certificate stay on HTTP; local-CA names get certificates")
+	}
+	return certs.New(cfg, cli, log)
+}
+
+func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logger) (*acme.Issuer, error) {
+	providers, err := parseProviders(co.dnsProvider.vals, dnsproviders.New)
+	if err != nil {
+		return nil, err
+	}
+	dir := *co.directory
+	switch {
+	case dir != "" && *co.staging:
+		return nil, errors.New("--acme-directory and --acme-staging: give one")
+	case *co.staging:
+		dir = acme.LetsEncryptStaging
+	}
+	var roots []byte
+	if *co.caRoots != "" {
+		if roots, err = os.ReadFile(*co.caRoots); err != nil {
+			return nil, fmt.Errorf("--acme-ca-roots: %w", err)
+		}
+	}
+	if len(co.dnsResolvers.vals) > 0 {
+		acme.SetLegoResolvers(co.dnsResolvers.vals)
+	}
+	return acme.New(acme.Config{
+		DirectoryURL:                dir,
+		Email:                       *co.email,
+		EABKeyID:                    *co.eabKID,
+		EABHMAC:                     *co.eabHMAC,
+		KeyType:                     *co.keyType,
+		CARoots:                     roots,
+		Providers:                   providers,
+		Resolvers:                   co.dnsResolvers.vals,
+		PropagationTimeout:          *co.propagation,
+		DisableAuthoritativeNSCheck: *co.skipAuthNS,
+		UserAgent:                   "portico/" + version,
+		Keys:                        so.keys(),
+	}, cli, log)
+}
+
+// parseProviders turns --dns-provider values into zone -> provider:
+// "cloudflare" is the default for every zone, "example.com=dnsupdate" one
+// zone's. It is pure but for the constructor, which reads the provider's
+// own environment variables.
+func parseProviders(vals []string, build func(string) (challenge.Provider, error)) (map[string]challenge.Provider, error) {
+	out := map[string]challenge.Provider{}
+	for _, v := range vals {
+		zone, code, ok := strings.Cut(v, "=")
+		if !ok {
+			zone, code = "", v
+		}
+		zone = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(zone)), ".")
+		code = strings.TrimSpace(code)
+		if code == "" {
+			return nil, fmt.Errorf("--dns-provider %q: no provider name", v)
+		}
+		if _, dup := out[zone]; dup {
+			return nil, fmt.Errorf("--dns-provider %q: zone %q given twice", v, zone)
+		}
+		p, err := build(code)
+		if err != nil {
+			return nil, fmt.Errorf("--dns-provider %q: %w", v, err)
+		}
+		out[zone] = p
+	}
+	return out, nil
+}
+
+// addCertStatus fills the report's certificate lines from the store.
+func addCertStatus(ctx context.Context, rep *status.Report, cli certs.Getter, keys store.Keys, now time.Time) error {
+	wanted, bundles, states, problems, err := certs.Load(ctx, cli, keys)
+	if err != nil {
+		return err
+	}
+	for _, p := range problems {
+		rep.Store = append(rep.Store, p.Error())
+	}
+	rep.Certs = certs.Report(wanted, bundles, states, now)
+	return nil
+}

@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/portico/portico/internal/testenv/porticotest"
+)
+
+// binary is the portico executable built once for the package by TestMain.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portico-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary, err = porticotest.Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// Short names for the harness, bound to this package's binary.
+var (
+	freePort   = porticotest.FreePort
+	addr       = porticotest.Addr
+	eventually = porticotest.Eventually
+	get        = porticotest.Get
+	getTLS     = porticotest.GetTLS
+	expect200  = porticotest.Expect200
+	metric     = porticotest.Metric
+)
+
+type proc = porticotest.Proc
+
+func start(t testing.TB, env []string, args ...string) *proc {
+	t.Helper()
+	return porticotest.Start(t, binary, env, args...)
+}
+
+func statusJSON(t testing.TB, args ...string) map[string]any {
+	t.Helper()
+	return porticotest.StatusJSON(t, binary, args...)
+}

@@ -1,0 +1,90 @@
+package nginx
+
+import (
+	"testing"
+	"time"
+)
+
+func TestPacerLoneChangeAppliesAfterDebounce(t *testing.T) {
+	p := pacer{debounce: 100 * time.Millisecond, maxGap: 2 * time.Second}
+	t0 := time.Unix(1000, 0)
+	if got := p.due(t0, t0); got != t0.Add(100*time.Millisecond) {
+		t.Fatalf("due = %v, want debounce after the change", got.Sub(t0))
+	}
+	p.applied(t0.Add(100 * time.Millisecond))
+	// Long after: calm again, the next lone change is not held back.
+	t1 := t0.Add(time.Minute)
+	if got := p.due(t1, t1); got != t1.Add(100*time.Millisecond) {
+		t.Fatalf("after calm: due = %v", got.Sub(t1))
+	}
+}
+
+func TestPacerContinuousStreamAppliesAtMostEvery10Debounce(t *testing.T) {
+	p := pacer{debounce: 100 * time.Millisecond, maxGap: 2 * time.Second}
+	t0 := time.Unix(1000, 0)
+	if got := p.due(t0, t0.Add(5*time.Second)); got != t0.Add(time.Second) {
+		t.Fatalf("due = %v, want capped at 10 debounce", got.Sub(t0))
+	}
+}
+
+// simulate feeds changes at the given offsets and counts applies.
+func simulate(p *pacer, changes []time.Duration) (applies int, lastApply time.Duration) {
+	t0 := time.Unix(1000, 0)
+	var first, last time.Time
+	pending := false
+	i := 0
+	now := t0
+	for i < len(changes) || pending {
+		var next time.Time
+		if pending {
+			next = p.due(first, last)
+		}
+		if i < len(changes) && (!pending || t0.Add(changes[i]).Before(next)) {
+			now = t0.Add(changes[i])
+			if !pending {
+				first, pending = now, true
+			}
+			last = now
+			i++
+			continue
+		}
+		now = next
+		p.applied(now)
+		pending = false
+		applies++
+	}
+	return applies, now.Sub(t0)
+}
+
+func TestPacerBurstCostsFewApplies(t *testing.T) {
+	tests := []struct {
+		name       string
+		changes    []time.Duration
+		maxApplies int
+	}{
+		{"500 starts in 10s", spread(500, 10*time.Second), 10},
+		{"50 starts 300ms apart", spread(50, 15*time.Second), 14},
+		{"one change", []time.Duration{0}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := pacer{debounce: 100 * time.Millisecond, maxGap: 2 * time.Second}
+			n, end := simulate(&p, tt.changes)
+			t.Logf("%d applies, last %v after the last change", n, end-tt.changes[len(tt.changes)-1])
+			if n > tt.maxApplies {
+				t.Errorf("%d applies, want <= %d", n, tt.maxApplies)
+			}
+			if lastChange := tt.changes[len(tt.changes)-1]; end-lastChange > 2*time.Second+100*time.Millisecond {
+				t.Errorf("last change applied %v after it happened", end-lastChange)
+			}
+		})
+	}
+}
+
+func spread(n int, over time.Duration) []time.Duration {
+	out := make([]time.Duration, n)
+	for i := range out {
+		out[i] = over * time.Duration(i) / time.Duration(n)
+	}
+	return out
+}

@@ -1,0 +1,183 @@
+// Package status builds what `portico status` shows from a snapshot of the
+// store. It is pure: the command fetches the keys, this package decides and
+// formats.
+package status
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/portico/portico/internal/certs"
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+// Report is the whole status.
+type Report struct {
+	Containers []Container         `json:"containers"`
+	Routes     []routing.Route     `json:"routes"`
+	Problems   []routing.Problem   `json:"problems"`
+	Nginx      []store.NginxStatus `json:"nginx"`
+	Certs      []certs.CertStatus  `json:"certs"`
+	Store      []string            `json:"store_errors,omitempty"`
+	Counts     map[string]int      `json:"counts"`
+}
+
+// Container is one container line.
+type Container struct {
+	Name   string   `json:"name"`
+	Node   string   `json:"node"`
+	ID     string   `json:"id"`
+	State  string   `json:"state"`
+	Health string   `json:"health,omitempty"`
+	Vhosts []string `json:"vhosts,omitempty"`
+	Addr   string   `json:"addr,omitempty"`
+	Live   bool     `json:"live"`
+}
+
+// Build derives the report from every key under keys' prefix.
+func Build(kvs map[string][]byte, keys store.Keys, opts routing.Options) Report {
+	r := Report{Counts: map[string]int{}}
+	var cs []store.Container
+	for k, v := range kvs {
+		switch {
+		case strings.HasPrefix(k, keys.Containers()):
+			c, err := store.DecodeContainer(k, v)
+			if err != nil {
+				r.Store = append(r.Store, err.Error())
+				continue
+			}
+			cs = append(cs, c)
+		case strings.HasPrefix(k, keys.NginxStatuses()):
+			var n store.NginxStatus
+			if err := store.Decode(k, v, &n); err != nil {
+				r.Store = append(r.Store, err.Error())
+				continue
+			}
+			r.Nginx = append(r.Nginx, n)
+		}
+	}
+	res := routing.Build(cs, opts)
+	svc := map[string]routing.Service{}
+	for _, s := range res.Services {
+		svc[s.Node+"/"+s.ContainerID] = s
+	}
+	for _, c := range cs {
+		line := Container{Name: c.Name, Node: c.Host, ID: shortID(c.ID), State: c.State, Health: c.Health}
+		if s, ok := svc[c.Host+"/"+c.ID]; ok {
+			line.Vhosts, line.Addr, line.Live = s.Hosts, s.Addr, s.Live
+		}
+		r.Containers = append(r.Containers, line)
+	}
+	sort.Slice(r.Containers, func(i, j int) bool {
+		a, b := r.Containers[i], r.Containers[j]
+		return a.Name+"\x00"+a.Node+"\x00"+a.ID < b.Name+"\x00"+b.Node+"\x00"+b.ID
+	})
+	sort.Slice(r.Nginx, func(i, j int) bool { return r.Nginx[i].Instance < r.Nginx[j].Instance })
+	sort.Strings(r.Store)
+	r.Routes, r.Problems = res.Routes, res.Problems
+	r.Counts["containers"] = len(r.Containers)
+	r.Counts["routes"] = len(r.Routes)
+	for _, p := range r.Problems {
+		r.Counts[string(p.Severity)+"s"]++
+	}
+	return r
+}
+
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// WriteText prints the report for a person.
+func (r Report) WriteText(w io.Writer, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "CONTAINERS (%d)\n", len(r.Containers))
+	fmt.Fprintln(tw, "  NAME\tNODE\tID\tSTATE\tVHOSTS\tUPSTREAM")
+	for _, c := range r.Containers {
+		state := c.State
+		if c.Health != "" {
+			state += " (" + c.Health + ")"
+		}
+		up := c.Addr
+		if up != "" && !c.Live {
+			up += " (not live)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Node, c.ID, state, dash(strings.Join(c.Vhosts, ",")), dash(up))
+	}
+	fmt.Fprintf(tw, "\nROUTES (%d)\n", len(r.Routes))
+	fmt.Fprintln(tw, "  VHOST\tPROTOCOL\tHTTPS\tUPSTREAMS\tCONTAINERS")
+	for _, rt := range r.Routes {
+		host := rt.Host
+		if rt.Default {
+			host += " (default)"
+		}
+		ups := strings.Join(rt.Upstreams, ",")
+		if ups == "" {
+			ups = "none live (503)"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", host, rt.Protocol, rt.HTTPS, ups, strings.Join(rt.Containers, ","))
+	}
+	if len(r.Certs) > 0 {
+		fmt.Fprintf(tw, "\nCERTIFICATES (%d)\n", len(r.Certs))
+		fmt.Fprintln(tw, "  PRIMARY\tNAMES\tISSUER\tCONDITION\tEXPIRES\tRENEWS\tLAST ERROR")
+		for _, c := range r.Certs {
+			errs := dash(c.Error)
+			if !c.RetryAt.IsZero() && c.Error != "" {
+				errs += fmt.Sprintf(" (retry %s)", when(c.RetryAt, now))
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Primary, strings.Join(c.Names, ","), dash(c.Issuer), c.Condition, when(c.NotAfter, now), when(c.NextRenewal, now), errs)
+		}
+	}
+	fmt.Fprintf(tw, "\nNGINX (%d)\n", len(r.Nginx))
+	for _, n := range r.Nginx {
+		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\n", n.Instance, n.Routes, n.Reloads, short(n.Applied))
+		if n.Error != "" {
+			fmt.Fprintf(tw, "  \tlast error: %s (routes: %s)\n", n.Error, strings.Join(n.ErrorRoutes, ","))
+		}
+	}
+	if len(r.Problems) > 0 {
+		fmt.Fprintf(tw, "\nPROBLEMS (%d)\n", len(r.Problems))
+		for _, p := range r.Problems {
+			fmt.Fprintf(tw, "  %s\t%s\n", p.Severity, p.Error())
+		}
+	}
+	if len(r.Store) > 0 {
+		fmt.Fprintf(tw, "\nUNREADABLE RECORDS (%d)\n", len(r.Store))
+		for _, s := range r.Store {
+			fmt.Fprintf(tw, "  %s\n", s)
+		}
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return dash(s)
+}
+
+func when(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := t.Sub(now).Round(time.Minute)
+	if d >= 0 {
+		return fmt.Sprintf("%s (in %s)", t.UTC().Format("2006-01-02 15:04"), d)
+	}
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format("2006-01-02 15:04"), -d)
+}

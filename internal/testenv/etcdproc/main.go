@@ -1,0 +1,89 @@
+// Command etcdproc runs a single-node etcd server (go.etcd.io/etcd/server/v3/embed)
+// in its own process, so that fault tests can kill -9 it and start it again
+// on the same data dir and ports, as an operator's external etcd would be.
+//
+//	etcdproc --dir DIR --client-addr 127.0.0.1:PORT --peer-addr 127.0.0.1:PORT
+//
+// It prints "ready <client URL>" on stdout once the server serves, and runs
+// until SIGTERM, SIGINT or SIGKILL. Loopback addresses only.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "etcdproc:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("etcdproc", flag.ContinueOnError)
+	dir := fs.String("dir", "", "data dir (required)")
+	clientAddr := fs.String("client-addr", "", "loopback host:port for clients (required)")
+	peerAddr := fs.String("peer-addr", "", "loopback host:port for peers (required)")
+	maxReq := fs.Uint("max-request-bytes", 0, "largest request etcd accepts (0: etcd's default, 1.5 MiB)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || *clientAddr == "" || *peerAddr == "" {
+		return errors.New("--dir, --client-addr and --peer-addr are required")
+	}
+	for _, a := range []string{*clientAddr, *peerAddr} {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return fmt.Errorf("address %q: %w", a, err)
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return fmt.Errorf("address %q: not a loopback IP", a)
+		}
+	}
+	curl := url.URL{Scheme: "http", Host: *clientAddr}
+	purl := url.URL{Scheme: "http", Host: *peerAddr}
+	cfg := embed.NewConfig()
+	cfg.Name = "etcdproc"
+	cfg.Dir = *dir
+	cfg.ListenClientUrls = []url.URL{curl}
+	cfg.AdvertiseClientUrls = []url.URL{curl}
+	cfg.ListenPeerUrls = []url.URL{purl}
+	cfg.AdvertisePeerUrls = []url.URL{purl}
+	cfg.InitialCluster = cfg.Name + "=" + purl.String()
+	cfg.LogLevel = "error"
+	if *maxReq > 0 {
+		cfg.MaxRequestBytes = *maxReq
+	}
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return fmt.Errorf("start etcd in %s: %w", *dir, err)
+	}
+	defer e.Close()
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		return fmt.Errorf("etcd in %s: %w", *dir, err)
+	case <-time.After(60 * time.Second):
+		return fmt.Errorf("etcd in %s: not ready after 60s", *dir)
+	}
+	fmt.Println("ready", curl.String())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-e.Err():
+		return fmt.Errorf("etcd in %s: %w", *dir, err)
+	}
+}

@@ -1,0 +1,261 @@
+// Package porticotest runs the real portico binary for end-to-end tests and
+// benchmarks: build once, start with flags, talk HTTP to its nginx, scrape
+// its metrics, read its status.
+package porticotest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Build compiles cmd/portico into dir and returns the binary's path. Call it
+// from TestMain: `go build` is slow to run once per test.
+func Build(dir string) (string, error) {
+	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", "github.com/portico/portico/cmd/portico").Output()
+	if err != nil {
+		return "", fmt.Errorf("locate cmd/portico: %w", err)
+	}
+	bin := filepath.Join(dir, "portico")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Dir = strings.TrimSpace(string(out))
+	if b, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build portico: %w\n%s", err, b)
+	}
+	return bin, nil
+}
+
+// Proc is a portico process run by a test. It is stopped when the test
+// ends, and its log is printed if the test failed.
+type Proc struct {
+	t    testing.TB
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// Start runs `bin args...` with extra environment variables.
+func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &Proc{t: t, cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	// Own process group: nginx children die with the test.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start portico %v: %v", args, err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("portico %s log:\n%s", args[0], p.log.String())
+		}
+	})
+	return p
+}
+
+// Stop sends SIGTERM and waits; after 15 s it kills the process group.
+func (p *Proc) Stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.t.Errorf("portico did not stop within 15s of SIGTERM")
+		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Kill sends SIGKILL to portico alone (its nginx children survive, as they
+// would after a crash).
+func (p *Proc) Kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// FreePort returns a free TCP port on 127.0.0.1.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Addr is 127.0.0.1:port.
+func Addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// Eventually polls f every 20ms until it returns nil or the deadline passes.
+func Eventually(t testing.TB, within time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s: %v", within, what, err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// PlainClient sends one request per connection and never follows redirects.
+var PlainClient = &http.Client{
+	Timeout: 3 * time.Second,
+	// Redirects are asserted, not followed.
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	Transport:     &http.Transport{DisableKeepAlives: true},
+}
+
+// Get sends GET http://addr/ with the Host header and returns status and body.
+func Get(addr, host string) (int, string, error) {
+	return GetWithin(addr, host, PlainClient.Timeout)
+}
+
+// GetWithin is Get with its own timeout.
+func GetWithin(addr, host string, timeout time.Duration) (int, string, error) {
+	req, err := http.NewRequest("GET", "http://"+addr+"/", nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	resp, err := PlainClient.Do(req.WithContext(ctx))
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// GetTLS sends GET https://host/ to addr with SNI host, trusting roots.
+func GetTLS(addr, host string, roots *x509.CertPool) (int, string, *x509.Certificate, error) {
+	tr := &http.Transport{
+		DisableKeepAlives: true,
+		TLSClientConfig:   &tls.Config{RootCAs: roots, ServerName: host},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+	}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr, Timeout: 3 * time.Second}
+	resp, err := c.Get("https://" + host + "/")
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	var leaf *x509.Certificate
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		leaf = resp.TLS.PeerCertificates[0]
+	}
+	return resp.StatusCode, string(b), leaf, err
+}
+
+// Expect200 returns nil once host answers 200 with a body containing want.
+func Expect200(addr, host, want string) error {
+	code, body, err := Get(addr, host)
+	if err != nil {
+		return err
+	}
+	if code != 200 || !strings.Contains(body, want) {
+		return fmt.Errorf("GET %s Host %s: %d %q, want 200 containing %q", addr, host, code, body, want)
+	}
+	return nil
+}
+
+// Metric scrapes a Prometheus text endpoint and sums the samples of name.
+func Metric(metricsAddr, name string) (float64, error) {
+	resp, err := PlainClient.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum float64
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %q: %w", name, line, err)
+		}
+		sum += v
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("metric %s not exported", name)
+	}
+	return sum, sc.Err()
+}
+
+// StatusJSON runs `bin status --json` with args and decodes it.
+func StatusJSON(t testing.TB, bin string, args ...string) map[string]any {
+	t.Helper()
+	out, err := exec.Command(bin, append([]string{"status", "--json"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("portico status: %v\n%s", err, out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("portico status --json: %v\n%s", err, out)
+	}
+	return m
+}
