@@ -3,7 +3,6 @@ package nginx
 import (
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -13,11 +12,39 @@ import (
 // Everything rendered into the config passes one of these checks, so no
 // string can end a directive, open a block or expand a variable.
 
-var hostRE = regexp.MustCompile(`^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$`)
-
 // ValidHost reports whether h is a lower-case host name (optionally a
-// "*." wildcard) that is safe to render as a server_name and a path segment.
-func ValidHost(h string) bool { return len(h) <= 253 && hostRE.MatchString(h) }
+// "*." wildcard) that is safe to render as a server_name and a path segment:
+// labels of 1-63 bytes of [a-z0-9_-], not starting or ending with '-'.
+// It runs on every route of every render, so it is a loop, not a regexp.
+func ValidHost(h string) bool {
+	if len(h) > 253 {
+		return false
+	}
+	h = strings.TrimPrefix(h, "*.")
+	for {
+		label, rest, more := strings.Cut(h, ".")
+		if !validLabel(label) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		h = rest
+	}
+}
+
+func validLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(l); i++ {
+		c := l[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // checkPath rejects a configured directory that nginx would not read as one
 // plain token.

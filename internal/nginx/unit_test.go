@@ -96,3 +96,18 @@ func TestIsOurMaster(t *testing.T) {
 		}
 	}
 }
+
+func TestValidHost(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	for h, want := range map[string]bool{
+		"a.test": true, "*.example.com": true, "xn--bcher-kva.example": true, "a_b.test": true, "localhost": true,
+		long + ".test": true, long + "a.test": false, strings.Repeat(long+".", 4) + "ab": false,
+		"": false, ".": false, "a..b": false, "a.": false, ".a": false, "-a.test": false, "a-.test": false,
+		"A.test": false, "a.test;": false, "a test": false, "*": false, "*.": false, "a.*.b": false, "**.a": false,
+		"a.test\n": false, "a/b": false, "é.test": false,
+	} {
+		if got := ValidHost(h); got != want {
+			t.Errorf("ValidHost(%q) = %v, want %v", h, got, want)
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package status
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+func TestBuildAndText(t *testing.T) {
+	keys := store.NewKeys("/portico")
+	rec := func(c store.Container) []byte {
+		b, err := store.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	running := store.Container{ID: "aaaaaaaaaaaaaaaa", Name: "web", Host: "h1", State: "running",
+		Labels:   map[string]string{"portico.vhost": "web.test"},
+		Networks: map[string]store.Network{"proxy": {IPv4: "172.18.0.2"}}}
+	bad := store.Container{ID: "bbbb", Name: "bad", Host: "h1", State: "running",
+		Labels:   map[string]string{"portico.vhost": "x.test", "portico.port": "abc"},
+		Networks: map[string]store.Network{"proxy": {IPv4: "172.18.0.3"}}}
+	nginxStatus, _ := store.Encode(store.NginxStatus{Instance: "n1", Routes: 1, Reloads: 3, Error: "nginx -t: boom", ErrorRoutes: []string{"web.test"}})
+	kvs := map[string][]byte{
+		keys.Container("h1", running.ID): rec(running),
+		keys.Container("h1", bad.ID):     rec(bad),
+		keys.Container("h1", "junk"):     []byte("{not json"),
+		keys.NginxStatus("n1"):           nginxStatus,
+	}
+	r := Build(kvs, keys, routing.Options{Network: "proxy"})
+	if len(r.Containers) != 2 || len(r.Routes) != 1 || r.Routes[0].Host != "web.test" {
+		t.Fatalf("containers %v routes %v", r.Containers, r.Routes)
+	}
+	if len(r.Store) != 1 || !strings.Contains(r.Store[0], "junk") {
+		t.Errorf("store errors %v, want the garbage key named", r.Store)
+	}
+	if r.Counts["errors"] != 1 {
+		t.Errorf("counts %v, want one error", r.Counts)
+	}
+	var out bytes.Buffer
+	if err := r.WriteText(&out, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"web.test", "172.18.0.2:80", `container "bad": label portico.port="abc"`, "nginx -t: boom", "UNREADABLE RECORDS", "aaaaaaaaaaaa "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
