@@ -449,10 +449,8 @@ func hammer(addr, host, want string, d time.Duration) (total, failed int, errs [
 
 // startContainer starts a container from any goroutine (t.Errorf, not Fatal).
 func startContainer(t *testing.T, d *dockertest.Env, id string) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := d.Client.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
-		t.Errorf("start container %s: %v", id, err)
+	if err := d.TryStart(id); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -11,7 +11,7 @@ func TestPacerLoneChangeAppliesAfterDebounce(t *testing.T) {
 	if got := p.due(t0, t0); got != t0.Add(100*time.Millisecond) {
 		t.Fatalf("due = %v, want debounce after the change", got.Sub(t0))
 	}
-	p.applied(t0.Add(100 * time.Millisecond))
+	p.applied(t0.Add(100*time.Millisecond), t0)
 	// Long after: calm again, the next lone change is not held back.
 	t1 := t0.Add(time.Minute)
 	if got := p.due(t1, t1); got != t1.Add(100*time.Millisecond) {
@@ -49,7 +49,7 @@ func simulate(p *pacer, changes []time.Duration) (applies int, lastApply time.Du
 			continue
 		}
 		now = next
-		p.applied(now)
+		p.applied(now, first)
 		pending = false
 		applies++
 	}
@@ -87,4 +87,19 @@ func spread(n int, over time.Duration) []time.Duration {
 		out[i] = over * time.Duration(i) / time.Duration(n)
 	}
 	return out
+}
+
+// Start-then-stop trials a second or two apart (benchmark P1) are lone
+// changes: each applies Debounce after it happens, never held by a gap.
+func TestPacerSeparateChangesAreNotPaced(t *testing.T) {
+	p := pacer{debounce: 100 * time.Millisecond, maxGap: 2 * time.Second}
+	t0 := time.Unix(1000, 0)
+	for i := range 20 {
+		c := t0.Add(time.Duration(i) * 1500 * time.Millisecond)
+		due := p.due(c, c)
+		if due != c.Add(100*time.Millisecond) {
+			t.Fatalf("change %d applied %v after it happened", i, due.Sub(c))
+		}
+		p.applied(due, c)
+	}
 }

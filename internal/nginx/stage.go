@@ -247,7 +247,7 @@ func (s *Stage) Run(ctx context.Context) error {
 		case <-timer.C:
 			pending = false
 			retry := s.sync(ctx, mc, mb)
-			pace.applied(time.Now())
+			pace.applied(time.Now(), first)
 			if retry > 0 {
 				pending, first, last = true, time.Now(), time.Now()
 				timer.Reset(retry)

@@ -288,11 +288,20 @@ func hasKey(env []string, key string) bool {
 // Start starts a container.
 func (e *Env) Start(t testing.TB, id string) {
 	t.Helper()
+	if err := e.TryStart(id); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TryStart starts a container and returns the error; unlike Start it may be
+// called from any goroutine.
+func (e *Env) TryStart(id string) error {
 	c, cancel := ctx()
 	defer cancel()
 	if _, err := e.Client.ContainerStart(c, id, client.ContainerStartOptions{}); err != nil {
-		t.Fatalf("start container %s: %v", id, err)
+		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	return nil
 }
 
 // Stop stops a container, killing it after one second.
