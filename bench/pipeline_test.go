@@ -59,6 +59,10 @@ func BenchmarkP1StartToFirst200(b *testing.B) {
 					<-time.After(5 * time.Millisecond)
 				}
 				ds = append(ds, time.Since(t0))
+				// A user's `docker start` lands on a system at rest; back-to-back
+				// trials would be a stream of changes, which the nginx stage
+				// paces on purpose (P2). The pause is the scenario, not a sync.
+				<-time.After(time.Second)
 			}
 			b.Logf("P1: others=%d trials=%d p50=%s p99=%s max=%s; of which the docker start API call p50=%s p99=%s (goal at 1000: p99 <= 1s)", others, trials,
 				percentile(ds, 0.5).Round(time.Millisecond), percentile(ds, 0.99).Round(time.Millisecond), percentile(ds, 1).Round(time.Millisecond),

@@ -2,23 +2,45 @@ package nginx
 
 import "time"
 
+// streamChanges is how many changes within one window (maxGap) make a
+// stream: 6 in the default 2s, i.e. 3 per second. A person starting
+// containers one after another stays below it (a start is one or two record
+// writes, plus a certificate); `docker compose up` of a large project or a
+// host reboot goes above.
+const streamChanges = 6
+
 // pacer decides when pending changes are applied. It is pure: the stage
 // feeds it times.
 //
-//   - After a quiet period, a change applies Debounce after the last change
-//     of its burst, and at most 10 Debounce after the first.
-//   - When a batch of changes starts soon (within calm) after the previous
-//     apply, changes are streaming in: each apply must wait a gap after the
-//     previous one that doubles from Debounce*2.5 up to MaxGap. So a burst of
-//     hundreds of container starts costs a handful of reloads instead of one
-//     each.
-//   - A batch that starts after a calm period resets the gap, so a lone
-//     change still goes live within Debounce.
+//   - A change applies Debounce after the last change of its batch, and at
+//     most 10 Debounce after the first, so a lone change goes live fast.
+//   - While changes stream in (streamChanges or more within maxGap), each
+//     apply must also wait a gap after the previous one that doubles from
+//     2.5 Debounce up to maxGap. So a burst of hundreds of container starts
+//     costs a handful of reloads instead of one each.
+//   - Once the stream thins out the gap resets.
 type pacer struct {
 	debounce, maxGap time.Duration
 	gap              time.Duration
 	lastApply        time.Time
+	recent           []time.Time // changes within the last maxGap
 }
+
+// changed records a change at now.
+func (p *pacer) changed(now time.Time) {
+	p.prune(now)
+	p.recent = append(p.recent, now)
+}
+
+func (p *pacer) prune(now time.Time) {
+	i := 0
+	for i < len(p.recent) && now.Sub(p.recent[i]) > p.maxGap {
+		i++
+	}
+	p.recent = p.recent[i:]
+}
+
+func (p *pacer) streaming() bool { return len(p.recent) >= streamChanges }
 
 // due is when to apply, given the first and last change still pending.
 func (p *pacer) due(first, last time.Time) time.Time {
@@ -26,7 +48,7 @@ func (p *pacer) due(first, last time.Time) time.Time {
 	if cap := first.Add(10 * p.debounce); t.After(cap) {
 		t = cap
 	}
-	if !p.lastApply.IsZero() {
+	if p.streaming() && !p.lastApply.IsZero() {
 		if e := p.lastApply.Add(p.gap); t.Before(e) {
 			t = e
 		}
@@ -34,15 +56,11 @@ func (p *pacer) due(first, last time.Time) time.Time {
 	return t
 }
 
-// calm is how long after an apply a new change must wait to count as a
-// lone change rather than part of a stream.
-func (p *pacer) calm() time.Duration { return max(p.maxGap/2, 2*p.debounce) }
-
-// applied records an apply at now of a batch whose first change came at
-// first, and sets the gap for the next apply.
-func (p *pacer) applied(now, first time.Time) {
+// applied records an apply at now and sets the gap for the next one.
+func (p *pacer) applied(now time.Time) {
+	p.prune(now)
 	switch {
-	case p.lastApply.IsZero() || first.Sub(p.lastApply) >= p.calm():
+	case !p.streaming():
 		p.gap = 0
 	case p.gap == 0:
 		p.gap = min(p.debounce*5/2, p.maxGap)

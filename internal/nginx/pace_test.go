@@ -11,9 +11,11 @@ func TestPacerLoneChangeAppliesAfterDebounce(t *testing.T) {
 	if got := p.due(t0, t0); got != t0.Add(100*time.Millisecond) {
 		t.Fatalf("due = %v, want debounce after the change", got.Sub(t0))
 	}
-	p.applied(t0.Add(100*time.Millisecond), t0)
+	p.changed(t0)
+	p.applied(t0.Add(100 * time.Millisecond))
 	// Long after: calm again, the next lone change is not held back.
 	t1 := t0.Add(time.Minute)
+	p.changed(t1)
 	if got := p.due(t1, t1); got != t1.Add(100*time.Millisecond) {
 		t.Fatalf("after calm: due = %v", got.Sub(t1))
 	}
@@ -41,6 +43,7 @@ func simulate(p *pacer, changes []time.Duration) (applies int, lastApply time.Du
 		}
 		if i < len(changes) && (!pending || t0.Add(changes[i]).Before(next)) {
 			now = t0.Add(changes[i])
+			p.changed(now)
 			if !pending {
 				first, pending = now, true
 			}
@@ -49,7 +52,7 @@ func simulate(p *pacer, changes []time.Duration) (applies int, lastApply time.Du
 			continue
 		}
 		now = next
-		p.applied(now, first)
+		p.applied(now)
 		pending = false
 		applies++
 	}
@@ -63,7 +66,7 @@ func TestPacerBurstCostsFewApplies(t *testing.T) {
 		maxApplies int
 	}{
 		{"500 starts in 10s", spread(500, 10*time.Second), 10},
-		{"50 starts 300ms apart", spread(50, 15*time.Second), 14},
+		{"50 starts 300ms apart, a record and a certificate each", twice(spread(50, 15*time.Second), 50*time.Millisecond), 14},
 		{"one change", []time.Duration{0}, 1},
 	}
 	for _, tt := range tests {
@@ -89,17 +92,31 @@ func spread(n int, over time.Duration) []time.Duration {
 	return out
 }
 
-// Start-then-stop trials a second or two apart (benchmark P1) are lone
-// changes: each applies Debounce after it happens, never held by a gap.
+// Containers started one after another (benchmark P1) are lone changes:
+// each applies Debounce after it happens, never held by a gap.
 func TestPacerSeparateChangesAreNotPaced(t *testing.T) {
 	p := pacer{debounce: 100 * time.Millisecond, maxGap: 2 * time.Second}
 	t0 := time.Unix(1000, 0)
 	for i := range 20 {
-		c := t0.Add(time.Duration(i) * 1500 * time.Millisecond)
-		due := p.due(c, c)
-		if due != c.Add(100*time.Millisecond) {
-			t.Fatalf("change %d applied %v after it happened", i, due.Sub(c))
+		// Two record writes per start (network connect, then start), one
+		// start every 1.2s: a trickle, not a stream.
+		c := t0.Add(time.Duration(i) * 1200 * time.Millisecond)
+		p.changed(c)
+		p.changed(c.Add(10 * time.Millisecond))
+		due := p.due(c, c.Add(10*time.Millisecond))
+		if want := c.Add(110 * time.Millisecond); due != want {
+			t.Fatalf("change %d applied %v after it happened, want 110ms", i, due.Sub(c))
 		}
-		p.applied(due, c)
+		p.applied(due)
 	}
+}
+
+// twice follows each change with a second one after d (a record, then its
+// certificate).
+func twice(cs []time.Duration, d time.Duration) []time.Duration {
+	out := make([]time.Duration, 0, 2*len(cs))
+	for _, c := range cs {
+		out = append(out, c, c+d)
+	}
+	return out
 }

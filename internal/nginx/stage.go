@@ -243,11 +243,12 @@ func (s *Stage) Run(ctx context.Context) error {
 				pending, first = true, now
 			}
 			last = now
+			pace.changed(now)
 			timer.Reset(max(0, pace.due(first, last).Sub(now)))
 		case <-timer.C:
 			pending = false
 			retry := s.sync(ctx, mc, mb)
-			pace.applied(time.Now(), first)
+			pace.applied(time.Now())
 			if retry > 0 {
 				pending, first, last = true, time.Now(), time.Now()
 				timer.Reset(retry)
