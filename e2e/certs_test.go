@@ -70,7 +70,7 @@ func startRunACME(t *testing.T, d *dockertest.Env, a *acmeSetup, network, dataDi
 	p := &pipeline{dataDir: dataDir, http: addr(freePort(t)), https: addr(freePort(t)), metrics: addr(freePort(t))}
 	args := append([]string{"run", "--data-dir", p.dataDir, "--http-addr", p.http, "--https-addr", p.https,
 		"--metrics-addr", p.metrics, "--network", network, "--host", "e2e-" + d.RunID, "--log-level", "debug",
-		"--renew-check-interval", "1s"}, a.flags...)
+		"--renew-check-interval", "1s", "--label-filter", dockertest.RunLabel + "=" + d.RunID}, a.flags...)
 	p.proc = start(t, a.vars, append(args, extra...)...)
 	eventually(t, 60*time.Second, "portico run serves its default 404", func() error {
 		code, _, err := get(p.http, "unknown.invalid")
@@ -271,8 +271,9 @@ func contains(xs []string, x string) bool {
 func TestACMERenewalSwapsWithoutFailedRequests(t *testing.T) {
 	t.Parallel()
 	d := dockertest.New(t)
-	// 30-second certificates: renewal is due within seconds of issuance.
-	a := startACME(t, acmetest.Options{Validity: 30 * time.Second}, "")
+	// 60-second certificates: renewal is due 40s after issuance, leaving
+	// 20s for the order (lego waits 5s before it polls) and the reload.
+	a := startACME(t, acmetest.Options{Validity: 60 * time.Second}, "")
 	net := d.Network(t, "renew")
 	dataDir := t.TempDir()
 	p := startRunACME(t, d, a, net, dataDir)
@@ -307,7 +308,7 @@ func TestACMERenewalSwapsWithoutFailedRequests(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	eventually(t, 60*time.Second, "renewed certificate served", func() error {
+	eventually(t, 120*time.Second, "renewed certificate served", func() error {
 		s, err := servedSerial(p.https, host, d.Name("renew"), a.roots)
 		if err != nil {
 			return err

@@ -40,6 +40,8 @@ func startRun(t *testing.T, d *dockertest.Env, network string, extra ...string) 
 		"--network", network,
 		"--host", "e2e-" + d.RunID,
 		"--log-level", "debug",
+		// Only this test's containers: other tests share the daemon.
+		"--label-filter", dockertest.RunLabel + "=" + d.RunID,
 	}, extra...)
 	p.proc = start(t, nil, args...)
 	eventually(t, 60*time.Second, "portico run serves its default 404", func() error {
@@ -255,7 +257,7 @@ func TestReporterRestartLosesNoRoute(t *testing.T) {
 	httpAddr := addr(freePort(t))
 	start(t, nil, "nginx", "--etcd-endpoints", e.Endpoint, "--data-dir", t.TempDir(),
 		"--http-addr", httpAddr, "--https-addr", "", "--network", net)
-	reporterArgs := []string{"reporter", "--etcd-endpoints", e.Endpoint, "--host", "e2e-" + d.RunID}
+	reporterArgs := []string{"reporter", "--etcd-endpoints", e.Endpoint, "--host", "e2e-" + d.RunID, "--label-filter", dockertest.RunLabel + "=" + d.RunID}
 	rep := start(t, nil, reporterArgs...)
 	host := "restart-" + d.RunID + ".test"
 	d.Run(t, dockertest.RunOptions{Name: "keep", Network: net, Labels: map[string]string{"portico.vhost": host}})

@@ -77,6 +77,7 @@ func (o *logOpts) logger(w io.Writer) (*slog.Logger, error) {
 type reporterOpts struct {
 	host       *string
 	dockerHost *string
+	labels     *listFlag
 }
 
 func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
@@ -84,6 +85,7 @@ func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
 	return &reporterOpts{
 		host:       fs.String("host", host, "this reporter's host name; it owns the records under containers/<host>/"),
 		dockerHost: fs.String("docker-host", e.get("DOCKER_HOST"), "Docker daemon socket (defaults to DOCKER_HOST, else the local socket)"),
+		labels:     newList().list(fs, "label-filter", "only report containers carrying these labels (key or key=value, comma separated; all must match), like `docker ps --filter label=`"),
 	}
 }
 

@@ -171,6 +171,7 @@ func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prom
 	return reporter.New(reporter.Config{
 		DockerHost: *ro.dockerHost,
 		Host:       *ro.host,
+		Labels:     ro.labels.vals,
 		Keys:       so.keys(),
 		Metrics:    reg,
 	}, cli, log.With("stage", "reporter"))
