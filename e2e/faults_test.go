@@ -84,13 +84,11 @@ func TestFaultDockerGone(t *testing.T) {
 	t.Parallel()
 	d := dockertest.New(t)
 	e := storetest.Start(t)
-	fw := &sockForwarder{path: filepath.Join(t.TempDir(), "docker.sock"), target: "/var/run/docker.sock"}
-	fw.listen(t)
-	t.Cleanup(fw.close)
+	fw := dockertest.NewForwarder(t)
 	metrics := addr(freePort(t))
 	node := "e2e-" + d.RunID
 	start(t, nil, "reporter", "--etcd-endpoints", e.Endpoint, "--host", node,
-		"--docker-host", "unix://"+fw.path, "--metrics-addr", metrics)
+		"--docker-host", fw.Host(), "--metrics-addr", metrics)
 
 	d.Run(t, dockertest.RunOptions{Name: "kept"})
 	doomed := d.Run(t, dockertest.RunOptions{Name: "doomed"})
@@ -99,7 +97,7 @@ func TestFaultDockerGone(t *testing.T) {
 		return recordsMatchDocker(t, d, e.Client, node)
 	})
 
-	fw.close()
+	fw.Cut()
 	eventually(t, 15*time.Second, "reporter notices docker is gone", func() error {
 		v, err := metric(metrics, "portico_reporter_docker_up")
 		if err == nil && v != 0 {
@@ -114,7 +112,7 @@ func TestFaultDockerGone(t *testing.T) {
 		t.Fatal("records already match docker while the reporter is cut off")
 	}
 
-	fw.listen(t)
+	fw.Restore(t)
 	back := time.Now()
 	eventually(t, 15*time.Second, "records match docker after it returned", func() error {
 		return recordsMatchDocker(t, d, e.Client, node)
@@ -648,76 +646,4 @@ func (e *etcdProc) kill(t *testing.T) {
 	}
 	e.cmd.Process.Kill()
 	<-e.done
-}
-
-// sockForwarder proxies a unix socket to Docker's, byte for byte, and can
-// be cut and restored: Docker "goes away" for whoever uses the socket.
-type sockForwarder struct {
-	path, target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-}
-
-func (f *sockForwarder) listen(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("unix", f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.mu.Lock()
-	f.ln, f.conns = ln, map[net.Conn]bool{}
-	f.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
-}
-
-func (f *sockForwarder) track(cs ...net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conns == nil {
-		return false
-	}
-	for _, c := range cs {
-		f.conns[c] = true
-	}
-	return true
-}
-
-func (f *sockForwarder) serve(c net.Conn) {
-	d, err := net.Dial("unix", f.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	if !f.track(c, d) {
-		c.Close()
-		d.Close()
-		return
-	}
-	go func() { io.Copy(d, c); d.Close() }()
-	io.Copy(c, d)
-	c.Close()
-}
-
-// close stops listening and cuts every proxied connection.
-func (f *sockForwarder) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ln != nil {
-		f.ln.Close()
-		f.ln = nil
-	}
-	for c := range f.conns {
-		c.Close()
-	}
-	f.conns = nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
+	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
 // counting wraps the real local CA: it counts orders per name set and,
@@ -118,13 +119,12 @@ func deleteContainer(t *testing.T, cli *clientv3.Client, id string) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	porticotest.Eventually(t, 20*time.Second, what, func() error {
+		if !cond() {
+			return errors.New("not yet")
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval, not a synchronisation
-	}
+		return nil
+	})
 }
 
 func getJSON(t *testing.T, cli *clientv3.Client, key string, v any) bool {

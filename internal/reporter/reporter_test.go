@@ -9,9 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"sync"
@@ -347,17 +345,15 @@ func TestRestart(t *testing.T) {
 func TestDockerGone(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	fw := &forwarder{path: filepath.Join(t.TempDir(), "docker.sock"), target: "/var/run/docker.sock"}
-	fw.listen(t)
-	t.Cleanup(fw.close)
+	fw := dockertest.NewForwarder(t)
 
 	kept := h.env.Run(t, dockertest.RunOptions{Name: "kept"})
 	doomed := h.env.Run(t, dockertest.RunOptions{Name: "doomed"})
-	rr := h.start(t, reporter.Config{DockerHost: "unix://" + fw.path, Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}})
+	rr := h.start(t, reporter.Config{DockerHost: fw.Host(), Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}})
 	h.waitRecord(t, kept, "kept", state("running"))
 	h.waitRecord(t, doomed, "doomed", state("running"))
 
-	fw.close()
+	fw.Cut()
 	dockertest.Poll(t, wait, "reporter notices docker is gone", func() error {
 		if v := rr.metric(t, "portico_reporter_docker_up"); v != 0 {
 			return fmt.Errorf("docker_up = %v", v)
@@ -370,7 +366,7 @@ func TestDockerGone(t *testing.T) {
 		t.Fatal("reporter saw a container while cut off")
 	}
 
-	fw.listen(t)
+	fw.Restore(t)
 	back := time.Now()
 	h.waitGone(t, catchUp, doomed)
 	h.waitRecordWithin(t, catchUp, born, "container started while docker was away", state("running"))
@@ -379,76 +375,6 @@ func TestDockerGone(t *testing.T) {
 	if n := rr.metric(t, "portico_reporter_resyncs_total"); n < 2 {
 		t.Errorf("resyncs_total = %v, want a resync after reconnecting", n)
 	}
-}
-
-// forwarder proxies a unix socket to Docker's byte for byte, and can be cut.
-type forwarder struct {
-	path, target string
-
-	mu    sync.Mutex
-	ln    net.Listener
-	conns map[net.Conn]bool
-}
-
-func (f *forwarder) listen(t *testing.T) {
-	t.Helper()
-	ln, err := net.Listen("unix", f.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.mu.Lock()
-	f.ln, f.conns = ln, map[net.Conn]bool{}
-	f.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go f.serve(c)
-		}
-	}()
-}
-
-func (f *forwarder) track(c net.Conn) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.conns == nil {
-		c.Close()
-		return false
-	}
-	f.conns[c] = true
-	return true
-}
-
-func (f *forwarder) serve(c net.Conn) {
-	d, err := net.Dial("unix", f.target)
-	if err != nil {
-		c.Close()
-		return
-	}
-	if !f.track(c) || !f.track(d) {
-		c.Close()
-		d.Close()
-		return
-	}
-	go func() { io.Copy(d, c); d.Close() }()
-	io.Copy(c, d)
-	c.Close()
-}
-
-// close stops listening and cuts every proxied connection.
-func (f *forwarder) close() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.ln != nil {
-		f.ln.Close()
-		f.ln = nil
-	}
-	for c := range f.conns {
-		c.Close()
-	}
-	f.conns = nil
 }
 
 // TestStoreFailure breaks every etcd call the reporter makes for a while:

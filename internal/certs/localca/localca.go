@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -253,7 +252,7 @@ func (ca *CA) Obtain(ctx context.Context, names []string) (store.CertBundle, err
 		Issuer:     store.IssuerLocal,
 		CertPEM:    string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 		KeyPEM:     string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})),
-		Serial:     hex.EncodeToString(sn.Bytes()),
+		Serial:     sn.Text(16),
 		NotBefore:  leaf.NotBefore.UTC(),
 		NotAfter:   leaf.NotAfter.UTC(),
 		ObtainedAt: now.UTC(),

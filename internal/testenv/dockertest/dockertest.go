@@ -31,6 +31,8 @@ import (
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/network"
 	"github.com/moby/moby/client"
+
+	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
 // RunLabel marks every container and network an Env creates.
@@ -424,19 +426,5 @@ func (e *Env) Logs(t testing.TB, id string) string {
 // last error if that does not happen within timeout.
 func Poll(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		select {
-		case <-deadline.C:
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
-		case <-tick.C:
-		}
-	}
+	porticotest.Eventually(t, timeout, what, f)
 }
