@@ -22,19 +22,24 @@ const (
 // Window is a CA's suggested renewal window (ACME Renewal Information).
 type Window struct{ Start, End time.Time }
 
-// RenewAt is when b is due for renewal: a point in the CA's window when it
-// offers a valid one, chosen from the certificate's serial so that it is
-// stable across restarts and spread across certificates; else when a third
-// of the lifetime is left.
+// RenewAt is when b is due for renewal: when a third of the lifetime is
+// left, or earlier at a point in the CA's window when it offers a valid one
+// (chosen from the certificate's serial so that it is stable across restarts
+// and spread across certificates). ARI can bring a renewal forward, as after
+// a CA incident, but never push it past the third-left point: an order
+// takes time and can fail, and the margin is what absorbs that.
 func RenewAt(b store.CertBundle, w *Window) time.Time {
+	life := b.NotAfter.Sub(b.NotBefore)
+	third := b.NotAfter.Add(-life / 3)
 	if w != nil && w.End.After(w.Start) {
 		h := fnv.New64a()
 		h.Write([]byte(b.Serial))
 		frac := float64(h.Sum64()>>11) / float64(1<<53)
-		return w.Start.Add(time.Duration(frac * float64(w.End.Sub(w.Start))))
+		if t := w.Start.Add(time.Duration(frac * float64(w.End.Sub(w.Start)))); t.Before(third) {
+			return t
+		}
 	}
-	life := b.NotAfter.Sub(b.NotBefore)
-	return b.NotAfter.Add(-life / 3)
+	return third
 }
 
 // Backoff is the wait after the given number of consecutive failures: base,

@@ -38,6 +38,11 @@ func TestRenewAt(t *testing.T) {
 	if got := RenewAt(*b, &Window{Start: w.End, End: w.Start}); !got.Equal(t0.Add(60 * 24 * time.Hour)) {
 		t.Errorf("invalid window not ignored: %v", got)
 	}
+	// A window after the third-left point cannot delay the renewal.
+	late := &Window{Start: t0.Add(70 * 24 * time.Hour), End: t0.Add(80 * 24 * time.Hour)}
+	if got := RenewAt(*b, late); !got.Equal(t0.Add(60 * 24 * time.Hour)) {
+		t.Errorf("late ARI window delayed renewal to %v", got)
+	}
 }
 
 func TestBackoff(t *testing.T) {
