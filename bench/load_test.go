@@ -251,16 +251,8 @@ server {
 	if err := os.WriteFile(inc, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	mc := nginx.MainConf{Prefix: dir, Include: inc}
-	main, err := mc.Render()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, d := range mc.Dirs() {
-		os.MkdirAll(d, 0o755)
-	}
 	mainPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(mainPath, main, 0o644); err != nil {
+	if err := (nginx.MainConf{Prefix: dir, Include: inc}).Install(mainPath); err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command("nginx", "-p", dir, "-c", mainPath, "-g", "daemon off;")

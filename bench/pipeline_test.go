@@ -166,15 +166,8 @@ func BenchmarkP3RenderVsNginxT(b *testing.B) {
 			}
 			defer os.RemoveAll(dir)
 			mc := nginx.MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
-			main, err := mc.Render()
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, d := range mc.Dirs() {
-				os.MkdirAll(d, 0o755)
-			}
 			mainPath := filepath.Join(dir, "nginx.conf")
-			if err := os.WriteFile(mainPath, main, 0o644); err != nil {
+			if err := mc.Install(mainPath); err != nil {
 				b.Fatal(err)
 			}
 			in := p3Input(n)

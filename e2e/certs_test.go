@@ -72,16 +72,7 @@ func startRunACME(t *testing.T, d *dockertest.Env, a *acmeSetup, network, dataDi
 		"--metrics-addr", p.metrics, "--network", network, "--host", "e2e-" + d.RunID, "--log-level", "debug",
 		"--renew-check-interval", "1s", "--label-filter", dockertest.RunLabel + "=" + d.RunID}, a.flags...)
 	p.proc = start(t, a.vars, append(args, extra...)...)
-	eventually(t, 60*time.Second, "portico run serves its default 404", func() error {
-		code, _, err := get(p.http, "unknown.invalid")
-		if err != nil {
-			return err
-		}
-		if code != 404 {
-			return fmt.Errorf("unknown host got %d", code)
-		}
-		return nil
-	})
+	waitDefault404(t, p.http)
 	return p
 }
 

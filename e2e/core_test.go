@@ -44,8 +44,16 @@ func startRun(t *testing.T, d *dockertest.Env, network string, extra ...string) 
 		"--label-filter", dockertest.RunLabel + "=" + d.RunID,
 	}, extra...)
 	p.proc = start(t, nil, args...)
-	eventually(t, 60*time.Second, "portico run serves its default 404", func() error {
-		code, _, err := get(p.http, "unknown.invalid")
+	waitDefault404(t, p.http)
+	return p
+}
+
+// waitDefault404 waits until nginx at addr answers an unknown Host with the
+// default server's 404: portico is up and has applied its first config.
+func waitDefault404(t *testing.T, addr string) {
+	t.Helper()
+	eventually(t, 60*time.Second, "portico serves its default 404", func() error {
+		code, _, err := get(addr, "unknown.invalid")
 		if err != nil {
 			return err
 		}
@@ -54,7 +62,6 @@ func startRun(t *testing.T, d *dockertest.Env, network string, extra ...string) 
 		}
 		return nil
 	})
-	return p
 }
 
 func TestRunServesLabelledContainer(t *testing.T) {

@@ -68,18 +68,8 @@ func nginxTestConf(t testing.TB, conf []byte) (string, error) {
 	if err := os.WriteFile(inc, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	mc := MainConf{Prefix: dir, Include: inc}
-	main, err := mc.Render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range mc.Dirs() {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	mainPath := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(mainPath, main, 0o644); err != nil {
+	if err := (MainConf{Prefix: dir, Include: inc}).Install(mainPath); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(nginxBin, "-t", "-q", "-p", dir, "-c", mainPath, "-g", "daemon off;").CombinedOutput()

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -72,4 +73,22 @@ http {
 `, pidFile(m.Prefix), access,
 		t("client_body"), t("proxy"), t("fastcgi"), t("uwsgi"), t("scgi"), m.Include)
 	return []byte(b.String()), nil
+}
+
+// Install creates the prefix's directories and writes the main config to
+// path, for an nginx started by hand (tests, benchmarks) with -p Prefix.
+func (m MainConf) Install(path string) error {
+	main, err := m.Render()
+	if err != nil {
+		return err
+	}
+	for _, d := range m.Dirs() {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("nginx dir: %w", err)
+		}
+	}
+	if err := os.WriteFile(path, main, 0o644); err != nil {
+		return fmt.Errorf("nginx main config: %w", err)
+	}
+	return nil
 }
