@@ -249,10 +249,11 @@ func TestFiftyContainersGoLiveWithFewReloads(t *testing.T) {
 	burst := time.Since(t0)
 	t.Logf("50 containers: starts took %s, all live %s after the last start, %v reloads",
 		started.Sub(t0).Round(time.Millisecond), time.Since(started).Round(time.Millisecond), reloads)
-	// Reloads are paced to at most one per 2s once a burst is under way
-	// (the first few come faster), so a burst costs about burst/2s + 4.
-	if limit := burst.Seconds()/2 + 5; reloads > limit {
-		t.Errorf("%v reloads for a %s burst of 50 starts, want <= %.0f", reloads, burst.Round(time.Second), limit)
+	// Each start is one or two record writes and a certificate: over 100
+	// changes. Paced, they cost at most one reload per two containers (a
+	// few per second of burst on this box; see docs/nginx.md).
+	if reloads > n/2 {
+		t.Errorf("%v reloads for a %s burst of %d starts, want <= %d", reloads, burst.Round(time.Second), n, n/2)
 	}
 }
 

@@ -3,11 +3,13 @@ package nginx
 import "time"
 
 // streamChanges is how many changes within one window (maxGap) make a
-// stream: 6 in the default 2s, i.e. 3 per second. A person starting
+// stream: 5 in the default 2s, i.e. 2.5 per second. Notifications that
+// arrive while a sync runs fold into one, so this counts batches, not
+// records. A person starting
 // containers one after another stays below it (a start is one or two record
 // writes, plus a certificate); `docker compose up` of a large project or a
 // host reboot goes above.
-const streamChanges = 6
+const streamChanges = 5
 
 // pacer decides when pending changes are applied. It is pure: the stage
 // feeds it times.
