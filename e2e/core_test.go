@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"crypto/x509"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -83,6 +85,28 @@ func TestRunServesLabelledContainer(t *testing.T) {
 	// Another site's content is never served for an unknown Host.
 	if code, body, err := get(p.http, "other-"+d.RunID+".test"); err != nil || code != 404 {
 		t.Errorf("unknown host: %d %q %v, want 404", code, body, err)
+	}
+
+	// A .test name gets a local-CA certificate: HTTPS verifies against the
+	// CA that `portico status --local-ca-cert` prints, and HTTP keeps
+	// serving (https=auto with a local CA).
+	eventually(t, 15*time.Second, "HTTPS with the local CA", func() error {
+		out, err := exec.Command(binary, "status", "--data-dir", p.dataDir, "--local-ca-cert").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("status --local-ca-cert: %v: %s", err, out)
+		}
+		roots := x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(out) {
+			return fmt.Errorf("no certificate in %q", out)
+		}
+		code, body, _, err := getTLS(p.https, host, roots)
+		if err == nil && (code != 200 || !strings.Contains(body, "name="+d.Name("whoami"))) {
+			err = fmt.Errorf("HTTPS: %d %q", code, body)
+		}
+		return err
+	})
+	if err := expect200(p.http, host, "name="+d.Name("whoami")); err != nil {
+		t.Errorf("HTTP beside a local-CA certificate: %v", err)
 	}
 
 	st := statusJSON(t, "--data-dir", p.dataDir)

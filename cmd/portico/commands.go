@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/portico/portico/internal/certs/localca"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
@@ -157,6 +158,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	dataDir := addDataDir(c.fs, defaultDataDir)
 	network := c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")
 	asJSON := c.fs.Bool("json", false, "print JSON instead of text")
+	caCert := c.fs.Bool("local-ca-cert", false, "print the local CA's certificate (PEM), for clients to trust, instead of the status")
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
@@ -168,6 +170,17 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	keys := so.keys()
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if *caCert {
+		pem, ok, err := localca.Load(gctx, cli, keys)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errors.New("no local CA yet: it is created with the first local certificate")
+		}
+		_, err = io.WriteString(stdout, pem)
+		return err
+	}
 	resp, err := cli.Get(gctx, keys.Prefix()+"/", clientv3.WithPrefix())
 	if err != nil {
 		return fmt.Errorf("read %s from etcd: %w", keys.Prefix(), err)
