@@ -28,10 +28,13 @@ import (
 )
 
 // wait bounds how long a change may take to reach etcd; catchUp bounds
-// catching up after an outage, when a retry may be up to 5s away.
+// catching up after an outage, when a retry may be up to 5s away. They are
+// deadlines, not expectations (a change takes ~30ms): TestLifecycle watches
+// the whole daemon, and under CI the e2e tests start hundreds of containers
+// beside it, each an event the reporter inspects.
 const (
-	wait    = 5 * time.Second
-	catchUp = 15 * time.Second
+	wait    = 15 * time.Second
+	catchUp = 30 * time.Second
 )
 
 var keys = store.NewKeys("/portico")
