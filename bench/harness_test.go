@@ -38,19 +38,7 @@ func TestMain(m *testing.M) {
 		// `go test ./...` runs no benchmark here: skip the build.
 		os.Exit(m.Run())
 	}
-	dir, err := os.MkdirTemp("", "portico-bench-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary, err = porticotest.Build(dir)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	porticotest.Main(m, &binary)
 }
 
 var (

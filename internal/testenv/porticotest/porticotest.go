@@ -259,3 +259,23 @@ func StatusJSON(t testing.TB, bin string, args ...string) map[string]any {
 	}
 	return m
 }
+
+// Main is a TestMain body: it builds portico into a temp dir, stores its
+// path in *bin, runs the tests and exits with their code. A failed build
+// exits 1.
+func Main(m *testing.M, bin *string) {
+	dir, err := os.MkdirTemp("", "portico-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin, err = Build(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
