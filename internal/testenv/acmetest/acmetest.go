@@ -353,18 +353,20 @@ func (e *Env) preparePebble(t testing.TB) {
 	writeFile(t, e.pebbleCf, string(b))
 }
 
-// pebbleModuleDir locates the Pebble module of this build's go.mod.
+// pebbleModuleDir locates the Pebble module of this build's go.mod,
+// downloading it first on a machine whose module cache lacks it (building
+// the tests does not fetch it: it is a tool dependency).
 func pebbleModuleDir(t testing.TB) (dir, version string) {
 	t.Helper()
-	out, err := exec.Command(goBin(), "list", "-m", "-f", "{{.Dir}}\t{{.Version}}", pebbleModule).Output()
+	out, err := exec.Command(goBin(), "mod", "download", "-json", pebbleModule).Output()
 	if err != nil {
-		t.Fatalf("go list -m %s: %v %s", pebbleModule, err, stderrOf(err))
+		t.Fatalf("go mod download %s: %v %s %s", pebbleModule, err, out, stderrOf(err))
 	}
-	dir, version, ok := strings.Cut(strings.TrimSpace(string(out)), "\t")
-	if !ok || dir == "" {
-		t.Fatalf("go list -m %s: module not downloaded (%q); run `go mod download`", pebbleModule, out)
+	var m struct{ Dir, Version, Error string }
+	if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
+		t.Fatalf("go mod download %s: no module dir (%v %s): %s", pebbleModule, err, m.Error, out)
 	}
-	return dir, version
+	return m.Dir, m.Version
 }
 
 // buildPebble builds Pebble into a per-user cache keyed by version, so one
