@@ -114,7 +114,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
 		template:   fs.String("template", "", "text/template file that replaces the built-in server template"),
 		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
-		debounce:   durationFlag(fs, "debounce", 100*time.Millisecond, "wait this long after a change for more before rendering"),
+		debounce:   durationFlag(fs, "debounce", 25*time.Millisecond, "wait this long after a change for more before rendering"),
 		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this"),
 		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
 		pidFile:    fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),

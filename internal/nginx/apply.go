@@ -58,6 +58,8 @@ type Result struct {
 	Hash     string
 	Changed  bool // a new config was put in place
 	Reloaded bool // a running nginx reloaded it
+	// Test and Reload are how long `nginx -t` and the reload took.
+	Test, Reload time.Duration
 }
 
 // Hash is the hex SHA-256 of a config.
@@ -88,6 +90,7 @@ func (a *Applier) Apply(ctx context.Context, conf []byte) (Result, error) {
 		} else {
 			err = a.swapExternal(ctx, conf)
 		}
+		res.Test = a.lastTest
 		if err != nil {
 			var te *TestError
 			if errors.As(err, &te) {
@@ -103,7 +106,9 @@ func (a *Applier) Apply(ctx context.Context, conf []byte) (Result, error) {
 	// took before calling the reload failed.
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second+3*a.lastTest)
 	defer cancel()
+	start := time.Now()
 	reloaded, err := a.Reloader.Reload(rctx)
+	res.Reload = time.Since(start)
 	if err != nil {
 		return res, fmt.Errorf("reload nginx: %w", err)
 	}
@@ -111,6 +116,9 @@ func (a *Applier) Apply(ctx context.Context, conf []byte) (Result, error) {
 	res.Reloaded = reloaded
 	return res, nil
 }
+
+// confMode is the rendered config's mode: it holds private keys.
+const confMode = 0o600
 
 // TestError is nginx -t refusing a config; Output is what nginx said.
 type TestError struct {
@@ -126,7 +134,7 @@ func (e *TestError) Unwrap() error { return e.Err }
 
 func (a *Applier) swapSupervised(ctx context.Context, conf []byte) error {
 	cand := a.ConfPath + ".candidate"
-	if err := writeAtomic(cand, conf, 0o644); err != nil {
+	if err := writeAtomic(cand, conf, confMode); err != nil {
 		return err
 	}
 	defer os.Remove(cand)
@@ -156,7 +164,7 @@ func (a *Applier) swapExternal(ctx context.Context, conf []byte) error {
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("read %s: %w", a.ConfPath, err)
 	}
-	if err := writeAtomic(a.ConfPath, conf, 0o644); err != nil {
+	if err := writeAtomic(a.ConfPath, conf, confMode); err != nil {
 		return err
 	}
 	args := []string{}
@@ -169,7 +177,7 @@ func (a *Applier) swapExternal(ctx context.Context, conf []byte) error {
 	}
 	var rerr error
 	if hadPrev {
-		rerr = writeAtomic(a.ConfPath, prev, 0o644)
+		rerr = writeAtomic(a.ConfPath, prev, confMode)
 	} else {
 		rerr = os.Remove(a.ConfPath)
 	}

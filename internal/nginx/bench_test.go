@@ -9,7 +9,7 @@ import (
 
 // benchInput is n routes with two replicas each; every other route has
 // HTTPS (one wildcard certificate covers them all), every tenth is gRPC.
-func benchInput(n int, certDir string) Input {
+func benchInput(n int, cert CertRef) Input {
 	routes := make([]routing.Route, n)
 	for i := range routes {
 		r := routing.Route{
@@ -28,15 +28,15 @@ func benchInput(n int, certDir string) Input {
 	}
 	return Input{
 		Routes:   routes,
-		Certs:    []CertRef{{Primary: "example.com", Names: []string{"example.com", "*.example.com"}, Fingerprint: "ab"}},
-		Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, CertDir: certDir, NginxVersion: "1.22.1"},
+		Certs:    []CertRef{cert},
+		Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"},
 	}
 }
 
 func BenchmarkRender(b *testing.B) {
 	for _, n := range []int{1000, 10000} {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			in := benchInput(n, "/var/lib/portico/certs")
+			in := benchInput(n, fakeCert("example.com", "*.example.com"))
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
@@ -51,16 +51,39 @@ func BenchmarkRender(b *testing.B) {
 	}
 }
 
+// BenchmarkRenderOneChanged is what a change costs in the stage: the
+// Renderer re-executes the template only for the route that changed.
+func BenchmarkRenderOneChanged(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			in := benchInput(n, fakeCert("example.com", "*.example.com"))
+			var r Renderer
+			if _, err := r.Render(in); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				i++
+				in.Routes[i%n].Upstreams = []string{fmt.Sprintf("10.255.%d.%d:80", i/250%250, i%250)}
+				if _, err := r.Render(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkNginxTest times `nginx -t` on the 10k-route render, the cost
 // Render is to be compared with:
 //
 //	go test ./internal/nginx -run '^$' -bench 'Render|NginxTest' -benchtime 5x
 func BenchmarkNginxTest(b *testing.B) {
-	certDir := b.TempDir()
-	if _, err := writeBundle(certDir, selfSigned(b, 1, "example.com", "*.example.com")); err != nil {
+	cert, err := writeBundle(b.TempDir(), selfSigned(b, 1, "example.com", "*.example.com"))
+	if err != nil {
 		b.Fatal(err)
 	}
-	conf, err := Render(benchInput(10000, certDir))
+	conf, err := Render(benchInput(10000, cert))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -62,7 +62,8 @@ func writeBundle(dir string, b store.CertBundle) (CertRef, error) {
 			return CertRef{}, fmt.Errorf("certificate %q: %w", b.Primary, err)
 		}
 	}
-	return CertRef{Primary: b.Primary, Names: slices.Clone(b.Names), Fingerprint: fp, Local: b.Issuer == store.IssuerLocal}, nil
+	return CertRef{Primary: b.Primary, Names: slices.Clone(b.Names), Fingerprint: fp, Local: b.Issuer == store.IssuerLocal,
+		FullChain: string(files["fullchain.pem"]), Key: string(files["privkey.pem"])}, nil
 }
 
 // CertFiles keeps the certificate dir in step with the stored bundles.

@@ -2,8 +2,9 @@ package nginx
 
 import "strings"
 
-// CertRef is a certificate whose files are on disk under
-// <CertDir>/<Primary>/, as the nginx stage wrote them.
+// CertRef is a certificate the nginx stage serves. Its files are also on
+// disk under <CertDir>/<Primary>/, for people and other programs; nginx gets
+// the PEM inline from the rendered config.
 type CertRef struct {
 	// Primary is the validated certificate name and its directory.
 	Primary string
@@ -14,6 +15,9 @@ type CertRef struct {
 	// wrote. It is rendered as a comment so a renewed certificate changes
 	// the config, which makes the stage reload nginx.
 	Fingerprint string
+	// FullChain and Key are the PEM the TLS server loads. Render checks
+	// that they hold only PEM characters; the stage checked that they pair.
+	FullChain, Key string
 	// Local is true for a certificate of the built-in local CA, which
 	// browsers do not trust: portico.https=auto then serves both HTTP and
 	// HTTPS instead of redirecting.

@@ -100,9 +100,16 @@ func upstreamAddr(a string) (string, error) {
 // per route it drops, naming the host. routing.Build only produces valid
 // routes; this is the guard at the edge where strings become config.
 func CheckRoutes(routes []routing.Route) ([]routing.Route, []error) {
-	var ok []routing.Route
+	ok := make([]routing.Route, 0, len(routes))
+	errs := checkRoutes(routes, func(r routing.Route) { ok = append(ok, r) })
+	return ok, errs
+}
+
+// checkRoutes returns the errors of CheckRoutes and calls keep, if not nil,
+// with each route that passes.
+func checkRoutes(routes []routing.Route, keep func(routing.Route)) []error {
 	var errs []error
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(routes))
 	for _, r := range routes {
 		if err := checkRoute(r); err != nil {
 			errs = append(errs, err)
@@ -113,9 +120,11 @@ func CheckRoutes(routes []routing.Route) ([]routing.Route, []error) {
 			continue
 		}
 		seen[r.Host] = true
-		ok = append(ok, r)
+		if keep != nil {
+			keep(r)
+		}
 	}
-	return ok, errs
+	return errs
 }
 
 func checkRoute(r routing.Route) error {

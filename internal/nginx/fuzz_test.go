@@ -52,8 +52,8 @@ func FuzzRenderAccepted(f *testing.F) {
 		}
 	}
 
-	certDir := f.TempDir()
-	if _, err := writeBundle(certDir, selfSigned(f, 1, "fixed.test")); err != nil {
+	cert, err := writeBundle(f.TempDir(), selfSigned(f, 1, "fixed.test"))
+	if err != nil {
 		f.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -72,14 +72,15 @@ func FuzzRenderAccepted(f *testing.F) {
 				Networks: map[string]store.Network{"bridge": {IPv4: "10.0.0.4"}}},
 		}
 		res := routing.Build(cs, routing.Options{Network: "bridge"})
-		var names []string
+		cert := cert
+		cert.Names = nil
 		for _, r := range res.Routes {
-			names = append(names, r.Host)
+			cert.Names = append(cert.Names, r.Host)
 		}
 		conf, err := Render(Input{
 			Routes:   res.Routes,
-			Certs:    []CertRef{{Primary: "fixed.test", Names: names, Fingerprint: "00"}},
-			Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, CertDir: certDir, IncludeDir: "/nonexistent/portico", NginxVersion: "1.22.1"},
+			Certs:    []CertRef{cert},
+			Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, IncludeDir: "/nonexistent/portico", NginxVersion: "1.22.1"},
 		})
 		if err != nil {
 			t.Fatalf("routing.Build gave routes Render refuses: %v\nroutes: %+v", err, res.Routes)

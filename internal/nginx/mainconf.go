@@ -64,9 +64,12 @@ http {
     fastcgi_temp_path %s;
     uwsgi_temp_path %s;
     scgi_temp_path %s;
-    # Long host names (up to 253 bytes) and tens of thousands of vhosts.
+    # Long host names (up to 253 bytes) and tens of thousands of vhosts, as
+    # server names and as keys of the certificate map.
     server_names_hash_bucket_size 512;
     server_names_hash_max_size 131072;
+    map_hash_bucket_size 512;
+    map_hash_max_size 131072;
     server_tokens off;
     include %s;
 }

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"hash/fnv"
 	"path"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
 
 	"github.com/portico/portico/internal/routing"
@@ -32,12 +34,10 @@ type Settings struct {
 	// HTTPSAddrs are the TLS listen addresses. Empty means no TLS server at
 	// all, whatever certificates exist.
 	HTTPSAddrs []string
-	// IncludeDir, when set, makes each vhost's content servers include
+	// IncludeDir, when set, makes each vhost's server include
 	// <IncludeDir>/<host>/*.conf ("*." of a wildcard host is written
 	// "_wildcard_."). A glob that matches nothing is fine for nginx.
 	IncludeDir string
-	// CertDir holds <primary>/{fullchain,privkey}.pem; required with HTTPSAddrs.
-	CertDir string
 	// NginxVersion is the running nginx's version, e.g. "1.22.1". From
 	// 1.25.1 HTTP/2 is enabled with "http2 on;", before with "listen ...
 	// http2". "" assumes the older style, which newer versions still accept.
@@ -50,44 +50,108 @@ type Settings struct {
 type Input struct {
 	// Routes must pass CheckRoutes; Render fails otherwise.
 	Routes []routing.Route
-	// Certs are the certificates on disk, in the order CertFor prefers them.
+	// Certs are the usable certificates, in the order CertFor prefers them.
 	Certs    []CertRef
 	Settings Settings
 }
 
 // view is what the template sees: every string in it is validated.
 type view struct {
-	HTTPListens, TLSListens []string
-	HTTP2On                 bool
-	CatchAllHTTP            bool
-	CatchAllTLS             bool
-	RedirectPort            string
-	Upstreams               []upstream
-	Vhosts                  []vhost
+	*shared
+	SSL          *sslView // nil when no vhost serves TLS
+	CatchAllHTTP bool
+	CatchAllTLS  bool
+	HSTSValues   []int
+	Vhosts       []vhost
+	// VhostBlocks is where every vhost's "vhost" template output goes, in
+	// order (Render splices them in).
+	VhostBlocks string
 }
 
-type upstream struct {
-	Name    string
-	Servers []string
+// shared is what every server block needs; vhosts point to it so that the
+// "vhost" template can be executed on a vhost alone.
+type shared struct {
+	HTTPListens, TLSListens []string
+	HTTP2On                 bool
+	RedirectPort            string
+	// SSLCertVars and SSLKeyVars are the variables the PEM is split into
+	// ("$portico_ssl_cert_0$portico_ssl_cert_1"); "" when no vhost serves TLS.
+	SSLCertVars, SSLKeyVars string
+}
+
+// sslView selects certificates by SNI (see the template's maps).
+type sslView struct {
+	Default string     // map value for an unknown name: "" or a certificate key
+	SNI     []mapEntry // vhost -> certificate key
+	Parts   []mapPart  // certificate key -> a piece of its PEM
+
+	certVars, keyVars string
+}
+
+type mapEntry struct{ Key, Value string }
+
+type mapPart struct {
+	Var     string
+	Entries []mapEntry
 }
 
 type vhost struct {
+	sh                      *shared
 	Host                    string
-	Upstream                string // "" when no replica is live
+	Upstream                string // upstream name; "" when no replica is live
+	servers                 string // the upstream's servers, one per line
 	Scheme                  string // http, https, grpc, grpcs
 	GRPC                    bool
+	UpstreamTLS             bool // https or grpcs
 	Include                 string
 	HTTPDefault, TLSDefault bool
-	Redirect                bool // the HTTP server only redirects to HTTPS
+	Redirect                bool // plain HTTP requests are redirected to HTTPS
 	TLS                     bool
-	CertDir, CertName       string
+	CertName                string
 	CertFingerprint         string
 	HSTS                    int
+}
+
+// The shared settings, as methods: promoted fields of an embedded struct
+// cost text/template an allocating search on every access.
+
+func (h vhost) HTTPListens() []string { return h.sh.HTTPListens }
+func (h vhost) TLSListens() []string  { return h.sh.TLSListens }
+func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
+func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
+func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
+func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
+
+// Servers are the upstream's "ip:port" servers, sorted. (A method, so that
+// a vhost stays comparable and can key the Renderer's cache.)
+func (h vhost) Servers() []string {
+	if h.servers == "" {
+		return nil
+	}
+	return strings.Split(h.servers, "\n")
 }
 
 // Render produces the config for in. The same input always gives the same
 // bytes: routes are sorted by host and upstream servers by address.
 func Render(in Input) ([]byte, error) {
+	return new(Renderer).Render(in)
+}
+
+// Renderer renders configs like Render, and keeps each vhost's block
+// between renders: when the template defines "vhost", a render executes it
+// only for the vhosts that changed, spread over the CPUs. A Renderer must
+// not be used by two goroutines at once; the zero value is ready.
+type Renderer struct {
+	out       []byte // the last config, reused: its pages are already mapped
+	text      string
+	tmpl      *template.Template
+	sharedKey string
+	blocks    map[vhost]string // vhost without shared and Block -> its block
+}
+
+// Render is Render, reusing what the previous call rendered. The returned
+// bytes are valid until the next call.
+func (r *Renderer) Render(in Input) ([]byte, error) {
 	v, err := buildView(in)
 	if err != nil {
 		return nil, err
@@ -96,21 +160,120 @@ func Render(in Input) ([]byte, error) {
 	if text == "" {
 		text = defaultTemplate
 	}
-	tmpl, err := template.New("portico.conf").Option("missingkey=error").Parse(text)
-	if err != nil {
-		return nil, fmt.Errorf("parse template: %w", err)
+	if r.tmpl == nil || text != r.text {
+		tmpl, err := template.New("portico.conf").Option("missingkey=error").Parse(text)
+		if err != nil {
+			return nil, fmt.Errorf("parse template: %w", err)
+		}
+		r.tmpl, r.text, r.blocks = tmpl, text, nil
+	}
+	var blocks []string
+	size := 0
+	if r.tmpl.Lookup("vhost") != nil {
+		if blocks, size, err = r.blocksFor(v); err != nil {
+			return nil, err
+		}
+		v.VhostBlocks = blocksMark
 	}
 	var buf bytes.Buffer
-	buf.Grow(2048 + 2048*len(v.Vhosts))
-	if err := tmpl.Execute(&buf, v); err != nil {
+	buf.Grow(4096 + 2048*len(v.HSTSValues))
+	if v.SSL != nil {
+		for _, p := range v.SSL.Parts {
+			for _, e := range p.Entries {
+				buf.Grow(len(e.Key) + len(e.Value) + 16)
+			}
+		}
+	}
+	if err := r.tmpl.Execute(&buf, v); err != nil {
+		r.blocks = nil
 		return nil, fmt.Errorf("execute template: %w", err)
 	}
-	return buf.Bytes(), nil
+	if blocks == nil {
+		return buf.Bytes(), nil
+	}
+	// Splice the blocks in where the template printed VhostBlocks: cheaper
+	// than passing megabytes through the template as one string.
+	parts := bytes.Split(buf.Bytes(), []byte(blocksMark))
+	out := slices.Grow(r.out[:0], buf.Len()+(len(parts)-1)*(size-len(blocksMark)))
+	for i, p := range parts {
+		if i > 0 {
+			for _, b := range blocks {
+				out = append(out, b...)
+			}
+		}
+		out = append(out, p...)
+	}
+	r.out = out
+	return out, nil
+}
+
+// blocksMark stands for the vhost blocks in the main template's output. A
+// NUL can come from no validated field.
+const blocksMark = "\x00portico-vhost-blocks\x00"
+
+// blocksFor returns each vhost's block and their total size, from the
+// cache or by executing "vhost" for the vhosts not seen last time, spread
+// over the CPUs.
+func (r *Renderer) blocksFor(v view) ([]string, int, error) {
+	if k := fmt.Sprintf("%#v", *v.shared); k != r.sharedKey || r.blocks == nil {
+		r.sharedKey, r.blocks = k, map[vhost]string{}
+	}
+	key := func(h vhost) vhost { h.sh = nil; return h }
+	blocks := make([]string, len(v.Vhosts))
+	var miss []int
+	for i, h := range v.Vhosts {
+		if b, ok := r.blocks[key(h)]; ok {
+			blocks[i] = b
+		} else {
+			miss = append(miss, i)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(miss)+255)/256)
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			var buf bytes.Buffer
+			for j := w; j < len(miss); j += workers {
+				i := miss[j]
+				buf.Reset()
+				if err := r.tmpl.ExecuteTemplate(&buf, "vhost", v.Vhosts[i]); err != nil {
+					errs[w] = fmt.Errorf("execute template for %q: %w", v.Vhosts[i].Host, err)
+					return
+				}
+				blocks[i] = buf.String()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		r.blocks = nil
+		return nil, 0, err
+	}
+	for _, i := range miss {
+		r.blocks[key(v.Vhosts[i])] = blocks[i]
+	}
+	if len(r.blocks) > len(v.Vhosts) { // forget vhosts that went away
+		keep := make(map[vhost]bool, len(v.Vhosts))
+		for _, h := range v.Vhosts {
+			keep[key(h)] = true
+		}
+		for k := range r.blocks {
+			if !keep[k] {
+				delete(r.blocks, k)
+			}
+		}
+	}
+	size := 0
+	for _, b := range blocks {
+		size += len(b)
+	}
+	return blocks, size, nil
 }
 
 func buildView(in Input) (view, error) {
 	s := in.Settings
-	var v view
+	v := view{shared: &shared{}}
 	httpAddrs := s.HTTPAddrs
 	if len(httpAddrs) == 0 {
 		httpAddrs = []string{":80"}
@@ -141,13 +304,8 @@ func buildView(in Input) (view, error) {
 	}
 	v.HTTP2On = ok && !versionBefore(ver, 1, 25, 1)
 	tls := len(v.TLSListens) > 0
-	if tls {
-		if ok && versionBefore(ver, 1, 19, 4) {
-			return view{}, fmt.Errorf("nginx %s: TLS needs nginx 1.19.4 or later (ssl_reject_handshake)", s.NginxVersion)
-		}
-		if err := checkPath("certificate dir", s.CertDir); err != nil {
-			return view{}, err
-		}
+	if tls && ok && versionBefore(ver, 1, 19, 4) {
+		return view{}, fmt.Errorf("nginx %s: TLS needs nginx 1.19.4 or later (ssl_reject_handshake)", s.NginxVersion)
 	}
 	if s.IncludeDir != "" {
 		if err := checkPath("include dir", s.IncludeDir); err != nil {
@@ -157,17 +315,21 @@ func buildView(in Input) (view, error) {
 
 	routes := slices.Clone(in.Routes)
 	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
-	if _, errs := CheckRoutes(routes); len(errs) > 0 {
+	if errs := checkRoutes(routes, nil); len(errs) > 0 {
 		return view{}, errors.Join(errs...)
 	}
-	names := map[string]string{}
+	names := make(map[string]string, len(routes))
 	defaultSeen := false
+	certs := &certSet{}
+	hsts := map[int]bool{}
+	v.Vhosts = make([]vhost, 0, len(routes))
 	for _, r := range routes {
-		h := vhost{Host: r.Host, Scheme: r.Protocol, HSTS: r.HSTS}
+		h := vhost{sh: v.shared, Host: r.Host, Scheme: r.Protocol, HSTS: r.HSTS}
 		if h.Scheme == "" {
 			h.Scheme = routing.ProtoHTTP
 		}
 		h.GRPC = h.Scheme == routing.ProtoGRPC || h.Scheme == routing.ProtoGRPCS
+		h.UpstreamTLS = h.Scheme == routing.ProtoHTTPS || h.Scheme == routing.ProtoGRPCS
 		if s.IncludeDir != "" {
 			h.Include = path.Join(s.IncludeDir, dirName(r.Host)) + "/*.conf"
 		}
@@ -177,23 +339,23 @@ func buildView(in Input) (view, error) {
 				return view{}, fmt.Errorf("routes %q and %q: upstream name %s collides", other, r.Host, h.Upstream)
 			}
 			names[h.Upstream] = r.Host
-			u := upstream{Name: h.Upstream}
+			servers := make([]string, 0, len(r.Upstreams))
 			for _, a := range r.Upstreams {
 				n, _ := upstreamAddr(a) // checked by CheckRoutes
-				u.Servers = append(u.Servers, n)
+				servers = append(servers, n)
 			}
-			slices.Sort(u.Servers)
-			u.Servers = slices.Compact(u.Servers)
-			v.Upstreams = append(v.Upstreams, u)
+			slices.Sort(servers)
+			h.servers = strings.Join(slices.Compact(servers), "\n")
 		}
 		if tls && r.HTTPS != routing.HTTPSOff {
 			if c, ok := CertFor(r.Host, in.Certs); ok {
-				if !ValidHost(c.Primary) {
-					return view{}, fmt.Errorf("route %q: certificate name %q is not a host name", r.Host, c.Primary)
+				key, err := certs.add(c)
+				if err != nil {
+					return view{}, fmt.Errorf("route %q: %w", r.Host, err)
 				}
+				certs.sni = append(certs.sni, mapEntry{Key: mapKey(r.Host), Value: key})
 				h.TLS = true
 				h.CertName = c.Primary
-				h.CertDir = path.Join(s.CertDir, dirName(c.Primary))
 				h.CertFingerprint = hexOnly(c.Fingerprint)
 				switch r.HTTPS {
 				case routing.HTTPSBoth:
@@ -207,27 +369,141 @@ func buildView(in Input) (view, error) {
 		if !h.TLS {
 			h.HSTS = 0 // HSTS only ever goes on TLS responses
 		}
+		if h.HSTS > 0 {
+			hsts[h.HSTS] = true
+		}
 		if r.Default && !defaultSeen {
 			defaultSeen = true
 			h.HTTPDefault = true
 			h.TLSDefault = h.TLS
+			if h.TLS {
+				certs.def = certs.sni[len(certs.sni)-1].Value
+			}
 		}
 		v.Vhosts = append(v.Vhosts, h)
 	}
+	v.SSL = certs.view()
+	if v.SSL != nil {
+		v.SSLCertVars, v.SSLKeyVars = v.SSL.certVars, v.SSL.keyVars
+	}
+	for n := range hsts {
+		v.HSTSValues = append(v.HSTSValues, n)
+	}
+	slices.Sort(v.HSTSValues)
 	v.CatchAllHTTP = !defaultSeen
 	v.CatchAllTLS = tls && !slices.ContainsFunc(v.Vhosts, func(h vhost) bool { return h.TLSDefault })
 	return v, nil
 }
 
-// upstreamName derives a unique upstream name from a validated host: a
-// readable part plus a hash of the exact host, so "a-b.c" and "a.b-c" or
-// "a_b.c" and "a.b_c" never share a name.
+// pemPart is how many PEM bytes go in one nginx string: nginx refuses a
+// token over 4 KB, and each newline is written as two bytes.
+const pemPart = 3000
+
+// certSet collects the certificates a render uses and gives each a map key.
+type certSet struct {
+	keys  map[string]string // primary -> key
+	certs []CertRef         // in the order first used
+	sni   []mapEntry
+	def   string
+}
+
+func (c *certSet) add(ref CertRef) (string, error) {
+	if k, ok := c.keys[ref.Primary]; ok {
+		return k, nil
+	}
+	if !ValidHost(ref.Primary) {
+		return "", fmt.Errorf("certificate name %q is not a host name", ref.Primary)
+	}
+	for what, p := range map[string]string{"chain": ref.FullChain, "key": ref.Key} {
+		if err := checkPEM(p); err != nil {
+			return "", fmt.Errorf("certificate %q: %s: %w", ref.Primary, what, err)
+		}
+	}
+	if c.keys == nil {
+		c.keys = map[string]string{}
+	}
+	k := dirName(ref.Primary)
+	c.keys[ref.Primary] = k
+	c.certs = append(c.certs, ref)
+	return k, nil
+}
+
+func (c *certSet) view() *sslView {
+	if len(c.certs) == 0 {
+		return nil
+	}
+	v := &sslView{Default: `""`, SNI: c.sni}
+	if c.def != "" {
+		v.Default = c.def
+	}
+	slices.SortFunc(c.certs, func(a, b CertRef) int { return strings.Compare(a.Primary, b.Primary) })
+	var certParts, keyParts []mapPart
+	for _, ref := range c.certs {
+		k := c.keys[ref.Primary]
+		certParts = addParts(certParts, "portico_ssl_cert_", k, ref.FullChain)
+		keyParts = addParts(keyParts, "portico_ssl_key_", k, ref.Key)
+	}
+	for _, p := range certParts {
+		v.certVars += "$" + p.Var
+	}
+	for _, p := range keyParts {
+		v.keyVars += "$" + p.Var
+	}
+	v.Parts = append(certParts, keyParts...)
+	return v
+}
+
+// addParts splits pem into pemPart pieces, the i-th going into parts[i].
+func addParts(parts []mapPart, prefix, key, pem string) []mapPart {
+	for i := 0; len(pem) > 0; i++ {
+		n := min(pemPart, len(pem))
+		if i == len(parts) {
+			parts = append(parts, mapPart{Var: fmt.Sprint(prefix, i)})
+		}
+		parts[i].Entries = append(parts[i].Entries, mapEntry{Key: mapKey(key), Value: strings.ReplaceAll(pem[:n], "\n", `\n`)})
+		pem = pem[n:]
+	}
+	return parts
+}
+
+// checkPEM accepts only what PEM text is made of, so a certificate can be
+// written inside a quoted nginx string.
+func checkPEM(p string) error {
+	if !strings.HasPrefix(p, "-----BEGIN ") {
+		return errors.New("not PEM")
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("+/=- \n", c) >= 0) {
+			return fmt.Errorf("byte %q is not allowed in PEM", c)
+		}
+	}
+	return nil
+}
+
+// mapKey writes a validated host as an nginx map key: the names of map's
+// own parameters are escaped with a backslash.
+func mapKey(h string) string {
+	switch h {
+	case "default", "hostnames", "include", "volatile":
+		return `\` + h
+	}
+	return h
+}
+
+// upstreamName derives a unique upstream name from a validated host: "u",
+// a hash of the exact host, then a readable part, so "a-b.c" and "a.b-c" or
+// "a_b.c" and "a.b_c" never share a name. The hash comes first because nginx
+// finds an upstream by comparing its name with every other upstream's, for
+// each upstream block and each proxy_pass (quadratic in the route count):
+// names that differ early make each comparison short. With 10,000 routes
+// this cut `nginx -t` from 4.3 s to 2.6 s.
 func upstreamName(host string) string {
 	f := fnv.New32a()
 	f.Write([]byte(host))
 	var b strings.Builder
 	b.Grow(len(host) + 32)
-	b.WriteString("portico_")
+	fmt.Fprintf(&b, "u%08x_", f.Sum32())
 	for _, c := range []byte(host) {
 		switch c {
 		case '*':
@@ -238,7 +514,6 @@ func upstreamName(host string) string {
 			b.WriteByte(c)
 		}
 	}
-	fmt.Fprintf(&b, "_%08x", f.Sum32())
 	return b.String()
 }
 

@@ -1,7 +1,9 @@
 package nginx
 
 import (
+	"crypto/sha256"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,12 +21,12 @@ func route(host string, ups ...string) routing.Route {
 func with(r routing.Route, f func(*routing.Route)) routing.Route { f(&r); return r }
 
 func goldenCases() map[string]Input {
-	const certDir = "/var/lib/portico/nginx/certs"
-	tls := Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, CertDir: certDir, NginxVersion: "1.22.1"}
-	certs := []CertRef{
-		{Primary: "a.example.com", Names: []string{"a.example.com", "www.example.com"}, Fingerprint: "aa11"},
-		{Primary: "example.org", Names: []string{"example.org", "*.example.org"}, Fingerprint: "bb22"},
-	}
+	tls := Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"}
+	certs := []CertRef{fakeCert("a.example.com", "www.example.com"), fakeCert("example.org", "*.example.org")}
+	local := fakeCert("example.org", "*.example.org")
+	local.Local = true
+	long := fakeCert("long.example.net")
+	long.FullChain = strings.Repeat(long.FullChain, 60) // 6 KB: two parts
 	return map[string]Input{
 		"empty":     {},
 		"empty_tls": {Settings: tls},
@@ -35,32 +37,37 @@ func goldenCases() map[string]Input {
 		"default_vhost": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"), with(route("b.example.com", "10.0.0.3:80"), func(r *routing.Route) { r.Default = true })},
 			Settings: Settings{IncludeDir: "/etc/portico/vhost.d"}},
 		"wildcard": {Routes: []routing.Route{route("*.example.org", "10.0.0.2:80"), route("x.example.org", "10.0.0.3:80")},
-			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, CertDir: certDir, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
+			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
 		"tls_redirect": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"), route("nocert.example.net", "10.0.0.3:80"),
 			with(route("www.example.com", "10.0.0.4:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSOff })}, Certs: certs, Settings: tls},
 		"tls_auto": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSAuto }),
 			with(route("x.example.org", "10.0.0.3:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSAuto })},
-			Certs: []CertRef{certs[0], {Primary: "example.org", Names: []string{"*.example.org"}, Fingerprint: "cc33", Local: true}}, Settings: tls},
+			Certs: []CertRef{certs[0], local}, Settings: tls},
 		"tls_both": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSBoth; r.Default = true })},
-			Certs: certs, Settings: Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, HTTPSAddrs: []string{"127.0.0.1:8443"}, CertDir: certDir, NginxVersion: "1.22.1"}},
+			Certs: certs, Settings: Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, HTTPSAddrs: []string{"127.0.0.1:8443"}, NginxVersion: "1.22.1"}},
 		"hsts": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HSTS = routing.DefaultHSTSMaxAge }),
 			with(route("plain.example.net", "10.0.0.3:80"), func(r *routing.Route) { r.HSTS = 600 })}, Certs: certs, Settings: tls},
 		"grpc": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPC }),
 			with(route("s.example.org", "10.0.0.3:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPCS })}, Certs: certs, Settings: tls},
 		"https_upstream": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:443"), func(r *routing.Route) { r.Protocol = routing.ProtoHTTPS })}},
+		"tls_long_chain": {Routes: []routing.Route{route("long.example.net", "10.0.0.2:80"), route("a.example.com", "10.0.0.3:80"),
+			route("default", "10.0.0.4:80")}, Certs: append([]CertRef{long, fakeCert("default")}, certs...), Settings: tls},
 		"http2_new_style": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: certs,
-			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, CertDir: certDir, NginxVersion: "1.25.1"}},
+			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, NginxVersion: "1.25.1"}},
 	}
 }
 
+// fakeCert is a certificate reference with short stand-in PEM: render
+// output stays readable, and nginx -t does not load certificates that are
+// chosen per handshake.
+func fakeCert(names ...string) CertRef {
+	fp := fmt.Sprintf("%x", sha256.Sum256([]byte(names[0])))[:8]
+	return CertRef{Primary: names[0], Names: names, Fingerprint: fp,
+		FullChain: "-----BEGIN CERTIFICATE-----\nY2VydGlmaWNhdGUgZm9yIGV4YW1wbGU=\n-----END CERTIFICATE-----\n",
+		Key:       "-----BEGIN PRIVATE KEY-----\na2V5\n-----END PRIVATE KEY-----\n"}
+}
+
 func TestRenderGolden(t *testing.T) {
-	certDir := t.TempDir()
-	for _, b := range []string{"a.example.com", "example.org"} {
-		bundle := selfSigned(t, 1, b)
-		if _, err := writeBundle(certDir, bundle); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for name, in := range goldenCases() {
 		t.Run(name, func(t *testing.T) {
 			got, err := Render(in)
@@ -89,8 +96,7 @@ func TestRenderGolden(t *testing.T) {
 			if v, _ := parseVersion(in.Settings.NginxVersion); !versionBefore(v, 1, 25, 1) {
 				return
 			}
-			in.Settings.CertDir = certDir // nginx -t does not bind, so :80/:443 are fine
-			in.Settings.IncludeDir = ""
+			in.Settings.IncludeDir = "" // nginx -t does not bind, so :80/:443 are fine
 			conf, err := Render(in)
 			if err != nil {
 				t.Fatal(err)
@@ -104,14 +110,12 @@ func TestRenderGolden(t *testing.T) {
 
 func TestRenderRejects(t *testing.T) {
 	for name, in := range map[string]Input{
-		"bad host":         {Routes: []routing.Route{route("a.example.com;}", "10.0.0.1:80")}},
-		"bad upstream":     {Routes: []routing.Route{route("a.example.com", "10.0.0.1:80; include /etc/passwd")}},
-		"hostname listen":  {Settings: Settings{HTTPAddrs: []string{"localhost:80"}}},
-		"dup listen":       {Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{"*:80"}}},
-		"cert dir missing": {Settings: Settings{HTTPSAddrs: []string{":443"}}},
-		"cert dir $":       {Settings: Settings{HTTPSAddrs: []string{":443"}, CertDir: "/x/$host"}},
-		"old nginx tls":    {Settings: Settings{HTTPSAddrs: []string{":443"}, CertDir: "/x", NginxVersion: "1.18.0"}},
-		"dup host":         {Routes: []routing.Route{route("a.example.com"), route("a.example.com")}},
+		"bad host":        {Routes: []routing.Route{route("a.example.com;}", "10.0.0.1:80")}},
+		"bad upstream":    {Routes: []routing.Route{route("a.example.com", "10.0.0.1:80; include /etc/passwd")}},
+		"hostname listen": {Settings: Settings{HTTPAddrs: []string{"localhost:80"}}},
+		"dup listen":      {Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{"*:80"}}},
+		"old nginx tls":   {Settings: Settings{HTTPSAddrs: []string{":443"}, NginxVersion: "1.18.0"}},
+		"dup host":        {Routes: []routing.Route{route("a.example.com"), route("a.example.com")}},
 	} {
 		if _, err := Render(in); err == nil {
 			t.Errorf("%s: rendered", name)
@@ -166,6 +170,58 @@ func TestListenAddr(t *testing.T) {
 	for _, in := range []string{"80", ":0", ":65536", "host:80", "[::1]", "::1:80", ":080", "1.2.3.4:80 ssl", "[fe80::1%eth0]:80"} {
 		if got, _, err := listenAddr(in); err == nil {
 			t.Errorf("listenAddr(%q) = %q, want error", in, got)
+		}
+	}
+}
+
+// The Renderer's cache never changes the output: a sequence of inputs gives
+// the same bytes as rendering each from scratch.
+func TestRendererMatchesRender(t *testing.T) {
+	tls := Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"}
+	a, b := route("a.example.com", "10.0.0.2:80"), route("b.example.com", "10.0.0.3:80")
+	certA := fakeCert("a.example.com")
+	renewed := certA
+	renewed.Fingerprint, renewed.FullChain = "ffff", strings.Repeat(certA.FullChain, 2)
+	steps := []Input{
+		{Routes: []routing.Route{a}},
+		{Routes: []routing.Route{a, b}},
+		{Routes: []routing.Route{a, with(b, func(r *routing.Route) { r.Upstreams = append(r.Upstreams, "10.0.0.4:80") })}},
+		{Routes: []routing.Route{a, b}, Settings: tls},
+		{Routes: []routing.Route{a, b}, Certs: []CertRef{certA}, Settings: tls},
+		{Routes: []routing.Route{a, with(b, func(r *routing.Route) { r.Default = true })}, Certs: []CertRef{certA}, Settings: tls},
+		{Routes: []routing.Route{with(a, func(r *routing.Route) { r.Default = true }), b}, Certs: []CertRef{certA}, Settings: tls},
+		{Routes: []routing.Route{a, b}, Certs: []CertRef{renewed}, Settings: tls},
+		{Routes: []routing.Route{a, with(b, func(r *routing.Route) { r.HSTS = 60 })}, Certs: []CertRef{renewed}, Settings: tls},
+		{Routes: []routing.Route{b}, Certs: []CertRef{renewed}, Settings: Settings{HTTPAddrs: []string{":8080"}, HTTPSAddrs: []string{":8443"}}},
+		{Routes: []routing.Route{b}, Settings: Settings{Template: "{{range .Vhosts}}{{.Host}}\n{{end}}"}},
+		{Routes: []routing.Route{a, b}},
+	}
+	var r Renderer
+	for i, in := range steps {
+		got, err := r.Render(in)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		want, err := Render(in)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("step %d: the Renderer gave\n%s\nRender gave\n%s", i, got, want)
+		}
+	}
+}
+
+// Certificates are written into quoted strings: anything but PEM text is
+// refused, naming the certificate.
+func TestRenderRejectsNonPEM(t *testing.T) {
+	for _, bad := range []string{"not pem", "-----BEGIN CERTIFICATE-----\n\"; }\n", "-----BEGIN CERTIFICATE-----\n$host\n", "-----BEGIN X-----\r\n", "-----BEGIN X-----\\n"} {
+		c := fakeCert("a.example.com")
+		c.Key = bad
+		_, err := Render(Input{Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: []CertRef{c},
+			Settings: Settings{HTTPSAddrs: []string{":443"}}})
+		if err == nil || !strings.Contains(err.Error(), `"a.example.com"`) {
+			t.Errorf("key %q: %v", bad, err)
 		}
 	}
 }
