@@ -93,3 +93,33 @@ func BenchmarkNginxTest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNginxTestTLS times `nginx -t` on 1,000 HTTPS routes, each with
+// its own certificate: what one TLS context per server used to cost.
+//
+//	go test ./internal/nginx -run '^$' -bench NginxTestTLS -benchtime 5x
+func BenchmarkNginxTestTLS(b *testing.B) {
+	const n = 1000
+	dir := b.TempDir()
+	in := Input{Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"}}
+	for i := range n {
+		host := fmt.Sprintf("app%05d.example.com", i)
+		in.Routes = append(in.Routes, routing.Route{Host: host, Protocol: routing.ProtoHTTP, HTTPS: routing.HTTPSRedirect,
+			Upstreams: []string{fmt.Sprintf("10.%d.%d.2:8080", i/250, i%250)}})
+		ref, err := writeBundle(dir, selfSigned(b, int64(i+1), host))
+		if err != nil {
+			b.Fatal(err)
+		}
+		in.Certs = append(in.Certs, ref)
+	}
+	conf, err := Render(in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(len(conf)), "conf-bytes")
+	for b.Loop() {
+		if out, err := nginxTestConf(b, conf); err != nil {
+			b.Fatalf("nginx -t: %v\n%s", err, out)
+		}
+	}
+}
