@@ -112,7 +112,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		network:    fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
 		httpAddrs:  newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
 		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
-		template:   fs.String("template", "", "text/template file that replaces the built-in server template"),
+		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
 		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
 		debounce:   durationFlag(fs, "debounce", 25*time.Millisecond, "wait this long after a change for more before rendering"),
 		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this"),

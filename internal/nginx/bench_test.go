@@ -51,29 +51,6 @@ func BenchmarkRender(b *testing.B) {
 	}
 }
 
-// BenchmarkRenderOneChanged is what a change costs in the stage: the
-// Renderer re-executes the template only for the route that changed.
-func BenchmarkRenderOneChanged(b *testing.B) {
-	for _, n := range []int{1000, 10000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			in := benchInput(n, fakeCert("example.com", "*.example.com"))
-			var r Renderer
-			if _, err := r.Render(in); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				i++
-				in.Routes[i%n].Upstreams = []string{fmt.Sprintf("10.255.%d.%d:80", i/250%250, i%250)}
-				if _, err := r.Render(in); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkNginxTest times `nginx -t` on the 10k-route render, the cost
 // Render is to be compared with:
 //

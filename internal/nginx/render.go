@@ -98,9 +98,9 @@ type mapPart struct {
 type vhost struct {
 	sh                      *shared
 	Host                    string
-	Upstream                string // upstream name; "" when no replica is live
-	servers                 string // the upstream's servers, one per line
-	Scheme                  string // http, https, grpc, grpcs
+	Upstream                string   // upstream name; "" when no replica is live
+	Servers                 []string // the upstream's "ip:port" servers, sorted
+	Scheme                  string   // http, https, grpc, grpcs
 	GRPC                    bool
 	UpstreamTLS             bool // https or grpcs
 	Include                 string
@@ -122,36 +122,12 @@ func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
 
-// Servers are the upstream's "ip:port" servers, sorted. (A method, so that
-// a vhost stays comparable and can key the Renderer's cache.)
-func (h vhost) Servers() []string {
-	if h.servers == "" {
-		return nil
-	}
-	return strings.Split(h.servers, "\n")
-}
-
 // Render produces the config for in. The same input always gives the same
-// bytes: routes are sorted by host and upstream servers by address.
+// bytes: routes are sorted by host and upstream servers by address. When
+// the template defines "vhost", it is executed once per vhost, spread over
+// the CPUs, and the blocks are spliced in where the main template prints
+// .VhostBlocks.
 func Render(in Input) ([]byte, error) {
-	return new(Renderer).Render(in)
-}
-
-// Renderer renders configs like Render, and keeps each vhost's block
-// between renders: when the template defines "vhost", a render executes it
-// only for the vhosts that changed, spread over the CPUs. A Renderer must
-// not be used by two goroutines at once; the zero value is ready.
-type Renderer struct {
-	out       []byte // the last config, reused: its pages are already mapped
-	text      string
-	tmpl      *template.Template
-	sharedKey string
-	blocks    map[vhost]string // vhost without shared and Block -> its block
-}
-
-// Render is Render, reusing what the previous call rendered. The returned
-// bytes are valid until the next call.
-func (r *Renderer) Render(in Input) ([]byte, error) {
 	v, err := buildView(in)
 	if err != nil {
 		return nil, err
@@ -160,17 +136,14 @@ func (r *Renderer) Render(in Input) ([]byte, error) {
 	if text == "" {
 		text = defaultTemplate
 	}
-	if r.tmpl == nil || text != r.text {
-		tmpl, err := template.New("portico.conf").Option("missingkey=error").Parse(text)
-		if err != nil {
-			return nil, fmt.Errorf("parse template: %w", err)
-		}
-		r.tmpl, r.text, r.blocks = tmpl, text, nil
+	tmpl, err := template.New("portico.conf").Option("missingkey=error").Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("parse template: %w", err)
 	}
-	var blocks []string
+	var blocks [][]byte
 	size := 0
-	if r.tmpl.Lookup("vhost") != nil {
-		if blocks, size, err = r.blocksFor(v); err != nil {
+	if tmpl.Lookup("vhost") != nil {
+		if blocks, size, err = vhostBlocks(tmpl, v.Vhosts); err != nil {
 			return nil, err
 		}
 		v.VhostBlocks = blocksMark
@@ -184,8 +157,7 @@ func (r *Renderer) Render(in Input) ([]byte, error) {
 			}
 		}
 	}
-	if err := r.tmpl.Execute(&buf, v); err != nil {
-		r.blocks = nil
+	if err := tmpl.Execute(&buf, v); err != nil {
 		return nil, fmt.Errorf("execute template: %w", err)
 	}
 	if blocks == nil {
@@ -194,7 +166,7 @@ func (r *Renderer) Render(in Input) ([]byte, error) {
 	// Splice the blocks in where the template printed VhostBlocks: cheaper
 	// than passing megabytes through the template as one string.
 	parts := bytes.Split(buf.Bytes(), []byte(blocksMark))
-	out := slices.Grow(r.out[:0], buf.Len()+(len(parts)-1)*(size-len(blocksMark)))
+	out := make([]byte, 0, buf.Len()+(len(parts)-1)*(size-len(blocksMark)))
 	for i, p := range parts {
 		if i > 0 {
 			for _, b := range blocks {
@@ -203,7 +175,6 @@ func (r *Renderer) Render(in Input) ([]byte, error) {
 		}
 		out = append(out, p...)
 	}
-	r.out = out
 	return out, nil
 }
 
@@ -211,58 +182,30 @@ func (r *Renderer) Render(in Input) ([]byte, error) {
 // NUL can come from no validated field.
 const blocksMark = "\x00portico-vhost-blocks\x00"
 
-// blocksFor returns each vhost's block and their total size, from the
-// cache or by executing "vhost" for the vhosts not seen last time, spread
-// over the CPUs.
-func (r *Renderer) blocksFor(v view) ([]string, int, error) {
-	if k := fmt.Sprintf("%#v", *v.shared); k != r.sharedKey || r.blocks == nil {
-		r.sharedKey, r.blocks = k, map[vhost]string{}
-	}
-	key := func(h vhost) vhost { h.sh = nil; return h }
-	blocks := make([]string, len(v.Vhosts))
-	var miss []int
-	for i, h := range v.Vhosts {
-		if b, ok := r.blocks[key(h)]; ok {
-			blocks[i] = b
-		} else {
-			miss = append(miss, i)
-		}
-	}
-	workers := min(runtime.GOMAXPROCS(0), (len(miss)+255)/256)
+// vhostBlocks executes "vhost" for every vhost, each CPU taking a
+// contiguous share, and returns the blocks in order and their total size.
+func vhostBlocks(tmpl *template.Template, vhosts []vhost) ([][]byte, int, error) {
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(vhosts)/256))
+	blocks := make([][]byte, workers)
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
+			share := vhosts[w*len(vhosts)/workers : (w+1)*len(vhosts)/workers]
 			var buf bytes.Buffer
-			for j := w; j < len(miss); j += workers {
-				i := miss[j]
-				buf.Reset()
-				if err := r.tmpl.ExecuteTemplate(&buf, "vhost", v.Vhosts[i]); err != nil {
-					errs[w] = fmt.Errorf("execute template for %q: %w", v.Vhosts[i].Host, err)
+			buf.Grow(1024 * len(share)) // a vhost's block is about 1 KB
+			for _, h := range share {
+				if err := tmpl.ExecuteTemplate(&buf, "vhost", h); err != nil {
+					errs[w] = fmt.Errorf("execute template for %q: %w", h.Host, err)
 					return
 				}
-				blocks[i] = buf.String()
 			}
+			blocks[w] = buf.Bytes()
 		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		r.blocks = nil
 		return nil, 0, err
-	}
-	for _, i := range miss {
-		r.blocks[key(v.Vhosts[i])] = blocks[i]
-	}
-	if len(r.blocks) > len(v.Vhosts) { // forget vhosts that went away
-		keep := make(map[vhost]bool, len(v.Vhosts))
-		for _, h := range v.Vhosts {
-			keep[key(h)] = true
-		}
-		for k := range r.blocks {
-			if !keep[k] {
-				delete(r.blocks, k)
-			}
-		}
 	}
 	size := 0
 	for _, b := range blocks {
@@ -345,7 +288,7 @@ func buildView(in Input) (view, error) {
 				servers = append(servers, n)
 			}
 			slices.Sort(servers)
-			h.servers = strings.Join(slices.Compact(servers), "\n")
+			h.Servers = slices.Compact(servers)
 		}
 		if tls && r.HTTPS != routing.HTTPSOff {
 			if c, ok := CertFor(r.Host, in.Certs); ok {

@@ -85,7 +85,6 @@ type Stage struct {
 	cli      Client
 	log      *slog.Logger
 	settings Settings
-	renderer Renderer // keeps vhost blocks between renders
 	certs    *CertFiles
 	applier  *Applier
 	sup      *Supervisor // nil in external mode
@@ -309,7 +308,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		st = *s.status
 	}
 	start := time.Now()
-	conf, err := s.renderer.Render(Input{Routes: routes, Certs: refs, Settings: s.settings})
+	conf, err := Render(Input{Routes: routes, Certs: refs, Settings: s.settings})
 	rendered := time.Since(start)
 	s.m.observeRender(rendered)
 	var retry time.Duration
