@@ -44,11 +44,12 @@ func BenchmarkP1StartToFirst200(b *testing.B) {
 				ids[i] = d.Run(b, dockertest.RunOptions{Name: n, Network: net, NoStart: true,
 					Labels: map[string]string{"portico.vhost": hosts[i], "portico.https": "off"}})
 			}
-			var ds, api []time.Duration
+			var ds, api, share []time.Duration
 			for i := range trials {
 				t0 := time.Now()
 				d.Start(b, ids[i])
 				api = append(api, time.Since(t0))
+				t1 := time.Now()
 				for {
 					if code, _, err := get(r.http, hosts[i]); err == nil && code == 200 {
 						break
@@ -59,14 +60,16 @@ func BenchmarkP1StartToFirst200(b *testing.B) {
 					<-time.After(5 * time.Millisecond)
 				}
 				ds = append(ds, time.Since(t0))
+				share = append(share, time.Since(t1))
 				// A user's `docker start` lands on a system at rest; back-to-back
 				// trials would be a stream of changes, which the nginx stage
 				// paces on purpose (P2). The pause is the scenario, not a sync.
 				<-time.After(time.Second)
 			}
-			b.Logf("P1: others=%d trials=%d p50=%s p99=%s max=%s; of which the docker start API call p50=%s p99=%s (goal at 1000: p99 <= 1s)", others, trials,
+			b.Logf("P1: others=%d trials=%d p50=%s p99=%s max=%s; the docker start API call p50=%s p99=%s; from its return to the first 200 p50=%s p99=%s (goal at 1000: p99 <= 1s)", others, trials,
 				percentile(ds, 0.5).Round(time.Millisecond), percentile(ds, 0.99).Round(time.Millisecond), percentile(ds, 1).Round(time.Millisecond),
-				percentile(api, 0.5).Round(time.Millisecond), percentile(api, 0.99).Round(time.Millisecond))
+				percentile(api, 0.5).Round(time.Millisecond), percentile(api, 0.99).Round(time.Millisecond),
+				percentile(share, 0.5).Round(time.Millisecond), percentile(share, 0.99).Round(time.Millisecond))
 			b.ReportMetric(percentile(ds, 0.99).Seconds(), fmt.Sprintf("p99-s/others=%d", others))
 			for _, id := range ids {
 				d.Remove(b, id)
@@ -171,14 +174,7 @@ func BenchmarkP3RenderVsNginxT(b *testing.B) {
 				b.Fatal(err)
 			}
 			in := p3Input(n)
-			var render, test []time.Duration
-			var size int
-			for range 5 {
-				t0 := time.Now()
-				conf, err := nginx.Render(in)
-				if err != nil {
-					b.Fatal(err)
-				}
+			write := func(conf []byte) {
 				tmp := mc.Include + ".tmp"
 				f, err := os.Create(tmp)
 				if err == nil {
@@ -194,6 +190,16 @@ func BenchmarkP3RenderVsNginxT(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+			}
+			var render, test []time.Duration
+			var size int
+			for range 5 {
+				t0 := time.Now()
+				conf, err := nginx.Render(in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				write(conf)
 				render = append(render, time.Since(t0))
 				size = len(conf)
 				t1 := time.Now()
