@@ -101,13 +101,6 @@ func upstreamAddr(a string) (string, error) {
 // routes; this is the guard at the edge where strings become config.
 func CheckRoutes(routes []routing.Route) ([]routing.Route, []error) {
 	ok := make([]routing.Route, 0, len(routes))
-	errs := checkRoutes(routes, func(r routing.Route) { ok = append(ok, r) })
-	return ok, errs
-}
-
-// checkRoutes returns the errors of CheckRoutes and calls keep, if not nil,
-// with each route that passes.
-func checkRoutes(routes []routing.Route, keep func(routing.Route)) []error {
 	var errs []error
 	seen := make(map[string]bool, len(routes))
 	for _, r := range routes {
@@ -120,11 +113,9 @@ func checkRoutes(routes []routing.Route, keep func(routing.Route)) []error {
 			continue
 		}
 		seen[r.Host] = true
-		if keep != nil {
-			keep(r)
-		}
+		ok = append(ok, r)
 	}
-	return errs
+	return ok, errs
 }
 
 func checkRoute(r routing.Route) error {

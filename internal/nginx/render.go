@@ -258,7 +258,7 @@ func buildView(in Input) (view, error) {
 
 	routes := slices.Clone(in.Routes)
 	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
-	if errs := checkRoutes(routes, nil); len(errs) > 0 {
+	if _, errs := CheckRoutes(routes); len(errs) > 0 {
 		return view{}, errors.Join(errs...)
 	}
 	names := make(map[string]string, len(routes))
@@ -357,10 +357,11 @@ func (c *certSet) add(ref CertRef) (string, error) {
 	if !ValidHost(ref.Primary) {
 		return "", fmt.Errorf("certificate name %q is not a host name", ref.Primary)
 	}
-	for what, p := range map[string]string{"chain": ref.FullChain, "key": ref.Key} {
-		if err := checkPEM(p); err != nil {
-			return "", fmt.Errorf("certificate %q: %s: %w", ref.Primary, what, err)
-		}
+	if err := checkPEM(ref.FullChain); err != nil {
+		return "", fmt.Errorf("certificate %q: chain: %w", ref.Primary, err)
+	}
+	if err := checkPEM(ref.Key); err != nil {
+		return "", fmt.Errorf("certificate %q: key: %w", ref.Primary, err)
 	}
 	if c.keys == nil {
 		c.keys = map[string]string{}
