@@ -11,11 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"strings"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Config struct {
 	// even when nothing failed (reads only; writes happen only on change).
 	// 0 means 10 minutes; negative disables it.
 	ResyncInterval time.Duration
+	// CallTimeout bounds each Docker or etcd call (not the event stream).
+	// 0 means 30 seconds.
+	CallTimeout time.Duration
 	// Metrics registers the reporter's metrics; nil disables them.
 	Metrics prometheus.Registerer
 }
@@ -78,8 +82,6 @@ type metrics struct {
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 5 * time.Second
-	// opTimeout bounds each Docker or etcd call (not the event stream).
-	opTimeout = 30 * time.Second
 )
 
 // errDocker marks failures of the Docker daemon, which end a session and
@@ -99,6 +101,9 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 	}
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 10 * time.Minute
+	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
 	}
 	opt := client.FromEnv
 	if cfg.DockerHost != "" {
@@ -281,52 +286,82 @@ func EventContainer(m events.Message) string {
 	return ""
 }
 
-// resync lists and inspects every container, reads this host's records and
-// writes the difference. A repeated resync (periodic) that changes nothing
-// logs at debug level.
+// resync lists every container, reads this host's records, inspects the
+// containers inspectWorkers at a time and writes each changed record as soon
+// as its inspect returns, then deletes the records of containers that are
+// gone. Every Docker and etcd call has its own CallTimeout, so a host with many
+// containers on a slow daemon still syncs. A failed inspect ends the resync
+// with errDocker once the other containers' records are written, and deletes
+// nothing. A repeated resync (periodic) that changes nothing logs at debug
+// level.
 func (r *Reporter) resync(ctx context.Context, repeated bool) error {
-	lctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
 	f := make(client.Filters)
 	if len(r.cfg.Labels) > 0 {
 		f.Add("label", r.cfg.Labels...)
 	}
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	list, err := r.docker.ContainerList(lctx, client.ContainerListOptions{All: true, Filters: f})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("%w: list containers: %w", errDocker, err)
 	}
-	desired := make([]store.Container, 0, len(list.Items))
-	for _, s := range list.Items {
-		c, ok, err := r.inspect(lctx, s.ID)
-		if err != nil {
-			return err
-		}
-		if ok {
-			desired = append(desired, c)
-		}
-	}
-
 	prefix := r.cfg.Keys.HostContainers(r.cfg.Host)
-	resp, err := r.kv.Get(lctx, prefix, clientv3.WithPrefix())
+	gctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	resp, err := r.kv.Get(gctx, prefix, clientv3.WithPrefix())
+	cancel()
 	if err != nil {
 		return fmt.Errorf("list %s: %w", prefix, err)
 	}
-	stored := make(map[string][]byte, len(resp.Kvs))
+	r.cache = make(map[string][]byte, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		stored[string(kv.Key)] = kv.Value
+		r.cache[string(kv.Key)] = kv.Value
 	}
-	r.cache = maps.Clone(stored)
-	plan, err := Reconcile(r.cfg.Keys, r.cfg.Host, desired, stored)
+
+	ictx, stop := context.WithCancel(ctx)
+	defer stop()
+	results := r.inspectAll(ictx, list.Items)
+	desired := make([]store.Container, 0, len(list.Items))
+	var dockerErr, etcdErr error
+	puts := 0
+	for res := range results {
+		switch {
+		case etcdErr != nil:
+			// drain: the workers stop once ictx is cancelled
+		case res.err != nil:
+			// One container's inspect failing does not hold back the others.
+			if dockerErr == nil {
+				dockerErr = res.err
+			}
+		case res.ok:
+			desired = append(desired, res.c)
+			changed, err := r.putRecord(ctx, res.c)
+			if err != nil {
+				etcdErr = err
+				stop()
+			} else if changed {
+				puts++
+			}
+		}
+	}
+	if etcdErr != nil {
+		return etcdErr
+	}
+	if dockerErr != nil {
+		return dockerErr
+	}
+
+	// Every record is written; what is left of the plan is the deletes.
+	plan, err := Reconcile(r.cfg.Keys, r.cfg.Host, desired, r.cache)
 	if err != nil {
 		return err
 	}
 	for _, p := range plan.Puts {
-		if err := r.put(lctx, p.Key, p.Value); err != nil {
+		if _, err := r.put(ctx, p.Key, p.Value); err != nil {
 			return err
 		}
 	}
 	for _, k := range plan.Deletes {
-		if err := r.delete(lctx, k); err != nil {
+		if err := r.delete(ctx, k); err != nil {
 			return err
 		}
 	}
@@ -337,11 +372,52 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 		close(r.synced)
 	}
 	lvl := slog.LevelInfo
-	if repeated && plan.Empty() {
+	if repeated && puts == 0 && len(plan.Deletes) == 0 {
 		lvl = slog.LevelDebug
 	}
-	r.log.Log(ctx, lvl, "containers synced", "host", r.cfg.Host, "containers", len(desired), "puts", len(plan.Puts), "deletes", len(plan.Deletes))
+	r.log.Log(ctx, lvl, "containers synced", "host", r.cfg.Host, "containers", len(desired), "puts", puts, "deletes", len(plan.Deletes))
 	return nil
+}
+
+// inspectWorkers bounds the inspects a resync runs at once. Docker answers
+// them concurrently; eight keep a daemon with thousands of containers busy
+// without flooding it.
+const inspectWorkers = 8
+
+type inspected struct {
+	c   store.Container
+	ok  bool
+	err error
+}
+
+// inspectAll inspects the listed containers on inspectWorkers goroutines,
+// each call with its own CallTimeout. The channel closes after the last
+// result; once ctx ends the remaining containers are skipped.
+func (r *Reporter) inspectAll(ctx context.Context, items []container.Summary) <-chan inspected {
+	ids := make(chan string)
+	out := make(chan inspected)
+	var wg sync.WaitGroup
+	for range min(inspectWorkers, len(items)) {
+		wg.Go(func() {
+			for id := range ids {
+				cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+				c, ok, err := r.inspect(cctx, id)
+				cancel()
+				out <- inspected{c: c, ok: ok, err: err}
+			}
+		})
+	}
+	go func() {
+		defer func() { close(ids); wg.Wait(); close(out) }()
+		for _, s := range items {
+			select {
+			case ids <- s.ID:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // inspect returns a container's record; ok is false when the container is
@@ -371,43 +447,55 @@ func (r *Reporter) inspect(ctx context.Context, id string) (store.Container, boo
 
 // update re-inspects one container and writes or deletes its record.
 func (r *Reporter) update(ctx context.Context, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	key := r.cfg.Keys.Container(r.cfg.Host, id)
-	c, ok, err := r.inspect(ctx, id)
+	ictx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	c, ok, err := r.inspect(ictx, id)
+	cancel()
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return r.delete(ctx, key)
+		return r.delete(ctx, r.cfg.Keys.Container(r.cfg.Host, id))
 	}
-	b, err := store.Encode(c)
-	if err != nil {
-		return fmt.Errorf("container %s (%s): %w", c.Name, id, err)
-	}
-	return r.put(ctx, key, b)
+	_, err = r.putRecord(ctx, c)
+	return err
 }
 
-func (r *Reporter) put(ctx context.Context, key string, value []byte) error {
-	if old, ok := r.cache[key]; ok && string(old) == string(value) {
-		return nil
+// putRecord writes a container's record unless the cache holds it already,
+// and reports whether it differed.
+func (r *Reporter) putRecord(ctx context.Context, c store.Container) (bool, error) {
+	b, err := store.Encode(c)
+	if err != nil {
+		return false, fmt.Errorf("container %s (%s): %w", c.Name, c.ID, err)
 	}
+	return r.put(ctx, r.cfg.Keys.Container(r.cfg.Host, c.ID), b)
+}
+
+// put writes one record, within CallTimeout, unless the cache holds the same
+// bytes; it reports whether they differed.
+func (r *Reporter) put(ctx context.Context, key string, value []byte) (bool, error) {
+	if old, ok := r.cache[key]; ok && string(old) == string(value) {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
 	wrote, err := store.PutIfChanged(ctx, r.kv, key, value)
 	if err != nil {
-		return err
+		return false, err
 	}
 	r.cache[key] = value
 	if wrote {
 		r.m.writes.Inc()
 		r.log.Debug("container record written", "key", key)
 	}
-	return nil
+	return true, nil
 }
 
 func (r *Reporter) delete(ctx context.Context, key string) error {
 	if _, ok := r.cache[key]; !ok {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
 	if _, err := r.kv.Delete(ctx, key); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}

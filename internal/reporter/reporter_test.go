@@ -380,6 +380,38 @@ func TestDockerGone(t *testing.T) {
 	}
 }
 
+// TestSlowDockerManyContainers syncs more containers than one call timeout
+// allows inspecting one after another. Each inspect has its own timeout and
+// inspects run in parallel, so the reporter syncs. (A resync used to share
+// one 30s budget across all its calls: on a busy daemon a host with a hundred
+// containers never synced, and a restarted portico served none of them.)
+func TestSlowDockerManyContainers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	fw := dockertest.NewForwarder(t)
+	const (
+		n           = 24
+		delay       = 250 * time.Millisecond
+		callTimeout = 3 * time.Second
+	)
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = h.env.Run(t, dockertest.RunOptions{Name: fmt.Sprintf("slow%02d", i), NoStart: true})
+	}
+	fw.Delay(delay) // one after another, the inspects alone take n*delay = 6s
+	rr := h.start(t, reporter.Config{DockerHost: fw.Host(), CallTimeout: callTimeout,
+		Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}})
+	rr.waitSynced(t)
+	for i, id := range ids {
+		if _, ok := h.record(t, id); !ok {
+			t.Errorf("slow%02d (%s): no record after the first sync", i, id)
+		}
+	}
+	if n := rr.metric(t, "portico_reporter_resyncs_total"); n != 1 {
+		t.Errorf("resyncs_total = %v, want 1 (the first resync failed)", n)
+	}
+}
+
 // TestStoreFailure breaks every etcd call the reporter makes for a while:
 // it keeps retrying and catches up once etcd answers again.
 func TestStoreFailure(t *testing.T) {

@@ -6,16 +6,27 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Forwarder proxies a unix socket to Docker's, byte for byte, and can be
-// cut and restored: Docker "goes away" for whoever uses Host().
+// cut and restored: Docker "goes away" for whoever uses Host(). It can also
+// hold back each request (Delay): Docker slows down.
 type Forwarder struct {
 	path, target string
 
 	mu    sync.Mutex
 	ln    net.Listener
 	conns map[net.Conn]bool
+	delay time.Duration
+}
+
+// Delay holds back every later chunk sent to Docker (in practice, every
+// request) by d: a daemon busy with other work, without touching the daemon.
+func (f *Forwarder) Delay(d time.Duration) {
+	f.mu.Lock()
+	f.delay = d
+	f.mu.Unlock()
 }
 
 // NewForwarder listens on a socket in a temp dir, forwarding to the local
@@ -75,9 +86,31 @@ func (f *Forwarder) serve(c net.Conn) {
 		d.Close()
 		return
 	}
-	go func() { io.Copy(d, c); d.Close() }()
+	go func() { f.toDocker(d, c); d.Close() }()
 	io.Copy(c, d)
 	c.Close()
+}
+
+// toDocker copies a client's bytes to Docker, each chunk after the delay.
+func (f *Forwarder) toDocker(d, c net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			f.mu.Lock()
+			delay := f.delay
+			f.mu.Unlock()
+			if delay > 0 {
+				<-time.After(delay)
+			}
+			if _, werr := d.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // Cut stops listening and closes every proxied connection.
