@@ -270,14 +270,23 @@ func TestFiftyContainersGoLiveWithFewReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	reloads := after - before
-	burst := time.Since(t0)
 	t.Logf("50 containers: starts took %s, all live %s after the last start, %v reloads",
 		started.Sub(t0).Round(time.Millisecond), time.Since(started).Round(time.Millisecond), reloads)
-	// Each start is one or two record writes and a certificate: over 100
-	// changes. Paced, they cost at most one reload per two containers (a
-	// few per second of burst on this box; see docs/nginx.md).
-	if reloads > n/2 {
-		t.Errorf("%v reloads for a %s burst of %d starts, want <= %d", reloads, burst.Round(time.Second), n, n/2)
+	// Each start is one or two record changes (network connect, start); the
+	// certificates were issued while the containers were created. The pacer
+	// spaces reloads only while changes stream in (5 within 2s; TestPacer*
+	// cover its decisions), and only Docker decides how fast the starts come:
+	// on a loaded 2-core CI box one start took 2.5s. So the burst bound holds
+	// when the starts came at 5/s or more (twice the stream rate); at any
+	// rate, no start costs more than its changes.
+	rate := float64(n) / started.Sub(t0).Seconds()
+	switch {
+	case rate >= 5 && reloads > n/2:
+		t.Errorf("%v reloads for a burst of %d starts at %.1f/s, want <= %d", reloads, n, rate, n/2)
+	case reloads > 2*n:
+		t.Errorf("%v reloads for %d starts at %.1f/s, want <= %d (two changes per start)", reloads, n, rate, 2*n)
+	case rate < 5:
+		t.Logf("Docker started %.1f containers/s, below a burst: each start may go live on its own reload", rate)
 	}
 }
 
