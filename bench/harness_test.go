@@ -105,22 +105,33 @@ func writeSynthetic(b *testing.B, r *run, runID, network, backendIP string, from
 		ops = ops[:0]
 	}
 	for i := from; i < to; i++ {
-		id := fmt.Sprintf("synthetic%06d", i)
-		c := store.Container{ID: id, Name: id, Host: "synthetic-" + runID, Image: "synthetic", State: "running",
-			Labels:   map[string]string{"portico.vhost": synthHost(runID, i), "portico.https": "off"},
-			Networks: map[string]store.Network{network: {IPv4: backendIP}},
-			Ports:    []store.Port{{Port: 80, Proto: "tcp"}},
-		}
-		v, err := store.Encode(c)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ops = append(ops, clientv3.OpPut(r.keys.Container(c.Host, c.ID), string(v)))
+		key, v := synthRecord(b, r, runID, network, backendIP, i)
+		ops = append(ops, clientv3.OpPut(key, v))
 		if len(ops) == 100 {
 			flush()
 		}
 	}
 	flush()
+}
+
+// synthRecord is synthetic record i: running at backendIP on network, or
+// only created (no address) when backendIP is "".
+func synthRecord(b *testing.B, r *run, runID, network, backendIP string, i int) (key, value string) {
+	b.Helper()
+	id := fmt.Sprintf("synthetic%06d", i)
+	c := store.Container{ID: id, Name: id, Host: "synthetic-" + runID, Image: "synthetic", State: "running",
+		Labels:   map[string]string{"portico.vhost": synthHost(runID, i), "portico.https": "off"},
+		Networks: map[string]store.Network{network: {IPv4: backendIP}},
+		Ports:    []store.Port{{Port: 80, Proto: "tcp"}},
+	}
+	if backendIP == "" {
+		c.State = "created"
+	}
+	v, err := store.Encode(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return r.keys.Container(c.Host, c.ID), string(v)
 }
 
 // waitRoutes waits until the applied config has at least n routes.
