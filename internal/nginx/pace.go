@@ -20,16 +20,22 @@ const streamChanges = 5
 //     apply must also wait a gap after the previous one that doubles from
 //     2.5 Debounce up to maxGap. So a burst of hundreds of container starts
 //     costs a handful of reloads instead of one each.
-//   - Once the stream thins out the gap resets.
+//   - When the stream thins out the gap stays, so Docker finishing its
+//     starts in clumps does not start the spacing over at every pause. It
+//     is dropped once no change came for maxGap.
 type pacer struct {
-	debounce, maxGap time.Duration
-	gap              time.Duration
-	lastApply        time.Time
-	recent           []time.Time // changes within the last maxGap
+	debounce, maxGap      time.Duration
+	gap                   time.Duration
+	lastApply, lastChange time.Time
+	recent                []time.Time // changes within the last maxGap
 }
 
 // changed records a change at now.
 func (p *pacer) changed(now time.Time) {
+	if !p.lastChange.IsZero() && now.Sub(p.lastChange) > p.maxGap {
+		p.gap = 0 // calm for a whole window: whatever comes now is new
+	}
+	p.lastChange = now
 	p.prune(now)
 	p.recent = append(p.recent, now)
 }
@@ -50,7 +56,7 @@ func (p *pacer) due(first, last time.Time) time.Time {
 	if cap := first.Add(10 * p.debounce); t.After(cap) {
 		t = cap
 	}
-	if p.streaming() && !p.lastApply.IsZero() {
+	if p.gap > 0 && !p.lastApply.IsZero() {
 		if e := p.lastApply.Add(p.gap); t.Before(e) {
 			t = e
 		}
@@ -63,7 +69,8 @@ func (p *pacer) applied(now time.Time) {
 	p.prune(now)
 	switch {
 	case !p.streaming():
-		p.gap = 0
+		// Thinning out: the gap stays, so a pause inside a burst does not
+		// start the spacing over; changed drops it after a calm maxGap.
 	case p.gap == 0:
 		p.gap = min(p.debounce*5/2, p.maxGap)
 	default:

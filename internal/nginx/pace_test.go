@@ -84,6 +84,55 @@ func TestPacerBurstCostsFewApplies(t *testing.T) {
 	}
 }
 
+// What Docker did with 500 starts, 16 at a time (benchmark P2): clumps of
+// starts about 6/s with pauses of up to 1.8s, for 90s. The gap used to drop
+// at every pause, and each clump started the spacing over: every change of
+// this stream was its own apply. A pause shorter than maxGap now keeps the
+// gap; a calm maxGap drops it.
+func TestPacerClumpyBurstKeepsItsGap(t *testing.T) {
+	for _, tt := range []struct {
+		pause      time.Duration
+		maxApplies int
+	}{
+		{time.Second, 45},
+		{1300 * time.Millisecond, 50},
+		{1800 * time.Millisecond, 60},
+	} {
+		p := pacer{debounce: 25 * time.Millisecond, maxGap: 2 * time.Second}
+		cs := clumps(30, 8, 1300*time.Millisecond, tt.pause)
+		n, end := simulate(&p, cs)
+		lastChange := cs[len(cs)-1]
+		t.Logf("pauses of %v: %d changes, %d applies, last %v after the last change", tt.pause, len(cs), n, end-lastChange)
+		if n > tt.maxApplies {
+			t.Errorf("pauses of %v: %d applies for %d changes, want <= %d", tt.pause, n, len(cs), tt.maxApplies)
+		}
+		if end-lastChange > 2*time.Second+25*time.Millisecond {
+			t.Errorf("pauses of %v: last change applied %v after it happened", tt.pause, end-lastChange)
+		}
+	}
+	// Clumps with calm of more than maxGap between them are separate
+	// episodes: nothing is held back across the calm.
+	p := pacer{debounce: 25 * time.Millisecond, maxGap: 2 * time.Second}
+	simulate(&p, clumps(3, 8, 1300*time.Millisecond, 0))
+	calm := time.Unix(1000, 0).Add(time.Minute)
+	p.changed(calm)
+	if got := p.due(calm, calm); got != calm.Add(25*time.Millisecond) {
+		t.Errorf("first change after a calm minute: due %v after it, want the debounce", got.Sub(calm))
+	}
+}
+
+// clumps is n clumps of k changes spread over d, each followed by a pause.
+func clumps(n, k int, d, pause time.Duration) []time.Duration {
+	var out []time.Duration
+	for c := range n {
+		start := time.Duration(c) * (d + pause)
+		for _, off := range spread(k, d) {
+			out = append(out, start+off)
+		}
+	}
+	return out
+}
+
 func spread(n int, over time.Duration) []time.Duration {
 	out := make([]time.Duration, n)
 	for i := range out {
