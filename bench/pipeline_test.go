@@ -146,14 +146,8 @@ func BenchmarkP2Burst500(b *testing.B) {
 		wg.Wait()
 		lastStart := time.Now()
 		allLive := untilAllLive(b, r, hosts, 2*time.Minute)
-		after, err := metric(r.metrics, "portico_nginx_reloads_total")
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.Logf("P2: %d starts took %s; all live %s after the last start; %v reloads (goal: starts within 10s, <= 10 reloads, all live <= 2s)",
-			n, lastStart.Sub(start).Round(time.Millisecond), allLive.Round(time.Millisecond), after-before)
-		b.ReportMetric(after-before, "reloads")
-		b.ReportMetric(allLive.Seconds(), "all-live-s")
+			n, lastStart.Sub(start).Round(time.Millisecond), allLive.Round(time.Millisecond), reportBurst(b, r, before, allLive))
 	}
 }
 
@@ -204,14 +198,8 @@ func BenchmarkP2RecordStream500(b *testing.B) {
 			hosts[i] = synthHost(d.RunID, i)
 		}
 		allLive := untilAllLive(b, r, hosts, time.Minute)
-		after, err := metric(r.metrics, "portico_nginx_reloads_total")
-		if err != nil {
-			b.Fatal(err)
-		}
 		b.Logf("P2 (record stream): %d records turned running over %s; all live %s after the last write; %v reloads (goal: <= 10 reloads, all live <= 2s)",
-			n, last.Sub(start).Round(time.Millisecond), allLive.Round(time.Millisecond), after-before)
-		b.ReportMetric(after-before, "reloads")
-		b.ReportMetric(allLive.Seconds(), "all-live-s")
+			n, last.Sub(start).Round(time.Millisecond), allLive.Round(time.Millisecond), reportBurst(b, r, before, allLive))
 	}
 }
 
@@ -232,6 +220,19 @@ func untilAllLive(b *testing.B, r *run, hosts []string, within time.Duration) ti
 		}
 	}
 	return time.Since(t0)
+}
+
+// reportBurst reports a P2 run's reloads (since the count before) and its
+// time until all live, and returns the reloads.
+func reportBurst(b *testing.B, r *run, before float64, allLive time.Duration) float64 {
+	b.Helper()
+	after, err := metric(r.metrics, "portico_nginx_reloads_total")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(after-before, "reloads")
+	b.ReportMetric(allLive.Seconds(), "all-live-s")
+	return after - before
 }
 
 // p3Input is n routes like a real installation: HTTP, one upstream each.

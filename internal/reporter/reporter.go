@@ -350,15 +350,11 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 		return dockerErr
 	}
 
-	// Every record is written; what is left of the plan is the deletes.
+	// Every record is written and the cache holds it, so the plan against
+	// the cache has no puts: what is left is the deletes.
 	plan, err := Reconcile(r.cfg.Keys, r.cfg.Host, desired, r.cache)
 	if err != nil {
 		return err
-	}
-	for _, p := range plan.Puts {
-		if _, err := r.put(ctx, p.Key, p.Value); err != nil {
-			return err
-		}
 	}
 	for _, k := range plan.Deletes {
 		if err := r.delete(ctx, k); err != nil {
