@@ -189,14 +189,18 @@ func TestACMECertificateServedOverHTTPS(t *testing.T) {
 	if b.Issuer != store.IssuerACME || len(b.Names) != 2 || b.Names[0] != host {
 		t.Errorf("bundle: issuer %q names %v", b.Issuer, b.Names)
 	}
-	if _, err := servedSerial(p.https, alt, d.Name("app"), a.roots); err != nil {
-		t.Errorf("SAN %s: %v", alt, err)
-	}
-	// HTTP now redirects to HTTPS.
-	code, _, err := get(p.http, host)
-	if err != nil || code != 301 {
-		t.Errorf("HTTP after certificate: %d %v, want 301", code, err)
-	}
+	// For about 100ms after a reload nginx's old workers still accept
+	// connections with the old config, so the first verified handshake above
+	// does not mean that every connection sees the certificate yet.
+	eventually(t, 10*time.Second, "SAN served and HTTP redirected to HTTPS", func() error {
+		if _, err := servedSerial(p.https, alt, d.Name("app"), a.roots); err != nil {
+			return fmt.Errorf("SAN %s: %w", alt, err)
+		}
+		if code, _, err := get(p.http, host); err != nil || code != 301 {
+			return fmt.Errorf("HTTP after certificate: %d %v, want 301", code, err)
+		}
+		return nil
+	})
 	// Key file is private.
 	fi, err := os.Stat(filepath.Join(dataDir, "nginx", "certs", host, "privkey.pem"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
