@@ -331,6 +331,9 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 	}
 	var fails failures
 	deletes := r.deleteAll(ctx, Stale(r.cfg.Keys, r.cfg.Host, listed, r.cache), &fails)
+	if fails.etcdDown() {
+		return fails.err
+	}
 
 	ictx, stop := context.WithCancel(ctx)
 	defer stop()
