@@ -487,8 +487,8 @@ func (r *Reporter) inspect(ctx context.Context, id string) (store.Container, boo
 	}
 	c, err := Convert(r.cfg.Host, res.Container, r.cfg.Labels)
 	if err != nil {
-		r.log.Error("container rejected", "host", r.cfg.Host, "container", strings.TrimPrefix(res.Container.Name, "/"), "id", id, "err", err)
 		if res.Container.ID == "" {
+			r.log.Error("container not reported", "host", r.cfg.Host, "id", id, "err", err)
 			return store.Container{}, false, nil
 		}
 		var state string
@@ -523,10 +523,12 @@ func (r *Reporter) putRecord(ctx context.Context, c store.Container) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	if pub.Rejected != "" && c.Rejected == "" {
-		r.log.Warn("container rejected", "host", r.cfg.Host, "container", c.Name, "id", c.ID, "reason", pub.Rejected)
+	changed, err := r.put(ctx, r.cfg.Keys.Container(r.cfg.Host, c.ID), b)
+	if changed && pub.Rejected != "" {
+		// Logged when the record changes, not at every inspect.
+		r.log.Warn("container rejected", "host", r.cfg.Host, "container", pub.Name, "id", pub.ID, "reason", pub.Rejected)
 	}
-	return r.put(ctx, r.cfg.Keys.Container(r.cfg.Host, c.ID), b)
+	return changed, err
 }
 
 // put writes one record, within CallTimeout, unless the cache says the key
