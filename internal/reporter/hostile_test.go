@@ -119,6 +119,7 @@ func TestHostileRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range resp.Kvs {
+		t.Logf("%s: %d bytes", e.Key, len(e.Value))
 		if len(e.Value) > reporter.MaxRecordBytes {
 			t.Errorf("%s: %d bytes, over the cap", e.Key, len(e.Value))
 		}
