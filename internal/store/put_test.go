@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -119,3 +120,26 @@ func TestPutIfChangedByRevision(t *testing.T) {
 		t.Errorf("recreate: key holds %q", got)
 	}
 }
+
+// TestCreateRevisionComesFromTheKey: a record's value cannot claim an older
+// create revision; only the key's metadata sets it.
+func TestCreateRevisionComesFromTheKey(t *testing.T) {
+	key := store.NewKeys("/p").Container("h1", "abc")
+	v := []byte(`{"id":"abc","host":"h1","state":"running","CreateRevision":1,"create_revision":1,"createRevision":1}`)
+	c, err := store.DecodeContainerEntry(key, store.Entry{Value: v, ModRevision: 50, CreateRevision: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.CreateRevision != 40 {
+		t.Errorf("CreateRevision = %d, want the key's 40", c.CreateRevision)
+	}
+	b, err := store.Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "" && (contains(b, "40") || contains(b, "evision")) {
+		t.Errorf("the create revision is encoded into the value: %s", b)
+	}
+}
+
+func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }

@@ -93,7 +93,10 @@ func TestPutIfChangedAndMirror(t *testing.T) {
 	if got := mustRev(t, e.Client); got != rev {
 		t.Fatalf("unchanged put moved the revision %d -> %d", rev, got)
 	}
-	waitFor("a=1", func(s map[string]store.Entry) bool { return string(s["/p/a"].Value) == "1" })
+	// The mirror carries each key's create revision (who owns a vhost).
+	waitFor("a=1 with its create revision", func(s map[string]store.Entry) bool {
+		return string(s["/p/a"].Value) == "1" && s["/p/a"].CreateRevision == rev
+	})
 
 	if _, err := e.Client.Delete(ctx, "/p/a"); err != nil {
 		t.Fatal(err)
@@ -113,7 +116,9 @@ func TestPutIfChangedAndMirror(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor("b=4 and c", func(s map[string]store.Entry) bool {
-		return string(s["/p/b"].Value) == "4" && string(s["/p/c"].Value) == `"x"`
+		b := s["/p/b"]
+		return string(b.Value) == "4" && string(s["/p/c"].Value) == `"x"` &&
+			b.CreateRevision != 0 && b.CreateRevision < b.ModRevision
 	})
 	cancel()
 	if err := <-done; err != context.Canceled {
