@@ -185,12 +185,12 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	if err != nil {
 		return fmt.Errorf("read %s from etcd: %w", keys.Prefix(), err)
 	}
-	kvs := make(map[string][]byte, len(resp.Kvs))
+	kvs := make(map[string]store.Entry, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		kvs[string(kv.Key)] = kv.Value
+		kvs[string(kv.Key)] = store.Entry{Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision}
 	}
 	now := time.Now()
-	rep := status.Build(kvs, keys, routing.Options{Network: *network})
+	rep := status.BuildEntries(kvs, keys, routing.Options{Network: *network})
 	if err := addCertStatus(gctx, &rep, cli, keys, now); err != nil {
 		return fmt.Errorf("read certificates: %w", err)
 	}

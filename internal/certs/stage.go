@@ -328,7 +328,7 @@ func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
 	}
 	cs := make([]store.Container, 0, len(entries))
 	for _, k := range slices.Sorted(maps.Keys(entries)) {
-		c, err := store.DecodeContainer(k, entries[k].Value)
+		c, err := store.DecodeContainerEntry(k, entries[k])
 		if err != nil {
 			s.logBad(k, entries[k].ModRevision, err)
 			continue

@@ -18,7 +18,7 @@ func (s *Stage) containers(m *store.Mirror) []store.Container {
 		e := snap[k]
 		d, ok := s.decodedC[k]
 		if !ok || d.rev != e.ModRevision {
-			c, err := store.DecodeContainer(k, e.Value)
+			c, err := store.DecodeContainerEntry(k, e)
 			d = decoded[store.Container]{rev: e.ModRevision, v: c, err: err}
 			s.decodedC[k] = d
 			if err != nil {

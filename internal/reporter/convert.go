@@ -3,7 +3,6 @@ package reporter
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,10 +15,13 @@ import (
 )
 
 // Convert turns Docker's inspect result for one container into the record the
-// reporter on host publishes. Only the environment variables in
-// routing.AllowedEnv are copied; the rest may hold secrets and never leave
-// the host. Ports are sorted, so equal containers encode to equal bytes.
-func Convert(host string, in container.InspectResponse) (store.Container, error) {
+// reporter on host publishes. Only the labels Portico reads
+// (routing.IsPorticoLabel) and the labels named in filterKeys (the reporter's
+// label filter, "key" or "key=value") are copied, and only the environment
+// variables in routing.AllowedEnv: any other label or variable may be large
+// or hold secrets, and never leaves the host. Ports are sorted, so equal
+// containers encode to equal bytes.
+func Convert(host string, in container.InspectResponse, filterKeys []string) (store.Container, error) {
 	if in.ID == "" {
 		return store.Container{}, fmt.Errorf("container %q: inspect result has no id", in.Name)
 	}
@@ -37,9 +39,7 @@ func Convert(host string, in container.InspectResponse) (store.Container, error)
 	var exposed network.PortSet
 	if in.Config != nil {
 		c.Image = in.Config.Image
-		if len(in.Config.Labels) > 0 {
-			c.Labels = maps.Clone(in.Config.Labels)
-		}
+		c.Labels = readLabels(in.Config.Labels, filterKeys)
 		c.Env = allowedEnv(in.Config.Env)
 		exposed = in.Config.ExposedPorts
 	}
@@ -62,6 +62,24 @@ func Convert(host string, in container.InspectResponse) (store.Container, error)
 	}
 	c.Ports = ports
 	return c, nil
+}
+
+// readLabels keeps the labels Portico reads and those the filters name.
+func readLabels(labels map[string]string, filters []string) map[string]string {
+	var out map[string]string
+	for k, v := range labels {
+		if !routing.IsPorticoLabel(k) && !slices.ContainsFunc(filters, func(f string) bool {
+			fk, _, _ := strings.Cut(f, "=")
+			return fk == k
+		}) {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v
+	}
+	return out
 }
 
 func addr(s string, ok bool) string {

@@ -56,7 +56,7 @@ func TestConvert(t *testing.T) {
 			in:   full,
 			want: store.Container{
 				ID: "abc123", Name: "web-1", Host: "h1", Image: "nginx:1.27",
-				Labels: map[string]string{"portico.vhost": "a.test", "other": "x"},
+				Labels: map[string]string{"portico.vhost": "a.test"},
 				Env:    map[string]string{"VIRTUAL_HOST": "a.test", "VIRTUAL_PORT": "8080", "LETSENCRYPT_HOST": "a.test"},
 				Networks: map[string]store.Network{
 					"front":  {IPv4: "172.18.0.2", IPv6: "fd00::2"},
@@ -107,7 +107,7 @@ func TestConvert(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Convert("h1", tt.in)
+			got, err := Convert("h1", tt.in, nil)
 			if tt.err != "" {
 				if err == nil || err.Error() != tt.err {
 					t.Fatalf("error = %v, want %q", err, tt.err)
@@ -130,7 +130,7 @@ func TestConvertNeverLeaksEnv(t *testing.T) {
 	in := container.InspectResponse{ID: "s", Name: "/s", Config: &container.Config{
 		Env: []string{"DB_PASSWORD=topsecret-1", "VIRTUAL_HOST=ok.test", "X=topsecret-2"},
 	}}
-	c, err := Convert("h", in)
+	c, err := Convert("h", in, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +147,10 @@ func TestConvertDeterministic(t *testing.T) {
 	in := container.InspectResponse{ID: "d", Config: &container.Config{
 		ExposedPorts: network.PortSet{port("1/tcp"): {}, port("2/tcp"): {}, port("3/udp"): {}, port("4/tcp"): {}, port("5/tcp"): {}},
 	}}
-	first, _ := Convert("h", in)
+	first, _ := Convert("h", in, nil)
 	a, _ := store.Encode(first)
 	for range 20 {
-		c, _ := Convert("h", in)
+		c, _ := Convert("h", in, nil)
 		b, _ := store.Encode(c)
 		if string(a) != string(b) {
 			t.Fatalf("encodings differ:\n%s\n%s", a, b)
@@ -198,5 +198,62 @@ func TestMatchLabels(t *testing.T) {
 		if got := MatchLabels(l, tt.f); got != tt.want {
 			t.Errorf("MatchLabels(%v) = %v, want %v", tt.f, got, tt.want)
 		}
+	}
+}
+
+// TestConvertCopiesOnlyReadLabels: portico.*, com.chameth.* and the label
+// filter's keys are copied; nothing else, however large.
+func TestConvertCopiesOnlyReadLabels(t *testing.T) {
+	in := container.InspectResponse{ID: "l", Name: "/l", Config: &container.Config{Labels: map[string]string{
+		"portico.vhost":                   "a.test",
+		"portico.unknown":                 "kept for did-you-mean",
+		"com.chameth.proxy":               "80",
+		"tenant":                          "blue",
+		"team":                            "red",
+		"huge":                            strings.Repeat("x", 1700<<10),
+		"org.opencontainers.image.source": "https://example.com/secret-repo",
+		"porticox":                        "not ours",
+		"com.chamethx":                    "not ours",
+	}}}
+	c, err := Convert("h", in, []string{"tenant=blue", "team"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"portico.vhost": "a.test", "portico.unknown": "kept for did-you-mean", "com.chameth.proxy": "80", "tenant": "blue", "team": "red"}
+	if !reflect.DeepEqual(c.Labels, want) {
+		t.Errorf("labels %v, want %v", c.Labels, want)
+	}
+	if c, _ := Convert("h", container.InspectResponse{ID: "n", Config: &container.Config{Labels: map[string]string{"a": "b"}}}, nil); c.Labels != nil {
+		t.Errorf("unrelated labels only: labels %v, want none", c.Labels)
+	}
+}
+
+func TestRecordCap(t *testing.T) {
+	small := store.Container{ID: "s", Name: "small", Host: "h", State: "running", Labels: map[string]string{"portico.vhost": "a.test"}}
+	got, b, err := Record(small, MaxRecordBytes)
+	if err != nil || !reflect.DeepEqual(got, small) || len(b) > MaxRecordBytes {
+		t.Fatalf("small record: %+v %d bytes %v", got, len(b), err)
+	}
+	big := small
+	big.Labels = map[string]string{"portico.vhost": strings.Repeat("a.test ", 10000)}
+	big.Image = "img"
+	got, b, err = Record(big, MaxRecordBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Rejected == "" || got.Labels != nil || got.Image != "" || got.ID != "s" || got.Name != "small" || got.State != "running" || got.Host != "h" {
+		t.Errorf("oversized record published as %+v", got)
+	}
+	if !strings.Contains(got.Rejected, "exceeds the reporter's cap of 65536 bytes") || len(b) > 1024 {
+		t.Errorf("rejected record (%d bytes): %s", len(b), b)
+	}
+	back, err := store.DecodeContainer("/p/containers/h/s", b)
+	if err != nil || back.Rejected != got.Rejected {
+		t.Errorf("rejected record does not round-trip: %+v %v", back, err)
+	}
+	// Even a hostile name keeps the rejected record small.
+	big.Name = strings.Repeat("n", 100000)
+	if got, b, _ := Record(big, MaxRecordBytes); len(b) > 2048 || got.Rejected == "" {
+		t.Errorf("rejected record with a huge name: %d bytes", len(b))
 	}
 }

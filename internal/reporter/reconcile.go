@@ -1,7 +1,6 @@
 package reporter
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,55 +8,63 @@ import (
 	"github.com/portico/portico/internal/store"
 )
 
-// Plan is what one reconciliation writes to etcd.
-type Plan struct {
-	// Puts are the records to write, sorted by key.
-	Puts []Put
-	// Deletes are the keys of this host's records to remove, sorted.
-	Deletes []string
+// MaxRecordBytes caps the encoded size of one container record. etcd refuses
+// requests over 1.5 MiB (and a stage refuses values over
+// store.MaxValueBytes); the labels and environment Portico reads fit in a
+// few KiB, so 64 KiB leaves room for any honest container while keeping a
+// resync of thousands of records cheap. A container over the cap is
+// published as rejected (see Record).
+const MaxRecordBytes = 64 << 10
+
+// maxRejectedName bounds the name kept in a rejected record.
+const maxRejectedName = 255
+
+// Record encodes the record the reporter publishes for c. When c's record
+// would exceed maxBytes it publishes instead the small record rejecting it:
+// id, name, host, state and the reason, which routing.Build turns into an
+// error and never into a route. It returns the published record and its bytes.
+func Record(c store.Container, maxBytes int) (store.Container, []byte, error) {
+	b, err := store.Encode(c)
+	if err != nil {
+		return store.Container{}, nil, fmt.Errorf("container %s (%s): %w", c.Name, c.ID, err)
+	}
+	if len(b) <= maxBytes {
+		return c, b, nil
+	}
+	r := Rejected(c, fmt.Sprintf("record of %d bytes exceeds the reporter's cap of %d bytes (labels portico.*, com.chameth.* and the allow-listed env count)", len(b), maxBytes))
+	b, err = store.Encode(r)
+	if err != nil {
+		return store.Container{}, nil, fmt.Errorf("container %s (%s): %w", c.Name, c.ID, err)
+	}
+	return r, b, nil
 }
 
-// Put is one record to write.
-type Put struct {
-	Key   string
-	Value []byte
+// Rejected is the record that stands for a container the reporter cannot
+// publish, with the reason: only id, name, host and state.
+func Rejected(c store.Container, reason string) store.Container {
+	name := c.Name
+	if len(name) > maxRejectedName {
+		name = strings.ToValidUTF8(name[:maxRejectedName], "")
+	}
+	return store.Container{ID: c.ID, Name: name, Host: c.Host, State: c.State, Rejected: reason}
 }
 
-// Empty reports whether the plan writes nothing.
-func (p Plan) Empty() bool { return len(p.Puts) == 0 && len(p.Deletes) == 0 }
-
-// Reconcile compares the records host's containers should have (desired)
-// with what etcd holds (stored: key -> value). It puts every record whose
-// stored bytes differ and deletes this host's keys that no container has.
-// Keys outside keys.HostContainers(host) are never planned, whatever stored
-// holds: other hosts' records belong to their own reporters.
-func Reconcile(keys store.Keys, host string, desired []store.Container, stored map[string][]byte) (Plan, error) {
+// Stale returns, sorted, the keys of host's records in stored whose
+// containers are not listed (listed holds container ids). Keys outside
+// keys.HostContainers(host) are never returned, whatever stored holds: other
+// hosts' records belong to their own reporters.
+func Stale[V any](keys store.Keys, host string, listed map[string]bool, stored map[string]V) []string {
 	prefix := keys.HostContainers(host)
-	want := make(map[string]bool, len(desired))
-	var plan Plan
-	for _, c := range desired {
-		if c.Host != host {
-			return Plan{}, fmt.Errorf("container %s (%s): record names host %q, not %q", c.Name, c.ID, c.Host, host)
-		}
-		key := keys.Container(host, c.ID)
-		if want[key] {
-			return Plan{}, fmt.Errorf("container %s (%s): listed twice", c.Name, c.ID)
-		}
-		want[key] = true
-		b, err := store.Encode(c)
-		if err != nil {
-			return Plan{}, fmt.Errorf("container %s (%s): %w", c.Name, c.ID, err)
-		}
-		if old, ok := stored[key]; !ok || !bytes.Equal(old, b) {
-			plan.Puts = append(plan.Puts, Put{Key: key, Value: b})
-		}
-	}
+	var out []string
 	for key := range stored {
-		if strings.HasPrefix(key, prefix) && !want[key] {
-			plan.Deletes = append(plan.Deletes, key)
+		if !strings.HasPrefix(key, prefix) {
+			continue
 		}
+		if id := key[len(prefix):]; id != "" && listed[id] && keys.Container(host, id) == key {
+			continue
+		}
+		out = append(out, key)
 	}
-	slices.SortFunc(plan.Puts, func(a, b Put) int { return strings.Compare(a.Key, b.Key) })
-	slices.Sort(plan.Deletes)
-	return plan, nil
+	slices.Sort(out)
+	return out
 }

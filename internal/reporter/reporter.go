@@ -69,9 +69,9 @@ type Reporter struct {
 	synced chan struct{} // closed by the first resync; only Run's goroutine closes it
 
 	// cache is what this host's keys hold in etcd, as far as the reporter
-	// knows: the last full read plus its own writes since. Only Run's
-	// goroutine uses it.
-	cache map[string][]byte
+	// knows: each key's ModRevision and value hash from the last full read
+	// plus its own writes since. Only Run's goroutine uses it.
+	cache map[string]store.Version
 }
 
 type metrics struct {
@@ -129,7 +129,7 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 			}
 		}
 	}
-	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string][]byte{}}, nil
+	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}}, nil
 }
 
 // Synced is closed once the first full list of containers has been
@@ -286,14 +286,19 @@ func EventContainer(m events.Message) string {
 	return ""
 }
 
-// resync lists every container, reads this host's records, inspects the
-// containers inspectWorkers at a time and writes each changed record as soon
-// as its inspect returns, then deletes the records of containers that are
-// gone. Every Docker and etcd call has its own CallTimeout, so a host with many
-// containers on a slow daemon still syncs. A failed inspect ends the resync
-// with errDocker once the other containers' records are written, and deletes
-// nothing. A repeated resync (periodic) that changes nothing logs at debug
-// level.
+// resync lists every container and reads this host's records; deletes the
+// records of containers that are not listed; inspects the containers
+// inspectWorkers at a time and writes each changed record as soon as its
+// inspect returns; then deletes the records of containers that vanished
+// before their inspect. Every Docker and etcd call has its own CallTimeout,
+// so a host with many containers on a slow daemon still syncs.
+//
+// A failed inspect or put holds back nothing else: the other records are
+// written and every delete is done (a failed inspect keeps that container's
+// old record, since it is still listed), then the resync returns the first
+// error (errDocker for an inspect) and is retried. Only when etcd fails
+// maxPutFailures times in a row does it stop writing early. A repeated
+// resync (periodic) that changes nothing logs at debug level.
 func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 	f := make(client.Filters)
 	if len(r.cfg.Labels) > 0 {
@@ -312,54 +317,53 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 	if err != nil {
 		return fmt.Errorf("list %s: %w", prefix, err)
 	}
-	r.cache = make(map[string][]byte, len(resp.Kvs))
+	r.cache = make(map[string]store.Version, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		r.cache[string(kv.Key)] = kv.Value
+		r.cache[string(kv.Key)] = store.VersionOf(kv.ModRevision, kv.Value)
+	}
+
+	// The records of containers Docker no longer lists go first: a removed
+	// container must stop being routed (Docker may hand its address to
+	// another container) whatever happens to the others.
+	listed := make(map[string]bool, len(list.Items))
+	for _, s := range list.Items {
+		listed[s.ID] = true
+	}
+	var fails failures
+	deletes := r.deleteAll(ctx, Stale(r.cfg.Keys, r.cfg.Host, listed, r.cache), &fails)
+	if fails.etcdDown() {
+		return fails.err
 	}
 
 	ictx, stop := context.WithCancel(ctx)
 	defer stop()
 	results := r.inspectAll(ictx, list.Items)
-	desired := make([]store.Container, 0, len(list.Items))
-	var dockerErr, etcdErr error
-	puts := 0
+	containers, puts := 0, 0
+	var gone []string
 	for res := range results {
 		switch {
-		case etcdErr != nil:
+		case fails.etcdDown():
 			// drain: the workers stop once ictx is cancelled
 		case res.err != nil:
-			// One container's inspect failing does not hold back the others.
-			if dockerErr == nil {
-				dockerErr = res.err
-			}
-		case res.ok:
-			desired = append(desired, res.c)
+			// One container's inspect failing does not hold back the
+			// others; its old record stays.
+			fails.add(res.err, false)
+		case !res.ok:
+			gone = append(gone, r.cfg.Keys.Container(r.cfg.Host, res.id))
+		default:
+			containers++
 			changed, err := r.putRecord(ctx, res.c)
-			if err != nil {
-				etcdErr = err
+			fails.add(err, true)
+			if fails.etcdDown() {
 				stop()
 			} else if changed {
 				puts++
 			}
 		}
 	}
-	if etcdErr != nil {
-		return etcdErr
-	}
-	if dockerErr != nil {
-		return dockerErr
-	}
-
-	// Every record is written and the cache holds it, so the plan against
-	// the cache has no puts: what is left is the deletes.
-	plan, err := Reconcile(r.cfg.Keys, r.cfg.Host, desired, r.cache)
-	if err != nil {
-		return err
-	}
-	for _, k := range plan.Deletes {
-		if err := r.delete(ctx, k); err != nil {
-			return err
-		}
+	deletes += r.deleteAll(ctx, gone, &fails)
+	if fails.err != nil {
+		return fails.err
 	}
 	r.m.resyncs.Inc()
 	select {
@@ -368,11 +372,57 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 		close(r.synced)
 	}
 	lvl := slog.LevelInfo
-	if repeated && puts == 0 && len(plan.Deletes) == 0 {
+	if repeated && puts == 0 && deletes == 0 {
 		lvl = slog.LevelDebug
 	}
-	r.log.Log(ctx, lvl, "containers synced", "host", r.cfg.Host, "containers", len(desired), "puts", puts, "deletes", len(plan.Deletes))
+	r.log.Log(ctx, lvl, "containers synced", "host", r.cfg.Host, "containers", containers, "puts", puts, "deletes", deletes)
 	return nil
+}
+
+// maxPutFailures consecutive etcd failures within one resync mean etcd is
+// down: the resync stops writing and retries later, rather than spend
+// CallTimeout on every remaining container.
+const maxPutFailures = 3
+
+// failures collects a resync's errors: the first one is returned, and
+// consecutive etcd failures are counted.
+type failures struct {
+	err         error
+	consecutive int
+}
+
+func (f *failures) add(err error, etcd bool) {
+	if err == nil {
+		if etcd {
+			f.consecutive = 0
+		}
+		return
+	}
+	if f.err == nil {
+		f.err = err
+	}
+	if etcd {
+		f.consecutive++
+	}
+}
+
+func (f *failures) etcdDown() bool { return f.consecutive >= maxPutFailures }
+
+// deleteAll deletes keys, each on its own, past individual failures, and
+// returns how many it deleted.
+func (r *Reporter) deleteAll(ctx context.Context, keys []string, fails *failures) int {
+	n := 0
+	for _, k := range keys {
+		if fails.etcdDown() {
+			return n
+		}
+		err := r.delete(ctx, k)
+		fails.add(err, true)
+		if err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // inspectWorkers bounds the inspects a resync runs at once. Docker answers
@@ -381,6 +431,7 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 const inspectWorkers = 8
 
 type inspected struct {
+	id  string
 	c   store.Container
 	ok  bool
 	err error
@@ -399,7 +450,7 @@ func (r *Reporter) inspectAll(ctx context.Context, items []container.Summary) <-
 				cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 				c, ok, err := r.inspect(cctx, id)
 				cancel()
-				out <- inspected{c: c, ok: ok, err: err}
+				out <- inspected{id: id, c: c, ok: ok, err: err}
 			}
 		})
 	}
@@ -417,7 +468,8 @@ func (r *Reporter) inspectAll(ctx context.Context, items []container.Summary) <-
 }
 
 // inspect returns a container's record; ok is false when the container is
-// gone, does not match the label filter, or cannot be converted (logged).
+// gone or does not match the label filter. A container that cannot be
+// converted (logged) gets a rejected record.
 func (r *Reporter) inspect(ctx context.Context, id string) (store.Container, bool, error) {
 	res, err := r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
@@ -433,10 +485,17 @@ func (r *Reporter) inspect(ctx context.Context, id string) (store.Container, boo
 	if !MatchLabels(labels, r.cfg.Labels) {
 		return store.Container{}, false, nil
 	}
-	c, err := Convert(r.cfg.Host, res.Container)
+	c, err := Convert(r.cfg.Host, res.Container, r.cfg.Labels)
 	if err != nil {
-		r.log.Error("container not reported", "host", r.cfg.Host, "err", err)
-		return store.Container{}, false, nil
+		if res.Container.ID == "" {
+			r.log.Error("container not reported", "host", r.cfg.Host, "id", id, "err", err)
+			return store.Container{}, false, nil
+		}
+		var state string
+		if res.Container.State != nil {
+			state = string(res.Container.State.Status)
+		}
+		return Rejected(store.Container{ID: res.Container.ID, Name: strings.TrimPrefix(res.Container.Name, "/"), Host: r.cfg.Host, State: state}, err.Error()), true, nil
 	}
 	return c, true, nil
 }
@@ -456,34 +515,40 @@ func (r *Reporter) update(ctx context.Context, id string) error {
 	return err
 }
 
-// putRecord writes a container's record unless the cache holds it already,
-// and reports whether it differed.
+// putRecord writes a container's record (the rejected record instead when
+// it exceeds MaxRecordBytes) unless the cache holds it already, and reports
+// whether it differed.
 func (r *Reporter) putRecord(ctx context.Context, c store.Container) (bool, error) {
-	b, err := store.Encode(c)
-	if err != nil {
-		return false, fmt.Errorf("container %s (%s): %w", c.Name, c.ID, err)
-	}
-	return r.put(ctx, r.cfg.Keys.Container(r.cfg.Host, c.ID), b)
-}
-
-// put writes one record, within CallTimeout, unless the cache holds the same
-// bytes; it reports whether they differed.
-func (r *Reporter) put(ctx context.Context, key string, value []byte) (bool, error) {
-	if old, ok := r.cache[key]; ok && string(old) == string(value) {
-		return false, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
-	defer cancel()
-	wrote, err := store.PutIfChanged(ctx, r.kv, key, value)
+	pub, b, err := Record(c, MaxRecordBytes)
 	if err != nil {
 		return false, err
 	}
-	r.cache[key] = value
+	changed, err := r.put(ctx, r.cfg.Keys.Container(r.cfg.Host, c.ID), b)
+	if changed && pub.Rejected != "" {
+		// Logged when the record changes, not at every inspect.
+		r.log.Warn("container rejected", "host", r.cfg.Host, "container", pub.Name, "id", pub.ID, "reason", pub.Rejected)
+	}
+	return changed, err
+}
+
+// put writes one record, within CallTimeout, unless the cache says the key
+// holds the same bytes (by hash); it reports whether they differed. The
+// write compares the key's ModRevision with the cached one, so it carries
+// the value once and never overwrites a foreign change unseen.
+func (r *Reporter) put(ctx context.Context, key string, value []byte) (bool, error) {
+	known := r.cache[key]
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
+	defer cancel()
+	v, wrote, err := store.PutIfChanged(ctx, r.kv, key, value, known)
+	if err != nil {
+		return false, err
+	}
+	r.cache[key] = v
 	if wrote {
 		r.m.writes.Inc()
 		r.log.Debug("container record written", "key", key)
 	}
-	return true, nil
+	return v != known, nil
 }
 
 func (r *Reporter) delete(ctx context.Context, key string) error {

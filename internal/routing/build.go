@@ -17,15 +17,22 @@ import (
 //   - Each container is parsed by ParseService; a rejected container is left
 //     out alone and the others are unaffected. A second record with the same
 //     (Node, ID) is rejected with an error.
+//   - A record the reporter marked Rejected (e.g. over its size cap) is
+//     never routed: it yields one SeverityError problem naming the
+//     container and the reason.
 //   - Containers claiming one vhost join one Route. Upstreams are the live
 //     claimants' Addrs, sorted and unique (empty when none is live: nginx
 //     answers 503 for the known vhost). Containers are the accepted
 //     claimants' names, sorted and unique, live or not.
-//   - The first claimant of a vhost defines its Protocol, HTTPS and HSTS. A
-//     later claimant that differs in any of them has its claim on that vhost
-//     rejected with a SeverityError problem (label portico.vhost, value the
-//     host); it is not an upstream there, but its Service and its other
-//     vhosts are kept. Ports and networks may differ between replicas.
+//   - The earliest claimant of a vhost defines its Protocol, HTTPS and HSTS.
+//     Claimants are ordered by their record's etcd CreateRevision (0, i.e.
+//     unknown, last), then by (Name, Node, ID): a container cannot take a
+//     vhost over by sorting first, the one whose record existed first keeps
+//     it. A later claimant that differs in any of them has its claim on that
+//     vhost rejected with a SeverityError problem (label portico.vhost, value
+//     the host) naming both containers; it is not an upstream there, but its
+//     Service and its other vhosts are kept. Ports and networks may differ
+//     between replicas.
 //   - Default server: the first container with portico.default=true makes its
 //     first vhost (Hosts[0]) the default, provided its claim on that vhost was
 //     accepted. Replicas whose Hosts[0] is that same vhost agree and get no
@@ -54,6 +61,10 @@ func Build(cs []store.Container, opts Options) Result {
 			continue
 		}
 		seen[k] = true
+		if c.Rejected != "" {
+			res.Problems = append(res.Problems, rejectedProblem(c))
+			continue
+		}
 		svc, probs := ParseService(c, opts)
 		res.Problems = append(res.Problems, probs...)
 		if hasError(probs) || len(svc.Hosts) == 0 {
@@ -73,7 +84,7 @@ func Build(cs []store.Container, opts Options) Result {
 		svc  int
 	}
 	rejected := make(map[hostSvc]bool)
-	for i := range res.Services {
+	for _, i := range claimOrder(parsed) {
 		svc := &res.Services[i]
 		for _, h := range svc.Hosts {
 			cl := routes[h]
@@ -136,10 +147,46 @@ func compareContainers(a, b *store.Container) int {
 	return cmp.Compare(fmt.Sprintf("%#v", *a), fmt.Sprintf("%#v", *b))
 }
 
+// claimOrder returns the indexes of records in the order their vhost claims
+// count: by CreateRevision (0, unknown, last), then Name, Node, ID.
+func claimOrder(records []store.Container) []int {
+	idx := make([]int, len(records))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(i, j int) int {
+		a, b := records[i].CreateRevision, records[j].CreateRevision
+		if (a == 0) != (b == 0) {
+			if a == 0 {
+				return 1
+			}
+			return -1
+		}
+		return cmp.Or(cmp.Compare(a, b), compareContainers(&records[i], &records[j]))
+	})
+	return idx
+}
+
+// maxReasonBytes bounds the reporter's reason quoted in a problem: a record
+// written straight into etcd may carry anything.
+const maxReasonBytes = 256
+
+// rejectedProblem reports a record the reporter marked as rejected.
+func rejectedProblem(c store.Container) Problem {
+	reason := c.Rejected
+	if len(reason) > maxReasonBytes {
+		reason = strings.ToValidUTF8(reason[:maxReasonBytes], "") + "…"
+	}
+	return Problem{
+		Severity: SeverityError, ContainerID: c.ID, Container: strings.TrimPrefix(c.Name, "/"), Node: c.Host,
+		Message: fmt.Sprintf("not routed: the reporter rejected the container: %q", reason),
+	}
+}
+
 // conflict describes how svc's settings differ from the route owner's, or "".
 func conflict(owner, svc *Service) string {
 	differ := func(what string, mine, theirs any) string {
-		return fmt.Sprintf("%s %v differs from %v set by its first claimant, container %q", what, mine, theirs, owner.Container)
+		return fmt.Sprintf("%s %v differs from %v set by container %q, which claimed this vhost first", what, mine, theirs, owner.Container)
 	}
 	switch {
 	case svc.Protocol != owner.Protocol:

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/portico/portico/internal/store"
@@ -77,7 +78,7 @@ func TestBuild(t *testing.T) {
 				{Host: "a.test", Protocol: ProtoHTTP, HTTPS: HTTPSAuto, Upstreams: []string{"172.18.0.2:80"}, Containers: []string{"a"}},
 				{Host: "b.test", Protocol: ProtoGRPC, HTTPS: HTTPSAuto, Upstreams: []string{"172.18.0.3:80"}, Containers: []string{"b"}},
 			},
-			probs:    []wantProblem{{E, LabelVhost, `portico.protocol grpc differs from http set by its first claimant, container "a"`}},
+			probs:    []wantProblem{{E, LabelVhost, `portico.protocol grpc differs from http set by container "a", which claimed this vhost first`}},
 			services: []string{"a", "b"}},
 		{name: "https and hsts conflicts",
 			cs: []store.Container{
@@ -210,5 +211,87 @@ func TestBuildDoesNotModifyInput(t *testing.T) {
 	Build(cs, Options{})
 	if cs[0].Name != "b" {
 		t.Errorf("input reordered: %v", cs)
+	}
+}
+
+func withRev(rev int64) func(*store.Container) {
+	return func(c *store.Container) { c.CreateRevision = rev }
+}
+
+// TestBuildOwnership: the earlier claim of a vhost (by etcd create revision)
+// keeps it, whatever the names; unknown revisions come last; replicas with
+// identical settings still join; a rejected record never routes.
+func TestBuildOwnership(t *testing.T) {
+	E := SeverityError
+	owner := func(mods ...func(*store.Container)) store.Container {
+		return ctr("zzz-owner", vhost("a.test"), append([]func(*store.Container){withIP("172.18.0.2")}, mods...)...)
+	}
+	intruder := func(mods ...func(*store.Container)) store.Container {
+		return ctr("aaa-intruder", labels(LabelVhost, "a.test", LabelProtocol, "https"), append([]func(*store.Container){withIP("172.18.0.66")}, mods...)...)
+	}
+	ownerRoute := Route{Host: "a.test", Protocol: ProtoHTTP, HTTPS: HTTPSAuto, Upstreams: []string{"172.18.0.2:80"}, Containers: []string{"zzz-owner"}}
+	intruderRoute := Route{Host: "a.test", Protocol: ProtoHTTPS, HTTPS: HTTPSAuto, Upstreams: []string{"172.18.0.66:80"}, Containers: []string{"aaa-intruder"}}
+	ownerWins := []wantProblem{{E, LabelVhost, `portico.protocol https differs from http set by container "zzz-owner", which claimed this vhost first`}}
+	tests := []struct {
+		name   string
+		cs     []store.Container
+		routes []Route
+		probs  []wantProblem
+	}{
+		{name: "earlier create revision keeps the vhost against a name that sorts first",
+			cs: []store.Container{owner(withRev(10)), intruder(withRev(20))}, routes: []Route{ownerRoute}, probs: ownerWins},
+		{name: "revisions decide, not names, either way",
+			cs: []store.Container{owner(withRev(30)), intruder(withRev(20))}, routes: []Route{intruderRoute},
+			probs: []wantProblem{{E, LabelVhost, `portico.protocol http differs from https set by container "aaa-intruder", which claimed this vhost first`}}},
+		{name: "unknown revision comes after a known one",
+			cs: []store.Container{owner(withRev(10)), intruder()}, routes: []Route{ownerRoute}, probs: ownerWins},
+		{name: "a known revision beats an unknown one, whatever the name",
+			cs: []store.Container{owner(), intruder(withRev(99))}, routes: []Route{intruderRoute},
+			probs: []wantProblem{{E, LabelVhost, `set by container "aaa-intruder", which claimed`}}},
+		{name: "both unknown: name order as before",
+			cs: []store.Container{owner(), intruder()}, routes: []Route{intruderRoute},
+			probs: []wantProblem{{E, LabelVhost, `differs from https set by container "aaa-intruder"`}}},
+		{name: "equal revisions (one transaction): name order",
+			cs: []store.Container{owner(withRev(5)), intruder(withRev(5))}, routes: []Route{intruderRoute},
+			probs: []wantProblem{{E, LabelVhost, `set by container "aaa-intruder"`}}},
+		{name: "replica with identical settings joins, whatever its revision",
+			cs: []store.Container{owner(withRev(10)), intruder(withRev(20)),
+				ctr("aaa-replica", vhost("a.test"), withIP("172.18.0.3"), withRev(30)),
+				ctr("zzz-replica", vhost("a.test"), withIP("172.18.0.4"), withRev(5), withNode("other")),
+			},
+			// zzz-replica's record is older still: it defines the route, with the same settings.
+			routes: []Route{{Host: "a.test", Protocol: ProtoHTTP, HTTPS: HTTPSAuto,
+				Upstreams: []string{"172.18.0.2:80", "172.18.0.3:80", "172.18.0.4:80"}, Containers: []string{"aaa-replica", "zzz-owner", "zzz-replica"}}},
+			probs: []wantProblem{{E, LabelVhost, `portico.protocol https differs from http set by container "zzz-replica"`}}},
+		{name: "a rejected record never routes and names its reason",
+			cs: []store.Container{
+				intruder(withRev(1), func(c *store.Container) { c.Rejected = "record of 70000 bytes exceeds the cap of 65536" }),
+				owner(withRev(10)),
+			},
+			routes: []Route{ownerRoute},
+			probs:  []wantProblem{{E, "", "reporter rejected the container: \"record of 70000 bytes exceeds the cap of 65536\""}}},
+		{name: "a hostile rejected reason is truncated and quoted",
+			cs: []store.Container{
+				ctr("evil", vhost("a.test"), func(c *store.Container) { c.Rejected = "\x1b[31m" + strings.Repeat("x", 100000) }),
+			},
+			probs: []wantProblem{{E, "", `rejected the container: "\x1b[31mxxx`}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reversed := slices.Clone(tt.cs)
+			slices.Reverse(reversed)
+			for _, cs := range [][]store.Container{tt.cs, reversed} {
+				res := Build(cs, Options{Network: "proxy"})
+				if !reflect.DeepEqual(res.Routes, tt.routes) && (len(res.Routes) != 0 || len(tt.routes) != 0) {
+					t.Errorf("routes\n got %+v\nwant %+v", res.Routes, tt.routes)
+				}
+				checkProblems(t, res.Problems, tt.probs)
+				for _, p := range res.Problems {
+					if len(p.Message) > 1024 {
+						t.Errorf("problem message of %d bytes", len(p.Message))
+					}
+				}
+			}
+		})
 	}
 }

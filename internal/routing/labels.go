@@ -41,3 +41,15 @@ var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLe
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
 var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS}
+
+// LegacyPrefix is the prefix of the 2016 design's labels.
+const LegacyPrefix = "com.chameth."
+
+// IsPorticoLabel reports whether Portico reads the label key: portico.* and
+// the legacy com.chameth.* labels. The reporter copies only these (and its
+// label-filter keys) out of a container; any other label never leaves the host.
+func IsPorticoLabel(key string) bool {
+	return hasPrefix(key, LabelPrefix) || hasPrefix(key, LegacyPrefix)
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }

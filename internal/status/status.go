@@ -39,14 +39,27 @@ type Container struct {
 	Live   bool     `json:"live"`
 }
 
-// Build derives the report from every key under keys' prefix.
+// Build derives the report from every key under keys' prefix, without
+// create revisions (vhost ownership then falls back to name order); the
+// command uses BuildEntries.
 func Build(kvs map[string][]byte, keys store.Keys, opts routing.Options) Report {
+	entries := make(map[string]store.Entry, len(kvs))
+	for k, v := range kvs {
+		entries[k] = store.Entry{Value: v}
+	}
+	return BuildEntries(entries, keys, opts)
+}
+
+// BuildEntries derives the report from every key under keys' prefix, with
+// the keys' create revisions, which decide who owns a contested vhost.
+func BuildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.Options) Report {
 	r := Report{Counts: map[string]int{}}
 	var cs []store.Container
-	for k, v := range kvs {
+	for k, e := range entries {
+		v := e.Value
 		switch {
 		case strings.HasPrefix(k, keys.Containers()):
-			c, err := store.DecodeContainer(k, v)
+			c, err := store.DecodeContainerEntry(k, e)
 			if err != nil {
 				r.Store = append(r.Store, err.Error())
 				continue

@@ -73,25 +73,3 @@ func Connect(cfg Config) (*clientv3.Client, error) {
 type KV interface {
 	Txn(ctx context.Context) clientv3.Txn
 }
-
-// PutIfChanged writes value under key in one transaction unless the key
-// already holds exactly value. It reports whether it wrote.
-func PutIfChanged(ctx context.Context, kv KV, key string, value []byte) (bool, error) {
-	resp, err := kv.Txn(ctx).
-		If(clientv3.Compare(clientv3.Value(key), "=", string(value))).
-		Else(clientv3.OpPut(key, string(value))).
-		Commit()
-	if err != nil {
-		return false, fmt.Errorf("put %q: %w", key, err)
-	}
-	return !resp.Succeeded, nil
-}
-
-// PutJSON encodes v and writes it with PutIfChanged.
-func PutJSON(ctx context.Context, kv KV, key string, v any) (bool, error) {
-	b, err := Encode(v)
-	if err != nil {
-		return false, fmt.Errorf("put %q: %w", key, err)
-	}
-	return PutIfChanged(ctx, kv, key, b)
-}

@@ -12,11 +12,12 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Entry is one key's value and the revision that last changed it. Consumers
-// can cache what they decode by ModRevision.
+// Entry is one key's value, the revision that last changed it and the one
+// that created it. Consumers can cache what they decode by ModRevision.
 type Entry struct {
-	Value       []byte
-	ModRevision int64
+	Value          []byte
+	ModRevision    int64
+	CreateRevision int64
 }
 
 // Watcher is the part of the etcd client a Mirror uses.
@@ -90,7 +91,7 @@ func (m *Mirror) once(ctx context.Context) error {
 	}
 	kv := make(map[string]Entry, len(resp.Kvs))
 	for _, e := range resp.Kvs {
-		kv[string(e.Key)] = Entry{Value: e.Value, ModRevision: e.ModRevision}
+		kv[string(e.Key)] = Entry{Value: e.Value, ModRevision: e.ModRevision, CreateRevision: e.CreateRevision}
 	}
 	m.mu.Lock()
 	changed := !m.synced || !sameEntries(m.kv, kv)
@@ -116,7 +117,7 @@ func (m *Mirror) once(ctx context.Context) error {
 			if ev.Type == clientv3.EventTypeDelete {
 				delete(m.kv, k)
 			} else {
-				m.kv[k] = Entry{Value: ev.Kv.Value, ModRevision: ev.Kv.ModRevision}
+				m.kv[k] = Entry{Value: ev.Kv.Value, ModRevision: ev.Kv.ModRevision, CreateRevision: ev.Kv.CreateRevision}
 			}
 		}
 		m.rev = wr.Header.Revision

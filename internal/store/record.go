@@ -22,7 +22,8 @@ type Container struct {
 	Name  string `json:"name"`
 	Host  string `json:"host"`
 	Image string `json:"image"`
-	// Labels holds every Docker label of the container.
+	// Labels holds the labels Portico reads (routing.IsPorticoLabel) and
+	// the reporter's label-filter keys; other labels never leave the host.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Env holds only the allow-listed variables (see routing.AllowedEnv);
 	// the rest of a container's environment never leaves its host.
@@ -35,6 +36,14 @@ type Container struct {
 	State string `json:"state"`
 	// Health is "", "starting", "healthy" or "unhealthy".
 	Health string `json:"health,omitempty"`
+	// Rejected, when set, says why the reporter could not publish this
+	// container (for instance its record exceeded the reporter's size cap).
+	// Such a record holds only ID, Name, Host and State; it never routes.
+	Rejected string `json:"rejected,omitempty"`
+	// CreateRevision is the etcd revision that created the record's key
+	// (0: unknown). It is not stored in the value: readers fill it from the
+	// key's metadata. The earlier claim of a vhost keeps it.
+	CreateRevision int64 `json:"-"`
 }
 
 // Network is a container's addresses on one Docker network.
@@ -92,6 +101,17 @@ func Decode(key string, value []byte, v any) error {
 		return fmt.Errorf("key %q: %w", key, err)
 	}
 	return nil
+}
+
+// DecodeContainerEntry is DecodeContainer for a mirrored entry; it fills the
+// record's CreateRevision from the entry.
+func DecodeContainerEntry(key string, e Entry) (Container, error) {
+	c, err := DecodeContainer(key, e.Value)
+	if err != nil {
+		return Container{}, err
+	}
+	c.CreateRevision = e.CreateRevision
+	return c, nil
 }
 
 // DecodeContainer parses and checks a container record stored under key.

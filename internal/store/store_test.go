@@ -81,19 +81,22 @@ func TestPutIfChangedAndMirror(t *testing.T) {
 	}
 	waitFor("first list", func(s map[string]store.Entry) bool { return len(s) == 0 })
 
-	wrote, err := store.PutIfChanged(ctx, e.Client, "/p/a", []byte("1"))
+	wrote, err := store.PutJSON(ctx, e.Client, "/p/a", 1)
 	if err != nil || !wrote {
 		t.Fatalf("first put: wrote=%v err=%v", wrote, err)
 	}
 	rev := mustRev(t, e.Client)
-	wrote, err = store.PutIfChanged(ctx, e.Client, "/p/a", []byte("1"))
+	wrote, err = store.PutJSON(ctx, e.Client, "/p/a", 1)
 	if err != nil || wrote {
 		t.Fatalf("same put: wrote=%v err=%v", wrote, err)
 	}
 	if got := mustRev(t, e.Client); got != rev {
 		t.Fatalf("unchanged put moved the revision %d -> %d", rev, got)
 	}
-	waitFor("a=1", func(s map[string]store.Entry) bool { return string(s["/p/a"].Value) == "1" })
+	// The mirror carries each key's create revision (who owns a vhost).
+	waitFor("a=1 with its create revision", func(s map[string]store.Entry) bool {
+		return string(s["/p/a"].Value) == "1" && s["/p/a"].CreateRevision == rev
+	})
 
 	if _, err := e.Client.Delete(ctx, "/p/a"); err != nil {
 		t.Fatal(err)
@@ -102,18 +105,20 @@ func TestPutIfChangedAndMirror(t *testing.T) {
 
 	// Compaction past the watch forces a re-list; the mirror must converge.
 	for i := range 5 {
-		if _, err := store.PutIfChanged(ctx, e.Client, "/p/b", []byte{byte('0' + i)}); err != nil {
+		if _, err := store.PutJSON(ctx, e.Client, "/p/b", i); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, err := e.Client.Compact(ctx, mustRev(t, e.Client)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.PutIfChanged(ctx, e.Client, "/p/c", []byte("x")); err != nil {
+	if _, err := store.PutJSON(ctx, e.Client, "/p/c", "x"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("b=4 and c", func(s map[string]store.Entry) bool {
-		return string(s["/p/b"].Value) == "4" && string(s["/p/c"].Value) == "x"
+		b := s["/p/b"]
+		return string(b.Value) == "4" && string(s["/p/c"].Value) == `"x"` &&
+			b.CreateRevision != 0 && b.CreateRevision < b.ModRevision
 	})
 	cancel()
 	if err := <-done; err != context.Canceled {
