@@ -31,7 +31,6 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
 	dataDir := addDataDir(c.fs, defaultDataDir)
-	etcdListen := c.fs.String("etcd-listen", "", "embedded etcd: loopback client address (default a free port on 127.0.0.1; the URL is written to <data-dir>/etcd-endpoint)")
 	ro := addReporter(c.fs, e)
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
@@ -42,13 +41,19 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	// The data dir is the store's only door: the embedded etcd serves on a
+	// unix socket in it, so it must be the owner's alone.
+	loose, err := store.PrepareDataDir(*dataDir)
+	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if loose != 0 {
+		log.Warn("data dir was open to other users; tightened it", "dir", *dataDir, "was", fmt.Sprintf("%04o", loose), "now", "0700")
 	}
 	stages := map[string]stage{}
 	endpoints := so.endpoints.vals
 	if len(endpoints) == 0 {
-		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir, ClientAddr: *etcdListen})
+		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir})
 		if err != nil {
 			return err
 		}
