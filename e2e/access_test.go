@@ -6,7 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +59,12 @@ func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 	eventually(t, 20*time.Second, "the site is served", func() error {
 		return expect200(p.http, host, "name="+d.Name("access"))
 	})
+	// Run as root, nginx's workers are an unprivileged user that cannot
+	// enter the 0700 data dir: a body larger than nginx's memory buffer
+	// must still reach the container (it is buffered outside the data dir).
+	if code, err := postBody(p.http, host, 256<<10); err != nil || code != 200 {
+		t.Errorf("POST of 256 KiB through nginx: %d %v, want 200", code, err)
+	}
 	cli := storeClient(t, p.dataDir)
 	keys := store.NewKeys(store.DefaultPrefix)
 	eventually(t, 20*time.Second, "the local CA exists", func() error {
@@ -136,6 +144,23 @@ func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 	if routes, _ := st["routes"].([]any); !strings.Contains(fmt.Sprint(routes), host) {
 		t.Errorf("portico status --data-dir lists no route for %s: %v", host, st["routes"])
 	}
+}
+
+// postBody POSTs n bytes to host through nginx at addr.
+func postBody(addr, host string, n int) (int, error) {
+	req, err := http.NewRequest("POST", "http://"+addr+"/upload", bytes.NewReader(make([]byte, n)))
+	if err != nil {
+		return 0, err
+	}
+	req.Host = host
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
 }
 
 // buildProbe builds storeprobe into a directory nobody may read and run.

@@ -73,7 +73,12 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ng, err := newNginx(no, so, *dataDir, cli, reg, log)
+	tmp, cleanTmp, err := workerTempDir(no, os.Geteuid())
+	if err != nil {
+		return err
+	}
+	defer cleanTmp()
+	ng, err := newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	if err != nil {
 		return err
 	}
@@ -125,8 +130,13 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
+	tmp, cleanTmp, err := workerTempDir(no, os.Geteuid())
+	if err != nil {
+		return err
+	}
+	defer cleanTmp()
 	return runOne(ctx, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newNginx(no, so, *dataDir, cli, reg, log)
+		return newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	})
 }
 
@@ -182,11 +192,12 @@ func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prom
 	}, cli, log.With("stage", "reporter"))
 }
 
-func newNginx(no *nginxOpts, so *storeOpts, dataDir string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*nginx.Stage, error) {
+func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*nginx.Stage, error) {
 	cfg := nginx.Config{
 		Keys:          so.keys(),
 		Routing:       routing.Options{Network: *no.network},
 		Dir:           nginxDir(dataDir),
+		TempDir:       tempDir,
 		TemplatePath:  *no.template,
 		IncludeDir:    *no.includeDir,
 		HTTPAddrs:     no.httpAddrs.vals,
