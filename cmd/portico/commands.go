@@ -162,6 +162,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
+	c.logWarnings(slog.New(slog.NewTextHandler(stderr, nil)))
 	cli, err := connect(so, *dataDir)
 	if err != nil {
 		return err

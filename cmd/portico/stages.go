@@ -41,6 +41,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	c.logWarnings(log)
 	// The data dir is the store's only door: the embedded etcd serves on a
 	// unix socket in it, so it must be the owner's alone.
 	loose, err := store.PrepareDataDir(*dataDir)
@@ -115,7 +116,7 @@ func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) er
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, so, lo, *metricsAddr, "", stderr, "reporter", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "reporter", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newReporter(ro, so, cli, reg, log)
 	})
 }
@@ -135,7 +136,7 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 		return err
 	}
 	defer cleanTmp()
-	return runOne(ctx, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	})
 }
@@ -150,19 +151,20 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, so, lo, *metricsAddr, "", stderr, "certs", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "certs", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newCerts(co, so, no, cli, reg, log)
 	})
 }
 
 // runOne runs a single stage against an external etcd (or, with only
 // --data-dir, the embedded one of a running `portico run`).
-func runOne(ctx context.Context, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name string,
+func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name string,
 	build func(*clientv3.Client, *prometheus.Registry, *slog.Logger) (stage, error)) error {
 	log, err := lo.logger(stderr)
 	if err != nil {
 		return err
 	}
+	c.logWarnings(log)
 	if len(so.endpoints.vals) == 0 && dataDir == "" {
 		return errors.New("--etcd-endpoints is required")
 	}
@@ -273,7 +275,7 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 		DirectoryURL:                dir,
 		Email:                       *co.email,
 		EABKeyID:                    *co.eabKID,
-		EABHMAC:                     *co.eabHMAC,
+		EABHMAC:                     co.eabHMAC.Value(),
 		KeyType:                     *co.keyType,
 		CARoots:                     roots,
 		Providers:                   providers,
