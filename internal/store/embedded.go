@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -139,6 +140,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	curl, err := socketURL(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd: %w", err)
+	}
+	// etcd unlinks whatever is at the socket path before it binds: a
+	// second `portico run` on this dir would steal the first one's socket.
+	if c, err := net.DialTimeout("unix", curl.Path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("embedded etcd: %s is in use: another portico already serves this data dir", curl.Path)
 	}
 
 	ec := embed.NewConfig()

@@ -3,6 +3,7 @@ package store_test
 import (
 	"bufio"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,4 +181,44 @@ func TestEmbeddedRestartsOnItsDataDir(t *testing.T) {
 			t.Fatalf("start %d: %v", i, err)
 		}
 	}
+}
+
+func TestSecondEmbeddedOnADataDirLeavesTheFirstAlone(t *testing.T) {
+	e := storetest.Start(t)
+	dir := filepath.Dir(strings.TrimPrefix(e.Endpoint, "unix://"))
+	if _, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second start: err = %v, want in use", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cli, err := store.Connect(store.Config{Endpoints: []string{e.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "/still", "here"); err != nil {
+		t.Errorf("the first server no longer answers on its socket: %v", err)
+	}
+	if ep, err := store.ReadEndpoint(dir); err != nil || ep != e.Endpoint {
+		t.Errorf("endpoint file after the second start: %q %v", ep, err)
+	}
+}
+
+// A socket left behind by a killed portico does not block a restart.
+func TestEmbeddedStartsOverAStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := store.PrepareDataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: store.SocketPath(dir), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir})
+	if err != nil {
+		t.Fatalf("start over a stale socket: %v", err)
+	}
+	srv.Close()
 }
