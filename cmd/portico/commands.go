@@ -35,6 +35,7 @@ Commands:
   certs     derive, obtain, store and renew certificates
   nginx     render nginx config from the records and reload nginx
   status    show containers, routes, certificates, warnings and errors
+  etcd-setup  create the stages' etcd roles and users on an external cluster
   version   print the version
 
 Run 'portico <command> --help' for a command's flags.
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		err = cmdNginx(ctx, rest, e, stderr)
 	case "status":
 		err = cmdStatus(ctx, rest, e, stdout, stderr)
+	case "etcd-setup":
+		err = cmdEtcdSetup(ctx, rest, e, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "portico", version)
 	case "help", "-h", "--help":
@@ -162,6 +165,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
+	c.logWarnings(slog.New(slog.NewTextHandler(stderr, nil)))
 	cli, err := connect(so, *dataDir)
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ func envName(flagName string) string {
 type command struct {
 	fs      *flag.FlagSet
 	summary string
+	// warnings are found by parse and logged by the command once it has
+	// a logger (logWarnings).
+	warnings []secretWarning
 }
 
 func newCommand(name, summary string, out io.Writer) *command {
@@ -43,7 +46,8 @@ func newCommand(name, summary string, out io.Writer) *command {
 }
 
 // parse reads args, then fills every flag not given on the command line from
-// its PORTICO_* environment variable. Command-line flags win.
+// its PORTICO_* environment variable. Command-line flags win. Then it
+// resolves the secret flags' two forms (see secretFlag).
 func (c *command) parse(args []string, e env) error {
 	if err := c.fs.Parse(args); err != nil {
 		return err
@@ -64,7 +68,12 @@ func (c *command) parse(args []string, e env) error {
 			}
 		}
 	})
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	warns, err := resolveSecrets(c.fs, given)
+	c.warnings = warns
+	return err
 }
 
 func (c *command) usage(out io.Writer) {

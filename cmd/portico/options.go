@@ -19,7 +19,8 @@ type storeOpts struct {
 	key       *string
 	ca        *string
 	user      *string
-	password  *string
+	password  *secretFlag
+	plaintext *bool
 	prefix    *string
 }
 
@@ -30,7 +31,8 @@ func addStore(fs *flag.FlagSet) *storeOpts {
 		key:       fs.String("etcd-key", "", "TLS client key for etcd"),
 		ca:        fs.String("etcd-ca", "", "CA bundle that verifies the etcd servers"),
 		user:      fs.String("etcd-user", "", "etcd user name"),
-		password:  fs.String("etcd-password", "", "etcd password"),
+		password:  addSecret(fs, "etcd-password", "etcd password"),
+		plaintext: fs.Bool("etcd-allow-plaintext-password", false, "allow --etcd-password over plain http:// endpoints, where anyone on the path reads it"),
 		prefix:    fs.String("prefix", store.DefaultPrefix, "key prefix in etcd"),
 	}
 }
@@ -39,7 +41,8 @@ func (o *storeOpts) config(endpoints []string) store.Config {
 	return store.Config{
 		Endpoints: endpoints,
 		CertFile:  *o.cert, KeyFile: *o.key, CAFile: *o.ca,
-		Username: *o.user, Password: *o.password,
+		Username: *o.user, Password: o.password.Value(),
+		AllowPlaintextPassword: *o.plaintext,
 	}
 }
 
@@ -135,7 +138,7 @@ type certsOpts struct {
 	staging         *bool
 	email           *string
 	eabKID          *string
-	eabHMAC         *string
+	eabHMAC         *secretFlag
 	caRoots         *string
 	keyType         *string
 	dnsProvider     *listFlag
@@ -155,7 +158,7 @@ func addCerts(fs *flag.FlagSet) *certsOpts {
 		staging:         fs.Bool("acme-staging", false, "use Let's Encrypt's staging directory"),
 		email:           fs.String("acme-email", "", "contact email for the ACME account"),
 		eabKID:          fs.String("acme-eab-kid", "", "external account binding key id"),
-		eabHMAC:         fs.String("acme-eab-hmac", "", "external account binding HMAC key (base64url)"),
+		eabHMAC:         addSecret(fs, "acme-eab-hmac", "external account binding HMAC key (base64url)"),
 		caRoots:         fs.String("acme-ca-roots", "", "PEM file of extra roots trusted for the ACME directory's TLS"),
 		keyType:         fs.String("acme-key-type", "ec256", "certificate key type: ec256, ec384, rsa2048, rsa3072, rsa4096"),
 		dnsProvider:     newList().list(fs, "dns-provider", "lego DNS provider for dns-01, e.g. cloudflare, or per zone: example.com=cloudflare,example.org=dnsupdate; credentials come from the provider's own environment variables"),

@@ -31,7 +31,6 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
 	dataDir := addDataDir(c.fs, defaultDataDir)
-	etcdListen := c.fs.String("etcd-listen", "", "embedded etcd: loopback client address (default a free port on 127.0.0.1; the URL is written to <data-dir>/etcd-endpoint)")
 	ro := addReporter(c.fs, e)
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
@@ -42,13 +41,20 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	c.logWarnings(log)
+	// The data dir is the store's only door: the embedded etcd serves on a
+	// unix socket in it, so it must be the owner's alone.
+	loose, err := store.PrepareDataDir(*dataDir)
+	if err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if loose != 0 {
+		log.Warn("data dir was open to other users; tightened it", "dir", *dataDir, "was", fmt.Sprintf("%04o", loose), "now", "0700")
 	}
 	stages := map[string]stage{}
 	endpoints := so.endpoints.vals
 	if len(endpoints) == 0 {
-		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir, ClientAddr: *etcdListen})
+		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir})
 		if err != nil {
 			return err
 		}
@@ -68,7 +74,12 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ng, err := newNginx(no, so, *dataDir, cli, reg, log)
+	tmp, cleanTmp, err := workerTempDir(no, os.Geteuid())
+	if err != nil {
+		return err
+	}
+	defer cleanTmp()
+	ng, err := newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	if err != nil {
 		return err
 	}
@@ -105,7 +116,7 @@ func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) er
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, so, lo, *metricsAddr, "", stderr, "reporter", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "reporter", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newReporter(ro, so, cli, reg, log)
 	})
 }
@@ -120,8 +131,13 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newNginx(no, so, *dataDir, cli, reg, log)
+	tmp, cleanTmp, err := workerTempDir(no, os.Geteuid())
+	if err != nil {
+		return err
+	}
+	defer cleanTmp()
+	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+		return newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	})
 }
 
@@ -135,19 +151,20 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, so, lo, *metricsAddr, "", stderr, "certs", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "certs", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newCerts(co, so, no, cli, reg, log)
 	})
 }
 
 // runOne runs a single stage against an external etcd (or, with only
 // --data-dir, the embedded one of a running `portico run`).
-func runOne(ctx context.Context, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name string,
+func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name string,
 	build func(*clientv3.Client, *prometheus.Registry, *slog.Logger) (stage, error)) error {
 	log, err := lo.logger(stderr)
 	if err != nil {
 		return err
 	}
+	c.logWarnings(log)
 	if len(so.endpoints.vals) == 0 && dataDir == "" {
 		return errors.New("--etcd-endpoints is required")
 	}
@@ -177,11 +194,12 @@ func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prom
 	}, cli, log.With("stage", "reporter"))
 }
 
-func newNginx(no *nginxOpts, so *storeOpts, dataDir string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*nginx.Stage, error) {
+func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*nginx.Stage, error) {
 	cfg := nginx.Config{
 		Keys:          so.keys(),
 		Routing:       routing.Options{Network: *no.network},
 		Dir:           nginxDir(dataDir),
+		TempDir:       tempDir,
 		TemplatePath:  *no.template,
 		IncludeDir:    *no.includeDir,
 		HTTPAddrs:     no.httpAddrs.vals,
@@ -257,7 +275,7 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 		DirectoryURL:                dir,
 		Email:                       *co.email,
 		EABKeyID:                    *co.eabKID,
-		EABHMAC:                     *co.eabHMAC,
+		EABHMAC:                     co.eabHMAC.Value(),
 		KeyType:                     *co.keyType,
 		CARoots:                     roots,
 		Providers:                   providers,

@@ -38,6 +38,9 @@ type Config struct {
 	// Dir is Portico's nginx dir: certs/ always; in supervised mode also
 	// nginx.conf, portico.conf, temp/ and logs/. Created if missing.
 	Dir string
+	// TempDir (supervised) is where nginx workers buffer bodies; "" means
+	// <Dir>/temp. Workers that run as another user must be able to enter it.
+	TempDir string
 	// TemplatePath overrides the embedded template (read once, at New).
 	TemplatePath string
 	// IncludeDir, when set, is included per vhost: <IncludeDir>/<host>/*.conf.
@@ -154,7 +157,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 
 	switch cfg.Mode {
 	case "", ModeSupervised:
-		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
+		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir}
 		s.sup = &Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
 		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: mc.Include, Supervised: &mc, Reloader: s.sup}
 	case ModeExternal:

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
@@ -24,6 +25,9 @@ type Config struct {
 	CertFile, KeyFile, CAFile string
 	// Username and Password authenticate with etcd's auth.
 	Username, Password string
+	// AllowPlaintextPassword lets a password go to a plain http:// endpoint
+	// (see CheckPlaintextPassword).
+	AllowPlaintextPassword bool
 	// DialTimeout bounds the first connection; 0 means 5s.
 	DialTimeout time.Duration
 }
@@ -33,6 +37,9 @@ type Config struct {
 func Connect(cfg Config) (*clientv3.Client, error) {
 	if len(cfg.Endpoints) == 0 {
 		return nil, errors.New("etcd: no endpoints")
+	}
+	if err := CheckPlaintextPassword(cfg); err != nil {
+		return nil, err
 	}
 	var tlsCfg *tls.Config
 	if cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != "" {
@@ -67,6 +74,32 @@ func Connect(cfg Config) (*clientv3.Client, error) {
 		return nil, fmt.Errorf("etcd %v: %w", cfg.Endpoints, err)
 	}
 	return cli, nil
+}
+
+// CheckPlaintextPassword refuses a password bound for an endpoint that
+// would carry it unencrypted: an http:// URL, or a bare host:port without
+// TLS configured. unix:// sockets stay on the machine and are fine. The
+// check is skipped when cfg.AllowPlaintextPassword is set.
+func CheckPlaintextPassword(cfg Config) error {
+	if cfg.Password == "" || cfg.AllowPlaintextPassword {
+		return nil
+	}
+	tls := cfg.CertFile != "" || cfg.KeyFile != "" || cfg.CAFile != ""
+	for _, ep := range cfg.Endpoints {
+		scheme, _, hasScheme := strings.Cut(ep, "://")
+		plain := false
+		switch {
+		case !hasScheme:
+			plain = !tls
+		case scheme == "http":
+			plain = true
+		}
+		if plain {
+			return fmt.Errorf("etcd endpoint %q is plain http: the password of etcd user %q would cross the network unencrypted; "+
+				"use https:// endpoints (with --etcd-ca), or accept the risk with --etcd-allow-plaintext-password", ep, cfg.Username)
+		}
+	}
+	return nil
 }
 
 // KV is the part of the etcd client that writes use.

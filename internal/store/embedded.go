@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
 	"os"
@@ -16,11 +17,11 @@ import (
 // EmbeddedConfig configures the single-node etcd that `portico run` starts
 // when no endpoints are given.
 type EmbeddedConfig struct {
-	// Dir holds the etcd data (member/) and the endpoint file.
+	// Dir is Portico's data dir. It must exist with mode 0700 (PrepareDataDir
+	// makes it so): the store is reachable only through a unix socket in it,
+	// so whoever can enter Dir can read and write the store, and nobody else.
+	// etcd keeps its data in Dir/etcd.
 	Dir string
-	// ClientAddr is the loopback address to serve clients on; "" picks a free
-	// port on 127.0.0.1.
-	ClientAddr string
 }
 
 // Embedded is a running embedded etcd.
@@ -30,12 +31,24 @@ type Embedded struct {
 	dir      string
 }
 
-// endpointFile is where a running `portico run` records its client URL, so
-// that `portico status --data-dir DIR` finds it.
-const endpointFile = "etcd-endpoint"
+const (
+	// endpointFile is where a running `portico run` records its client URL,
+	// so that `portico status --data-dir DIR` finds it.
+	endpointFile = "etcd-endpoint"
+	// socketFile is the embedded etcd's client socket in the data dir.
+	socketFile = "etcd.sock"
+	// maxSocketPath is the longest path a unix socket can have on Linux:
+	// sun_path is 108 bytes including the terminating NUL.
+	maxSocketPath = 107
+	// DataDirMode is the only mode the data dir may have.
+	DataDirMode fs.FileMode = 0o700
+)
 
 // EndpointFile is the path of the endpoint file under a data dir.
 func EndpointFile(dataDir string) string { return filepath.Join(dataDir, endpointFile) }
+
+// SocketPath is the embedded etcd's client socket under a data dir.
+func SocketPath(dataDir string) string { return filepath.Join(dataDir, socketFile) }
 
 // ReadEndpoint returns the client URL a running `portico run` recorded.
 func ReadEndpoint(dataDir string) (string, error) {
@@ -46,43 +59,105 @@ func ReadEndpoint(dataDir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// StartEmbedded starts etcd listening on loopback only, waits until it serves,
+// PrepareDataDir creates dir with mode 0700, or tightens an existing dir of
+// the current user to 0700 (earlier versions created it 0755). It returns
+// the mode it found when it had to tighten it, so that the caller can log
+// it. A dir owned by another user, or a path that is not a directory, is an
+// error: Portico does not take over someone else's files.
+func PrepareDataDir(dir string) (loosened fs.FileMode, err error) {
+	if dir == "" {
+		return 0, errors.New("data dir: empty path")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return 0, fmt.Errorf("data dir %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, DataDirMode); err != nil {
+		return 0, fmt.Errorf("data dir %s: %w", abs, err)
+	}
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return 0, fmt.Errorf("data dir %s: %w", abs, err)
+	}
+	if !fi.IsDir() {
+		return 0, fmt.Errorf("data dir %s: not a directory", abs)
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Getuid() {
+		return 0, fmt.Errorf("data dir %s: owned by uid %d, not by this user (uid %d)", abs, uid, os.Getuid())
+	}
+	mode := fi.Mode().Perm()
+	if mode == DataDirMode {
+		return 0, nil
+	}
+	if err := os.Chmod(abs, DataDirMode); err != nil {
+		return 0, fmt.Errorf("data dir %s: tighten mode %04o to %04o: %w", abs, mode, DataDirMode, err)
+	}
+	return mode, nil
+}
+
+// checkPrivateDir verifies that dir grants nothing to group or others.
+func checkPrivateDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: not a directory", dir)
+	}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("%s has mode %04o: the store would be reachable by other users; it must be %04o", dir, m, DataDirMode)
+	}
+	if uid, ok := fileOwner(fi); ok && uid != os.Getuid() {
+		return fmt.Errorf("%s is owned by uid %d, not by this user (uid %d)", dir, uid, os.Getuid())
+	}
+	return nil
+}
+
+// socketURL is the unix:// client URL of the socket in dir, or an error
+// when the path does not fit a sockaddr_un.
+func socketURL(dir string) (url.URL, error) {
+	p := SocketPath(dir)
+	if len(p) > maxSocketPath {
+		return url.URL{}, fmt.Errorf("socket path %s is %d bytes; a unix socket path may have at most %d: use a shorter --data-dir", p, len(p), maxSocketPath)
+	}
+	return url.URL{Scheme: "unix", Path: p}, nil
+}
+
+// StartEmbedded starts etcd serving clients on a unix socket in cfg.Dir and
+// nothing else (no TCP listener, no peer listener), waits until it serves,
 // and records its client URL in cfg.Dir.
 func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("embedded etcd: no data dir")
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("embedded etcd: %w", err)
-	}
-	caddr := cfg.ClientAddr
-	if caddr == "" {
-		caddr = "127.0.0.1:0"
-	}
-	host, _, err := net.SplitHostPort(caddr)
+	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {
-		return nil, fmt.Errorf("embedded etcd: client address %q: %w", caddr, err)
+		return nil, fmt.Errorf("embedded etcd: data dir %s: %w", cfg.Dir, err)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("embedded etcd: client address %q is not loopback", caddr)
+	if err := checkPrivateDir(dir); err != nil {
+		return nil, fmt.Errorf("embedded etcd: data dir %w", err)
 	}
-	caddr, err = resolvePort(caddr)
+	curl, err := socketURL(dir)
 	if err != nil {
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
-	paddr, err := resolvePort("127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("embedded etcd: %w", err)
+	// etcd unlinks whatever is at the socket path before it binds: a
+	// second `portico run` on this dir would steal the first one's socket.
+	if c, err := net.DialTimeout("unix", curl.Path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("embedded etcd: %s is in use: another portico already serves this data dir", curl.Path)
 	}
-	curl := url.URL{Scheme: "http", Host: caddr}
-	purl := url.URL{Scheme: "http", Host: paddr}
 
 	ec := embed.NewConfig()
 	ec.Name = "portico"
-	ec.Dir = filepath.Join(cfg.Dir, "etcd")
+	ec.Dir = filepath.Join(dir, "etcd")
 	ec.ListenClientUrls = []url.URL{curl}
 	ec.AdvertiseClientUrls = []url.URL{curl}
-	ec.ListenPeerUrls = []url.URL{purl}
+	// A single member never talks to peers, so it listens for none: the
+	// advertised peer URL only names the member in its cluster and is
+	// never bound (a TCP peer port would let any local user in).
+	purl := url.URL{Scheme: "unix", Path: filepath.Join(dir, "etcd-peer.sock")}
+	ec.ListenPeerUrls = nil
 	ec.AdvertisePeerUrls = []url.URL{purl}
 	ec.InitialCluster = ec.Name + "=" + purl.String()
 	// etcd logs routine shutdown at error level; real failures reach the
@@ -105,15 +180,21 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd in %s: not ready after 60s", ec.Dir)
 	}
-	em := &Embedded{etcd: e, endpoint: curl.String(), dir: cfg.Dir}
-	if err := writeFileAtomic(EndpointFile(cfg.Dir), []byte(em.endpoint+"\n"), 0o600); err != nil {
+	// The dir already keeps everyone else out; the socket's own mode does
+	// too, whatever the umask was.
+	if err := os.Chmod(curl.Path, 0o600); err != nil {
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: socket %s: %w", curl.Path, err)
+	}
+	em := &Embedded{etcd: e, endpoint: curl.String(), dir: dir}
+	if err := writeFileAtomic(EndpointFile(dir), []byte(em.endpoint+"\n"), 0o600); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
 	return em, nil
 }
 
-// Endpoint is the client URL.
+// Endpoint is the client URL (unix:///<data dir>/etcd.sock).
 func (e *Embedded) Endpoint() string { return e.endpoint }
 
 // Err reports a fatal server error.
@@ -123,20 +204,6 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 func (e *Embedded) Close() {
 	os.Remove(EndpointFile(e.dir))
 	e.etcd.Close()
-}
-
-// resolvePort replaces port 0 with a free port. etcd needs the concrete
-// address up front to advertise it.
-func resolvePort(addr string) (string, error) {
-	if !strings.HasSuffix(addr, ":0") {
-		return addr, nil
-	}
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }
 
 func writeFileAtomic(path string, b []byte, mode os.FileMode) error {

@@ -16,11 +16,16 @@ type Etcd struct {
 	Endpoint string
 }
 
-// Start starts an embedded etcd in a temporary dir and connects a client.
+// Start starts an embedded etcd in a temporary dir (mode 0700, its client
+// socket inside it) and connects a client.
 // Both stop when the test ends.
 func Start(t testing.TB) *Etcd {
 	t.Helper()
-	srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: t.TempDir()})
+	dir := t.TempDir()
+	if _, err := store.PrepareDataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir})
 	if err != nil {
 		t.Fatalf("start embedded etcd: %v", err)
 	}

@@ -1,0 +1,224 @@
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/store/storetest"
+)
+
+// tcpListenInodes returns the socket inodes of every TCP socket in LISTEN
+// state on the machine (IPv4 and IPv6).
+func tcpListenInodes(t *testing.T) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Scan() // header
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) > 9 && fields[3] == "0A" { // TCP_LISTEN
+				out[fields[9]] = true
+			}
+		}
+		fh.Close()
+	}
+	return out
+}
+
+// ownListeners returns the inodes of this process's listening TCP sockets.
+func ownListeners(t *testing.T) map[string]bool {
+	t.Helper()
+	listen := tcpListenInodes(t)
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := map[string]bool{}
+	for _, fd := range fds {
+		link, err := os.Readlink(filepath.Join("/proc/self/fd", fd.Name()))
+		if err != nil {
+			continue
+		}
+		if ino, ok := strings.CutPrefix(link, "socket:["); ok {
+			ino = strings.TrimSuffix(ino, "]")
+			if listen[ino] {
+				own[ino] = true
+			}
+		}
+	}
+	return own
+}
+
+func TestEmbeddedServesOnlyAPrivateUnixSocket(t *testing.T) {
+	before := ownListeners(t)
+	e := storetest.Start(t)
+	if !strings.HasPrefix(e.Endpoint, "unix:///") {
+		t.Fatalf("endpoint %q is not a unix socket", e.Endpoint)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := e.Client.Put(ctx, "/k", "v"); err != nil {
+		t.Fatalf("client over the socket: %v", err)
+	}
+	for ino := range ownListeners(t) {
+		if !before[ino] {
+			t.Errorf("embedded etcd opened a TCP listener (socket inode %s)", ino)
+		}
+	}
+	sock := strings.TrimPrefix(e.Endpoint, "unix://")
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket %s: mode %v, want a socket with 0600", sock, fi.Mode())
+	}
+	dir := filepath.Dir(sock)
+	ep, err := store.ReadEndpoint(dir)
+	if err != nil || ep != e.Endpoint {
+		t.Errorf("ReadEndpoint = %q, %v; want %q", ep, err, e.Endpoint)
+	}
+}
+
+func TestStartEmbeddedRefusesAnOpenDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "0755") || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("err = %v, want one naming %s and its mode 0755", err, dir)
+	}
+}
+
+func TestStartEmbeddedRefusesATooLongSocketPath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir})
+	if err == nil || !strings.Contains(err.Error(), "at most 107") || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("err = %v, want the socket path limit and a hint", err)
+	}
+}
+
+func TestPrepareDataDir(t *testing.T) {
+	base := t.TempDir()
+	fresh := filepath.Join(base, "a", "b")
+	if old, err := store.PrepareDataDir(fresh); err != nil || old != 0 {
+		t.Fatalf("fresh: old=%v err=%v", old, err)
+	}
+	if fi, _ := os.Stat(fresh); fi.Mode().Perm() != 0o700 {
+		t.Errorf("fresh dir mode %v, want 0700", fi.Mode().Perm())
+	}
+	loose := filepath.Join(base, "loose")
+	if err := os.Mkdir(loose, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(loose, 0o755)
+	old, err := store.PrepareDataDir(loose)
+	if err != nil || old != 0o755 {
+		t.Fatalf("loose: old=%v err=%v, want 0755 reported", old, err)
+	}
+	if fi, _ := os.Stat(loose); fi.Mode().Perm() != 0o700 {
+		t.Errorf("loose dir not tightened: %v", fi.Mode().Perm())
+	}
+	file := filepath.Join(base, "file")
+	os.WriteFile(file, nil, 0o600)
+	if _, err := store.PrepareDataDir(file); err == nil {
+		t.Error("a regular file was accepted as data dir")
+	}
+	if os.Getuid() == 0 {
+		other := filepath.Join(base, "other")
+		os.Mkdir(other, 0o700)
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.PrepareDataDir(other); err == nil || !strings.Contains(err.Error(), "uid 65534") {
+			t.Errorf("someone else's dir: err = %v", err)
+		}
+	}
+}
+
+func TestEmbeddedRestartsOnItsDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := store.PrepareDataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"", "kept"} {
+		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir})
+		if err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+		cli, err := store.Connect(store.Config{Endpoints: []string{srv.Endpoint()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := cli.Get(ctx, "/k")
+		if err == nil && want != "" && (len(resp.Kvs) == 0 || string(resp.Kvs[0].Value) != want) {
+			t.Errorf("start %d: /k = %v, want %q", i, resp.Kvs, want)
+		}
+		if err == nil {
+			_, err = cli.Put(ctx, "/k", "kept")
+		}
+		cancel()
+		cli.Close()
+		srv.Close()
+		if err != nil {
+			t.Fatalf("start %d: %v", i, err)
+		}
+	}
+}
+
+func TestSecondEmbeddedOnADataDirLeavesTheFirstAlone(t *testing.T) {
+	e := storetest.Start(t)
+	dir := filepath.Dir(strings.TrimPrefix(e.Endpoint, "unix://"))
+	if _, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second start: err = %v, want in use", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cli, err := store.Connect(store.Config{Endpoints: []string{e.Endpoint}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(ctx, "/still", "here"); err != nil {
+		t.Errorf("the first server no longer answers on its socket: %v", err)
+	}
+	if ep, err := store.ReadEndpoint(dir); err != nil || ep != e.Endpoint {
+		t.Errorf("endpoint file after the second start: %q %v", ep, err)
+	}
+}
+
+// A socket left behind by a killed portico does not block a restart.
+func TestEmbeddedStartsOverAStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := store.PrepareDataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: store.SocketPath(dir), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.SetUnlinkOnClose(false)
+	l.Close()
+	srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir})
+	if err != nil {
+		t.Fatalf("start over a stale socket: %v", err)
+	}
+	srv.Close()
+}
