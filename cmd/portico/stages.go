@@ -194,6 +194,11 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir string, cli *clientv3.Client
 		PidFile:       *no.pidFile,
 		ReloadCommand: no.reloadCommand(),
 	}
+	trusted, err := nginx.ParseTrustedProxies(no.trusted.vals)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	cfg.TrustedProxies = trusted
 	if no.external() {
 		cfg.Mode = nginx.ModeExternal
 		cfg.MainConfig = *no.mainConf

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"net/netip"
 	"path"
 	"runtime"
 	"slices"
@@ -44,6 +45,11 @@ type Settings struct {
 	NginxVersion string
 	// Template is the template text; "" uses the embedded default.
 	Template string
+	// TrustedProxies are the networks whose X-Forwarded-For nginx believes
+	// (realip module). Empty: every upstream sees the connection's address
+	// in X-Forwarded-For and X-Real-IP, never a client-supplied one. See
+	// ParseTrustedProxies.
+	TrustedProxies []netip.Prefix
 }
 
 // Input is everything a render depends on.
@@ -77,6 +83,12 @@ type shared struct {
 	// SSLCertVars and SSLKeyVars are the variables the PEM is split into
 	// ("$portico_ssl_cert_0$portico_ssl_cert_1"); "" when no vhost serves TLS.
 	SSLCertVars, SSLKeyVars string
+	// TrustedProxies are canonical CIDRs ("10.0.0.0/8") for set_real_ip_from
+	// and the trusted-peer geo; empty without --trusted-proxies.
+	TrustedProxies []string
+	// XForwardedFor is the X-Forwarded-For value: "$remote_addr", or the
+	// trusted-chain variable with TrustedProxies (see realip.go).
+	XForwardedFor string
 }
 
 // sslView selects certificates by SNI (see the template's maps).
@@ -121,6 +133,7 @@ func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
 func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
+func (h vhost) XForwardedFor() string { return h.sh.XForwardedFor }
 
 // Render produces the config for in. The same input always gives the same
 // bytes: routes are sorted by host and upstream servers by address. When
@@ -254,6 +267,14 @@ func buildView(in Input) (view, error) {
 		if err := checkPath("include dir", s.IncludeDir); err != nil {
 			return view{}, err
 		}
+	}
+	trusted, err := trustedView(s.TrustedProxies)
+	if err != nil {
+		return view{}, err
+	}
+	v.TrustedProxies, v.XForwardedFor = trusted, xffPlain
+	if len(trusted) > 0 {
+		v.XForwardedFor = xffTrusted
 	}
 
 	routes := slices.Clone(in.Routes)
