@@ -105,3 +105,41 @@ func TestRenderClientAddressHeaders(t *testing.T) {
 		}
 	}
 }
+
+// FuzzTrustedProxies: whatever --trusted-proxies says, it is refused or
+// renders a config nginx -t accepts, holding only canonical prefixes.
+//
+//	go test ./internal/nginx -run '^$' -fuzz FuzzTrustedProxies -fuzztime 30s
+func FuzzTrustedProxies(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "10.0.0.0/8,fd00::/8", "::ffff:10.0.0.1/128", "10.0.0.0/8; include /etc/passwd", "0.0.0.0/0", "1.2.3.4/32 1;}"} {
+		f.Add(s)
+	}
+	for _, h := range hostileSeeds(f) {
+		f.Add(h)
+	}
+	accepted := map[string]bool{}
+	f.Fuzz(func(t *testing.T, flag string) {
+		ps, err := ParseTrustedProxies(strings.Split(flag, ","))
+		if err != nil {
+			return
+		}
+		conf, err := Render(Input{Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Settings: Settings{TrustedProxies: ps}})
+		if err != nil {
+			t.Fatalf("%q parsed but does not render: %v", flag, err)
+		}
+		for _, l := range strings.Split(string(conf), "\n") {
+			if v, ok := strings.CutPrefix(l, "set_real_ip_from "); ok {
+				p, err := netip.ParsePrefix(strings.TrimSuffix(v, ";"))
+				if err != nil || p.Masked() != p || p.String()+";" != v {
+					t.Fatalf("%q rendered %q", flag, l)
+				}
+			}
+		}
+		if h := Hash(conf); !accepted[h] {
+			if out, err := nginxTestConf(t, conf); err != nil {
+				t.Fatalf("nginx -t refused %q: %v\n%s", flag, err, out)
+			}
+			accepted[h] = true
+		}
+	})
+}
