@@ -91,6 +91,22 @@ func rawGet(from, addr, host string, lines ...string) (int, seen, error) {
 	return readSeen(bufio.NewReader(c))
 }
 
+// seen200 polls rawGet until it is answered 200: right after a reload, an
+// old worker may still take a connection and answer with the old config.
+func (h *harness) seen200(from, host string, lines ...string) seen {
+	h.t.Helper()
+	var got seen
+	h.eventually(fmt.Sprintf("%s from %s -> 200", host, from), func() error {
+		code, s, err := rawGet(from, h.http, host, lines...)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("got %d", code)
+		}
+		got = s
+		return err
+	})
+	return got
+}
+
 func readSeen(br *bufio.Reader) (int, seen, error) {
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil {
@@ -151,10 +167,7 @@ func TestSpoofedClientHeadersNeverReachUpstream(t *testing.T) {
 	h.want("hdr.test", 200, `"remote"`)
 	_, port, _ := net.SplitHostPort(h.http)
 
-	code, got, err := rawGet("127.0.0.2", h.http, "hdr.test", spoofed...)
-	if err != nil || code != 200 {
-		t.Fatalf("spoofed request: %d %v", code, err)
-	}
+	got := h.seen200("127.0.0.2", "hdr.test", spoofed...)
 	checkHeaders(t, "spoofed", got, map[string]string{
 		"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
 		"X-Forwarded-Port": port, "X-Forwarded-Ssl": "off", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
@@ -184,10 +197,7 @@ func TestTrustedProxiesAppendTheChain(t *testing.T) {
 		{"127.0.0.2", spoofed, map[string]string{"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
 			"X-Original-URL": "", "X-Forwarded-Prefix": "", "Upgrade": ""}},
 	} {
-		code, got, err := rawGet(tt.from, h.http, "hdr.test", tt.lines...)
-		if err != nil || code != 200 {
-			t.Fatalf("from %s: %d %v", tt.from, code, err)
-		}
+		got := h.seen200(tt.from, "hdr.test", tt.lines...)
 		checkHeaders(t, fmt.Sprintf("from %s %q", tt.from, tt.lines), got, tt.want)
 	}
 }
@@ -252,57 +262,61 @@ func TestUpgradeOnlyWebsocket(t *testing.T) {
 	h.want("ws.test", 200, `"remote"`)
 
 	for _, up := range []string{"websocket", "WebSocket"} {
-		c, err := dialFrom("127.0.0.1", h.http)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: %s\r\nConnection: keep-alive, Upgrade\r\n"+
-			"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", up)
-		br := bufio.NewReader(c)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%s: %v", up, err)
-		}
-		if resp.StatusCode != http.StatusSwitchingProtocols {
-			t.Fatalf("Upgrade %s: %s, want 101", up, resp.Status)
-		}
-		io.WriteString(c, "ping\n")
-		line, err := br.ReadString('\n')
-		if err != nil || line != "ping\n" {
-			t.Fatalf("Upgrade %s: echo %q %v", up, line, err)
-		}
-		c.Close()
+		h.eventually("Upgrade: "+up+" -> 101 and an echo", func() error {
+			c, err := dialFrom("127.0.0.1", h.http)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: %s\r\nConnection: keep-alive, Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", up)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				return fmt.Errorf("%s, want 101", resp.Status)
+			}
+			io.WriteString(c, "ping\n")
+			if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+				return fmt.Errorf("echo %q %v", line, err)
+			}
+			return nil
+		})
 	}
 
 	for _, up := range []string{"h2c", "websocket, h2c", "h2c, websocket", "TLS/1.2", "websocketx"} {
-		code, got, err := rawGet("127.0.0.1", h.http, "ws.test", "Upgrade: "+up, "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
-		if err != nil || code != 200 {
-			t.Fatalf("Upgrade %s: %d %v", up, code, err)
-		}
+		got := h.seen200("127.0.0.1", "ws.test", "Upgrade: "+up, "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
 		checkHeaders(t, "Upgrade "+up, got, map[string]string{"Upgrade": "", "Connection": "", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"})
 	}
 
 	// Upstream keepalive: requests on one client connection (one worker)
-	// arrive on one upstream connection.
-	c, err := dialFrom("127.0.0.1", h.http)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	br := bufio.NewReader(c)
-	var remotes []string
-	for range 3 {
-		io.WriteString(c, "GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n")
-		code, got, err := readSeen(br)
-		if err != nil || code != 200 {
-			t.Fatalf("keepalive request: %d %v", code, err)
+	// arrive on one upstream connection, with no Connection header.
+	h.eventually("three requests on one upstream connection", func() error {
+		c, err := dialFrom("127.0.0.1", h.http)
+		if err != nil {
+			return err
 		}
-		checkHeaders(t, "keepalive", got, map[string]string{"Connection": ""})
-		remotes = append(remotes, got.Remote)
-	}
-	if remotes[0] != remotes[1] || remotes[1] != remotes[2] {
-		t.Errorf("upstream connections %q: keepalive not used", remotes)
-	}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		var remotes []string
+		for range 3 {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n")
+			code, got, err := readSeen(br)
+			if err != nil || code != 200 {
+				return fmt.Errorf("keepalive request: %d %v", code, err)
+			}
+			if v := got.Header.Values("Connection"); len(v) > 0 {
+				return fmt.Errorf("upstream got Connection %q", v)
+			}
+			remotes = append(remotes, got.Remote)
+		}
+		if remotes[0] != remotes[1] || remotes[1] != remotes[2] {
+			return fmt.Errorf("upstream connections %q: keepalive not used", remotes)
+		}
+		return nil
+	})
 }
 
 // TestIdleHalfSentRequestsDoNotStarve: nginx is started under a 1024 soft
