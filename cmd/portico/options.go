@@ -99,6 +99,7 @@ type nginxOpts struct {
 	httpsAddrs *listFlag
 	template   *string
 	includeDir *string
+	trusted    *listFlag
 	debounce   *time.Duration
 	maxGap     *time.Duration
 	binary     *string
@@ -117,6 +118,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
 		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
 		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
+		trusted:    newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
 		debounce:   durationFlag(fs, "debounce", 25*time.Millisecond, "wait this long after a change for more before rendering"),
 		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this"),
 		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),

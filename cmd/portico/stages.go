@@ -212,6 +212,11 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		PidFile:       *no.pidFile,
 		ReloadCommand: no.reloadCommand(),
 	}
+	trusted, err := nginx.ParseTrustedProxies(no.trusted.vals)
+	if err != nil {
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	cfg.TrustedProxies = trusted
 	if no.external() {
 		cfg.Mode = nginx.ModeExternal
 		cfg.MainConfig = *no.mainConf

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,9 @@ func goldenCases() map[string]Input {
 		"https_upstream": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:443"), func(r *routing.Route) { r.Protocol = routing.ProtoHTTPS })}},
 		"tls_long_chain": {Routes: []routing.Route{route("long.example.net", "10.0.0.2:80"), route("a.example.com", "10.0.0.3:80"),
 			route("default", "10.0.0.4:80")}, Certs: append([]CertRef{long, fakeCert("default")}, certs...), Settings: tls},
+		"trusted_proxies": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"),
+			with(route("g.example.com", "10.0.0.3:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPC })},
+			Settings: Settings{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("fd00::/8")}}},
 		"http2_new_style": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: certs,
 			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, NginxVersion: "1.25.1"}},
 	}

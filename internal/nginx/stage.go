@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +46,8 @@ type Config struct {
 	TemplatePath string
 	// IncludeDir, when set, is included per vhost: <IncludeDir>/<host>/*.conf.
 	IncludeDir string
+	// TrustedProxies: see Settings.TrustedProxies.
+	TrustedProxies []netip.Prefix
 	// HTTPAddrs are the HTTP listen addresses; empty means ":80".
 	HTTPAddrs []string
 	// HTTPSAddrs are the HTTPS listen addresses; empty means no TLS.
@@ -132,7 +135,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{}}
 	s.certs = &CertFiles{Dir: filepath.Join(dir, "certs")}
-	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir}
+	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -151,7 +154,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s.settings.NginxVersion = ver
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := Render(Input{Settings: Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
-		IncludeDir: s.settings.IncludeDir, NginxVersion: ver}}); err != nil {
+		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
 	}
 

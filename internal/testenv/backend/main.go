@@ -7,6 +7,12 @@
 // It listens on :80 and on every port in PORT (comma separated). NAME
 // overrides the name (default: the hostname). GET /healthz answers 200, or
 // 503 after GET /healthz?set=fail (GET /healthz?set=ok heals it again).
+// GET /headers answers with the peer address and every request header, one
+// "Name: value" line each, sorted (a header sent twice gives two lines):
+//
+//	remote=172.18.0.1:41234
+//	X-Forwarded-For: 203.0.113.7
+//
 // `backend healthcheck` probes http://127.0.0.1:80/healthz and exits 0 or 1,
 // for Docker health checks in an image without a shell.
 //
@@ -16,9 +22,11 @@ package main
 import (
 	"fmt"
 	"log"
+	"maps"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -51,6 +59,15 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/headers", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "remote=%s\n", r.RemoteAddr)
+		for _, k := range slices.Sorted(maps.Keys(r.Header)) {
+			for _, v := range r.Header[k] {
+				fmt.Fprintf(w, "%s: %s\n", k, v)
+			}
+		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,0 +1,469 @@
+package nginx
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/store"
+)
+
+// seen is what the upstream received.
+type seen struct {
+	Remote string      `json:"remote"`
+	Header http.Header `json:"header"`
+}
+
+// headerEcho is a real upstream (HTTP/1.1 and cleartext HTTP/2, for
+// grpc_pass) that answers with the request's headers and peer as JSON. A
+// websocket upgrade is accepted with 101 and the connection then echoes.
+func headerEcho(t *testing.T) (port int) {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") && strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
+			conn, rw, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			rw.Flush()
+			io.Copy(conn, rw) // echo until the client closes
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(seen{Remote: r.RemoteAddr, Header: r.Header})
+	}))
+	srv.Config.Protocols = new(http.Protocols)
+	srv.Config.Protocols.SetHTTP1(true)
+	srv.Config.Protocols.SetUnencryptedHTTP2(true)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, p, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ = strconv.Atoi(p)
+	return port
+}
+
+// dialFrom connects to addr from the loopback address from (any 127/8
+// address is local on Linux), so the client's address differs from
+// nginx's own.
+func dialFrom(from, addr string) (net.Conn, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, nil
+}
+
+// rawGet sends a hand-written request (header lines as given, so the test
+// controls duplicates and case) and returns what the upstream saw.
+func rawGet(from, addr, host string, lines ...string) (int, seen, error) {
+	c, err := dialFrom(from, addr)
+	if err != nil {
+		return 0, seen{}, err
+	}
+	defer c.Close()
+	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\n" + strings.Join(append(lines, ""), "\r\n") + "\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		return 0, seen{}, err
+	}
+	return readSeen(bufio.NewReader(c))
+}
+
+// seen200 polls rawGet until it is answered 200: right after a reload, an
+// old worker may still take a connection and answer with the old config.
+func (h *harness) seen200(from, host string, lines ...string) seen {
+	h.t.Helper()
+	var got seen
+	h.eventually(fmt.Sprintf("%s from %s -> 200", host, from), func() error {
+		code, s, err := rawGet(from, h.http, host, lines...)
+		if err == nil && code != 200 {
+			err = fmt.Errorf("got %d", code)
+		}
+		got = s
+		return err
+	})
+	return got
+}
+
+func readSeen(br *bufio.Reader) (int, seen, error) {
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return 0, seen{}, err
+	}
+	defer resp.Body.Close()
+	var s seen
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == 200 {
+		if err := json.Unmarshal(b, &s); err != nil {
+			return resp.StatusCode, s, fmt.Errorf("upstream answer %q: %w", b, err)
+		}
+	}
+	return resp.StatusCode, s, nil
+}
+
+// spoofed are client headers that claim another client, scheme, port or
+// path; some twice, some in lower case.
+var spoofed = []string{
+	"X-Forwarded-For: 203.0.113.7",
+	"x-forwarded-for: 198.51.100.1",
+	"X-Real-IP: 203.0.113.8",
+	"Forwarded: for=203.0.113.9;proto=https;host=evil.example",
+	"X-Forwarded-Port: 8443",
+	"X-Forwarded-Ssl: on",
+	"X-Forwarded-Prefix: /admin",
+	"X-Original-URL: /admin/secret",
+	"x-original-url: /admin/other",
+	"X-Rewrite-URL: /admin/secret",
+	"X-Forwarded-Proto: https",
+	"X-Forwarded-Host: evil.example",
+	"Upgrade: h2c",
+	"Connection: Upgrade, HTTP2-Settings",
+	"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+}
+
+// checkHeaders compares what the upstream saw with want; "" means the
+// header must be absent.
+func checkHeaders(t *testing.T, what string, got seen, want map[string]string) {
+	t.Helper()
+	for k, v := range want {
+		vals := got.Header.Values(k)
+		switch {
+		case v == "" && len(vals) > 0:
+			t.Errorf("%s: upstream got %s %q, want none", what, k, vals)
+		case v != "" && !slices.Equal(vals, []string{v}):
+			t.Errorf("%s: upstream got %s %q, want %q", what, k, vals, v)
+		}
+	}
+}
+
+// TestSpoofedClientHeadersNeverReachUpstream: whatever a client claims,
+// the upstream sees its connection's address, nginx's scheme, port and
+// host, and none of the path-override or upgrade headers.
+func TestSpoofedClientHeadersNeverReachUpstream(t *testing.T) {
+	h := startStage(t, false, nil)
+	h.putContainer("h1", headerEcho(t), map[string]string{routing.LabelVhost: "hdr.test"})
+	h.want("hdr.test", 200, `"remote"`)
+	_, port, _ := net.SplitHostPort(h.http)
+
+	got := h.seen200("127.0.0.2", "hdr.test", spoofed...)
+	checkHeaders(t, "spoofed", got, map[string]string{
+		"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
+		"X-Forwarded-Port": port, "X-Forwarded-Ssl": "off", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
+		"X-Forwarded-Proto": "http", "X-Forwarded-Host": "hdr.test", "Upgrade": "", "Connection": "",
+	})
+}
+
+// TestTrustedProxiesAppendTheChain: with --trusted-proxies 127.0.0.1, a
+// request from 127.0.0.1 has its X-Forwarded-For believed (X-Real-IP is the
+// first untrusted address from the right) and the chain is forwarded with
+// the proxy appended; a request from 127.0.0.2 is still replaced.
+func TestTrustedProxiesAppendTheChain(t *testing.T) {
+	h := startStage(t, false, func(c *Config) { c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} })
+	h.putContainer("h1", headerEcho(t), map[string]string{routing.LabelVhost: "hdr.test"})
+	h.want("hdr.test", 200, `"remote"`)
+
+	for _, tt := range []struct {
+		from  string
+		lines []string
+		want  map[string]string
+	}{
+		{"127.0.0.1", []string{"X-Forwarded-For: 203.0.113.7, 198.51.100.1", "X-Real-IP: 10.9.9.9", "Forwarded: for=10.9.9.9"},
+			map[string]string{"X-Forwarded-For": "203.0.113.7, 198.51.100.1, 127.0.0.1", "X-Real-IP": "198.51.100.1", "Forwarded": ""}},
+		{"127.0.0.1", nil, map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}},
+		{"127.0.0.2", []string{"X-Forwarded-For: 203.0.113.7", "X-Real-IP: 10.9.9.9"},
+			map[string]string{"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2"}},
+		{"127.0.0.2", spoofed, map[string]string{"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
+			"X-Original-URL": "", "X-Forwarded-Prefix": "", "Upgrade": ""}},
+	} {
+		got := h.seen200(tt.from, "hdr.test", tt.lines...)
+		checkHeaders(t, fmt.Sprintf("from %s %q", tt.from, tt.lines), got, tt.want)
+	}
+}
+
+// TestGRPCHeadersAreSetToo: the grpc_pass path sets and clears the same
+// headers (HTTP/2 over TLS to nginx, cleartext HTTP/2 upstream).
+func TestGRPCHeadersAreSetToo(t *testing.T) {
+	h := startStage(t, true, nil)
+	h.putContainer("g1", headerEcho(t), map[string]string{routing.LabelVhost: "g.test", routing.LabelProtocol: routing.ProtoGRPC})
+	b := selfSigned(t, 7, "g.test")
+	if _, err := store.PutJSON(context.Background(), h.etcd.Client, h.keys.CertBundle(b.Primary), b); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(h.https)
+	tr := &http.Transport{
+		TLSClientConfig: &tls.Config{ServerName: "g.test", InsecureSkipVerify: true},
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialFrom("127.0.0.2", addr)
+		},
+		Protocols: new(http.Protocols),
+	}
+	tr.Protocols.SetHTTP2(true)
+	defer tr.CloseIdleConnections()
+	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var got seen
+	h.eventually("g.test over HTTP/2", func() error {
+		req, _ := http.NewRequest("GET", "https://"+h.https+"/", nil)
+		req.Host = "g.test"
+		for _, l := range spoofed {
+			k, v, _ := strings.Cut(l, ": ")
+			switch http.CanonicalHeaderKey(k) {
+			case "Upgrade", "Connection", "Http2-Settings": // not in HTTP/2
+			default:
+				req.Header.Add(k, v)
+			}
+		}
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+			return fmt.Errorf("%s %s: %s", resp.Proto, resp.Status, body)
+		}
+		got = seen{}
+		return json.Unmarshal(body, &got)
+	})
+	checkHeaders(t, "grpc", got, map[string]string{
+		"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
+		"X-Forwarded-Port": port, "X-Forwarded-Ssl": "on", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
+		"X-Forwarded-Proto": "https", "X-Forwarded-Host": "g.test", "Upgrade": "",
+	})
+}
+
+// TestUpgradeOnlyWebsocket: Upgrade: websocket (any case) still switches
+// protocols through nginx; h2c or a list never reaches the upstream; and
+// normal requests keep reusing one upstream connection.
+func TestUpgradeOnlyWebsocket(t *testing.T) {
+	h := startStage(t, false, nil)
+	h.putContainer("w1", headerEcho(t), map[string]string{routing.LabelVhost: "ws.test"})
+	h.want("ws.test", 200, `"remote"`)
+
+	for _, up := range []string{"websocket", "WebSocket"} {
+		h.eventually("Upgrade: "+up+" -> 101 and an echo", func() error {
+			c, err := dialFrom("127.0.0.1", h.http)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: ws.test\r\nUpgrade: %s\r\nConnection: keep-alive, Upgrade\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", up)
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				return fmt.Errorf("%s, want 101", resp.Status)
+			}
+			io.WriteString(c, "ping\n")
+			if line, err := br.ReadString('\n'); err != nil || line != "ping\n" {
+				return fmt.Errorf("echo %q %v", line, err)
+			}
+			return nil
+		})
+	}
+
+	for _, up := range []string{"h2c", "websocket, h2c", "h2c, websocket", "TLS/1.2", "websocketx"} {
+		got := h.seen200("127.0.0.1", "ws.test", "Upgrade: "+up, "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
+		checkHeaders(t, "Upgrade "+up, got, map[string]string{"Upgrade": "", "Connection": "", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"})
+	}
+
+	// Upstream keepalive: requests on one client connection (one worker)
+	// arrive on one upstream connection, with no Connection header.
+	h.eventually("three requests on one upstream connection", func() error {
+		c, err := dialFrom("127.0.0.1", h.http)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		var remotes []string
+		for range 3 {
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: ws.test\r\n\r\n")
+			code, got, err := readSeen(br)
+			if err != nil || code != 200 {
+				return fmt.Errorf("keepalive request: %d %v", code, err)
+			}
+			if v := got.Header.Values("Connection"); len(v) > 0 {
+				return fmt.Errorf("upstream got Connection %q", v)
+			}
+			remotes = append(remotes, got.Remote)
+		}
+		if remotes[0] != remotes[1] || remotes[1] != remotes[2] {
+			return fmt.Errorf("upstream connections %q: keepalive not used", remotes)
+		}
+		return nil
+	})
+}
+
+// TestIdleHalfSentRequestsDoNotStarve: nginx is started under a 1024 soft
+// limit of open files, as systemd and most shells leave it. 2,300 clients
+// each send half a request header and wait; a normal request is still
+// served while they all hold their connections, and the header timeout
+// then closes every one of them.
+func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
+	const idle = 2300
+	const headerTimeout = 6 * time.Second
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < idle+1000 || lim.Max < 2*workerConnections {
+		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, idle+1000, 2*workerConnections)
+	}
+	dir := t.TempDir()
+	httpAddr := freeAddr(t)
+	conf, err := Render(Input{Routes: []routing.Route{route("idle.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
+		Settings: Settings{HTTPAddrs: []string{httpAddr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, mainPath := filepath.Join(dir, "portico.conf"), filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(inc, conf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := (MainConf{Prefix: dir, Include: inc, Client: ClientLimits{HeaderTimeout: headerTimeout}}).Install(mainPath); err != nil {
+		t.Fatal(err)
+	}
+	logf, err := os.Create(filepath.Join(dir, "logs", "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command("/bin/sh", "-c", `ulimit -Sn 1024 && exec "$0" -p "$1" -c "$2" -g 'daemon off;'`, nginxBin, dir, mainPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		cmd.Wait()
+		if t.Failed() {
+			out, _ := os.ReadFile(logf.Name())
+			t.Logf("nginx:\n%s", out)
+		}
+	})
+	get := func(timeout time.Duration) error {
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
+		req.Host = "idle.test"
+		cl := http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
+		resp, err := cl.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.HasPrefix(string(b), "A host=idle.test") {
+			return fmt.Errorf("%s %q", resp.Status, b)
+		}
+		return nil
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for err := get(2 * time.Second); err != nil; err = get(2 * time.Second) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx does not serve: %v", err)
+		}
+		<-time.After(25 * time.Millisecond) // a poll interval
+	}
+
+	// The idle clients: each sends half a header, then waits for nginx to
+	// close its connection.
+	var closed atomic.Int64
+	var early atomic.Int64 // closed before the header timeout
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, idle)
+	begin := time.Now()
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < idle; i += 8 {
+				c, err := dialFrom("127.0.0.1", httpAddr)
+				if err != nil {
+					errs <- fmt.Errorf("idle client %d: %w", i, err)
+					return
+				}
+				c.SetDeadline(time.Now().Add(headerTimeout + 30*time.Second))
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				sent := time.Now()
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: idle.test\r\nX-Slow: "); err != nil {
+					errs <- fmt.Errorf("idle client %d: %w", i, err)
+					return
+				}
+				go func() {
+					_, err := io.Copy(io.Discard, c) // returns when nginx closes or resets
+					if ne, ok := err.(net.Error); ok && ne.Timeout() {
+						return // not closed by nginx: counted as open
+					}
+					if time.Since(sent) < headerTimeout-500*time.Millisecond {
+						early.Add(1)
+					}
+					closed.Add(1)
+				}()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	opened := time.Since(begin)
+
+	// A normal client is served while every idle one holds its connection.
+	if err := get(3 * time.Second); err != nil {
+		t.Fatalf("with %d idle clients (opened in %v), a normal request fails: %v", idle, opened, err)
+	}
+	if n := closed.Load(); n > 0 {
+		t.Fatalf("%d idle clients were closed before the normal request was served (opened in %v)", n, opened)
+	}
+	t.Logf("%d idle clients opened in %v; a normal request was served meanwhile", idle, opened)
+
+	// The header timeout then closes all of them, none early.
+	deadline = time.Now().Add(headerTimeout + 15*time.Second)
+	for closed.Load() < idle {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d idle clients still open %v after the header timeout", idle-int(closed.Load()), idle, 15*time.Second)
+		}
+		<-time.After(50 * time.Millisecond) // a poll interval
+	}
+	if n := early.Load(); n > 0 {
+		t.Errorf("%d idle clients were closed before the header timeout", n)
+	}
+	t.Logf("all %d closed %v after the first was opened", idle, time.Since(begin))
+	if err := get(3 * time.Second); err != nil {
+		t.Errorf("after the idle clients: %v", err)
+	}
+}
