@@ -45,17 +45,27 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
+	release, err := lockDataDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	reg := newRegistry()
 	stages := map[string]stage{}
 	endpoints := so.endpoints.vals
 	if len(endpoints) == 0 {
-		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir, ClientAddr: *etcdListen})
+		// etcd starts as a stage beside the others: nginx serves its last
+		// good config even while etcd starts slowly or fails.
+		caddr, err := embeddedClientAddr(*etcdListen)
 		if err != nil {
 			return err
 		}
-		defer srv.Close()
-		endpoints = []string{srv.Endpoint()}
-		stages["etcd"] = embeddedWatch{srv}
-		log.Info("embedded etcd serving", "endpoint", srv.Endpoint(), "dir", *dataDir)
+		emb, err := newEmbeddedEtcd(store.EmbeddedConfig{Dir: *dataDir, ClientAddr: caddr}, reg, log)
+		if err != nil {
+			return err
+		}
+		endpoints = []string{"http://" + caddr}
+		stages["etcd"] = emb
 	}
 	cli, err := store.Connect(so.config(endpoints))
 	if err != nil {
@@ -63,7 +73,6 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	}
 	defer cli.Close()
 
-	reg := newRegistry()
 	rep, err := newReporter(ro, so, cli, reg, log)
 	if err != nil {
 		return err
@@ -81,19 +90,6 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
 	return runStages(ctx, log, stages)
-}
-
-// embeddedWatch turns a fatal error of the embedded etcd into a stage
-// failure, so `portico run` stops instead of serving from a dead store.
-type embeddedWatch struct{ srv *store.Embedded }
-
-func (w embeddedWatch) Run(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-w.srv.Err():
-		return fmt.Errorf("embedded etcd: %w", err)
-	}
 }
 
 func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) error {
