@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,6 +23,21 @@ type embeddedEtcd struct {
 	cfg store.EmbeddedConfig
 	log *slog.Logger
 	up  prometheus.Gauge
+
+	mu  sync.Mutex
+	srv *store.Embedded // the running server, closed by Close
+}
+
+// Close stops the server. Run leaves it running when ctx ends: call Close
+// after the other stages and the client are done, so etcd's graceful stop
+// does not wait for their watches.
+func (e *embeddedEtcd) Close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.srv != nil {
+		e.srv.Close()
+		e.srv = nil
+	}
 }
 
 func newEmbeddedEtcd(cfg store.EmbeddedConfig, reg prometheus.Registerer, log *slog.Logger) (*embeddedEtcd, error) {
@@ -39,14 +55,16 @@ func (e *embeddedEtcd) Run(ctx context.Context) error {
 		started := time.Now()
 		srv, err := e.start(ctx)
 		if err == nil {
+			e.mu.Lock()
+			e.srv = srv
+			e.mu.Unlock()
 			e.up.Set(1)
 			e.log.Info("embedded etcd serving", "endpoint", srv.Endpoint(), "dir", e.cfg.Dir)
 			select {
 			case <-ctx.Done():
-				srv.Close()
-				return ctx.Err()
+				return ctx.Err() // Close stops it
 			case err = <-srv.Err():
-				srv.Close()
+				e.Close()
 				if err == nil {
 					err = fmt.Errorf("stopped")
 				}

@@ -64,6 +64,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		defer emb.Close() // after the stages and the client (deferred below)
 		endpoints = []string{"http://" + caddr}
 		stages["etcd"] = emb
 	}
