@@ -57,7 +57,7 @@ func (s *Stage) applyRoutes(ctx context.Context, routes []routing.Route, refs []
 			}
 			err = aerr
 		}
-		full := err
+		full, searched := err, time.Now()
 		iso, ierr := isolate(ctx, routes, s.trusted, s.probes(), func(ctx context.Context, rs []routing.Route) error {
 			c, err := render(rs)
 			if err != nil {
@@ -72,7 +72,7 @@ func (s *Stage) applyRoutes(ctx context.Context, routes []routing.Route, refs []
 		s.iso = &isolated{key: key, iso: iso, err: full, ierr: ierr}
 		if ierr == nil {
 			s.log.Error("nginx config refused; leaving out the routes it fails with and applying the others",
-				"left_out", iso.Bad, "probes", iso.Probes, "err", full)
+				"left_out", iso.Bad, "probes", iso.Probes, "took", time.Since(searched).Round(time.Millisecond), "err", full)
 		}
 	}
 	if s.iso.ierr != nil {

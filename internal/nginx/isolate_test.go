@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portico/portico/internal/routing"
 )
@@ -162,4 +163,48 @@ func TestStageIsolatesBrokenInclude(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// The search on the real nginx at size: 1,000 routes, one of them (in
+// service) broken by its include. Reports the probes and the time.
+func TestIsolateRealNginx1000Routes(t *testing.T) {
+	dir, inc := t.TempDir(), t.TempDir()
+	mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
+	for _, d := range mc.Dirs() {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mc.Install(filepath.Join(dir, "nginx.conf")); err != nil {
+		t.Fatal(err)
+	}
+	a := &Applier{Binary: nginxBin, ConfPath: mc.Include, Supervised: &mc}
+	routes := hostsN(1000)
+	bad := routes[321].Host
+	if err := os.MkdirAll(filepath.Join(inc, bad), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inc, bad, "x.conf"), []byte("location / { return 200; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	settings := Settings{HTTPAddrs: []string{freeAddr(t)}, IncludeDir: inc}
+	probe := func(ctx context.Context, rs []routing.Route) error {
+		conf, err := Render(Input{Routes: rs, Settings: settings})
+		if err != nil {
+			return &RenderError{Err: err}
+		}
+		return a.Check(ctx, conf)
+	}
+	if err := probe(context.Background(), routes); !refused(err) {
+		t.Fatalf("full config: %v, want a refusal", err)
+	}
+	start := time.Now()
+	iso, err := isolate(context.Background(), routes, func(routing.Route) bool { return true }, defaultProbes, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(iso.Bad, []string{bad}) || len(iso.Good) != 999 {
+		t.Fatalf("bad %v, %d good", iso.Bad, len(iso.Good))
+	}
+	t.Logf("1,000 routes, one broken in service: %d nginx -t probes in %s", iso.Probes, time.Since(start).Round(time.Millisecond))
 }
