@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/portico/portico/internal/store"
 )
 
 // storeWait is how long the stage waits for the store's first lists
@@ -34,4 +36,63 @@ func (s *Stage) lastGood(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("last good config %s: %w", s.applier.ConfPath, err)
 	}
 	return conf, nil
+}
+
+// startStatic is the start of Run up to the first render: in supervised
+// mode it starts nginx from the last good config, if any, then waits for
+// the store's first lists (reporting once after storeWait that they do not
+// come), and for that nginx to be up, so the first apply can reload it.
+func (s *Stage) startStatic(ctx context.Context, mc, mb *store.Mirror, notify <-chan struct{}, startNginx func(), supDone <-chan error) error {
+	started := false
+	if s.sup != nil {
+		conf, err := s.lastGood(ctx)
+		if err != nil {
+			s.log.Warn("not starting from the config on disk", "err", err)
+		} else if conf != nil {
+			s.applier.Adopt(conf)
+			s.log.Info("starting nginx from the last good config", "sha256", Hash(conf)[:12])
+			startNginx()
+			started = true
+		}
+	}
+	s.m.storeSynced.Set(0)
+	// Wait for both first lists, so the first config is complete.
+	waitStart, reported := time.Now(), false
+	for {
+		_, _, ok1 := mc.Snapshot()
+		_, _, ok2 := mb.Snapshot()
+		if ok1 && ok2 {
+			break
+		}
+		if !reported && time.Since(waitStart) >= storeWait {
+			reported = true
+			s.log.Error("the store does not answer; nginx serves the last good config until it does",
+				"waited", storeWait, "nginx_running", started)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-supDone:
+			return err
+		case <-notify:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.m.storeSynced.Set(1)
+	if reported {
+		s.log.Info("the store answers again")
+	}
+	if !started {
+		return nil
+	}
+	// Reload only an nginx that has started.
+	select {
+	case <-s.sup.Up():
+	case err := <-supDone:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Minute):
+	}
+	return nil
 }

@@ -205,55 +205,8 @@ func (s *Stage) Run(ctx context.Context) error {
 			wg.Go(func() { supDone <- s.sup.Run(ctx) })
 		}
 	}
-	// Fail static: nginx serves the last good config before the store
-	// answers (see laststate.go).
-	if s.sup != nil {
-		conf, err := s.lastGood(ctx)
-		if err != nil {
-			s.log.Warn("not starting from the config on disk", "err", err)
-		} else if conf != nil {
-			s.applier.Adopt(conf)
-			s.log.Info("starting nginx from the last good config", "sha256", Hash(conf)[:12])
-			startNginx()
-		}
-	}
-	s.m.storeSynced.Set(0)
-	// Wait for both first lists, so the first config is complete.
-	waitStart, reported := time.Now(), false
-	for {
-		_, _, ok1 := mc.Snapshot()
-		_, _, ok2 := mb.Snapshot()
-		if ok1 && ok2 {
-			break
-		}
-		if !reported && time.Since(waitStart) >= storeWait {
-			reported = true
-			s.log.Error("the store does not answer; nginx serves the last good config until it does",
-				"waited", storeWait, "nginx_running", supStarted)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case err := <-supDone:
-			return err
-		case <-notify:
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	s.m.storeSynced.Set(1)
-	if reported {
-		s.log.Info("the store answers again")
-	}
-	if supStarted {
-		// Reload only an nginx that has started.
-		select {
-		case <-s.sup.Up():
-		case err := <-supDone:
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Minute):
-		}
+	if err := s.startStatic(ctx, mc, mb, notify, startNginx, supDone); err != nil {
+		return err
 	}
 	s.sync(ctx, mc, mb)
 
