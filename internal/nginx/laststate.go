@@ -31,6 +31,12 @@ func (s *Stage) lastGood(ctx context.Context) ([]byte, error) {
 	if len(conf) == 0 {
 		return nil, nil
 	}
+	// Rendered with other settings (listen addresses, template, include
+	// dir, nginx version): serving it could listen where the operator no
+	// longer wants nginx to.
+	if mark, _ := os.ReadFile(s.settingsFile()); string(mark) != s.settingsKey {
+		return nil, fmt.Errorf("last good config %s: rendered with other settings", s.applier.ConfPath)
+	}
 	if err := s.applier.test(ctx, "-p", s.applier.Supervised.Prefix, "-c", filepath.Join(s.applier.Supervised.Prefix, "nginx.conf"),
 		"-g", "daemon off;"); err != nil {
 		return nil, fmt.Errorf("last good config %s: %w", s.applier.ConfPath, err)
@@ -95,4 +101,20 @@ func (s *Stage) startStatic(ctx context.Context, mc, mb *store.Mirror, notify <-
 	case <-time.After(time.Minute):
 	}
 	return nil
+}
+
+// settingsFile records the settings the config on disk was rendered with.
+func (s *Stage) settingsFile() string { return s.applier.ConfPath + ".settings" }
+
+// markSettings records, after an apply, that the config on disk was
+// rendered with the current settings (once per run: they do not change).
+func (s *Stage) markSettings() {
+	if s.sup == nil || s.settingsMarked {
+		return
+	}
+	if err := writeAtomic(s.settingsFile(), []byte(s.settingsKey), 0o600); err != nil {
+		s.log.Warn("record the settings of the config on disk", "err", err)
+		return
+	}
+	s.settingsMarked = true
 }

@@ -191,3 +191,27 @@ func TestAddrInUse(t *testing.T) {
 		}
 	}
 }
+
+// A config on disk rendered with other settings (here another listen
+// address) is not served before the store answers: nginx would listen
+// where the operator no longer wants it.
+func TestStageDoesNotStartFromConfigOfOtherSettings(t *testing.T) {
+	h := startStage(t, false, nil)
+	a := echoServer(t, "A")
+	h.putContainer("a1", a, map[string]string{routing.LabelVhost: "app.test"})
+	h.want("app.test", 200, "A host=app.test")
+	old := h.http
+
+	dead, err := store.Connect(store.Config{Endpoints: []string{"http://" + freeAddr(t)}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dead.Close() })
+	moved := freeAddr(t)
+	h.restart(dead, func(c *Config) { c.HTTPAddrs = []string{moved} }, nil)
+	h.logHas("not starting from the config on disk", "rendered with other settings")
+	h.logHas("the store does not answer", "nginx_running=false")
+	if _, _, err := h.get("app.test"); err == nil {
+		t.Errorf("nginx still serves the old address %s", old)
+	}
+}

@@ -99,8 +99,12 @@ type Stage struct {
 	status    *store.NginxStatus
 	iso       *isolated                // the last search for failing routes
 	inService map[string]routing.Route // routes of the config in place
-	reloads   atomic.Int64
-	syncs     atomic.Int64 // renders done, for tests
+	// settingsKey identifies the settings (the hash of an empty render);
+	// settingsMarked says it was written next to the config this run.
+	settingsKey    string
+	settingsMarked bool
+	reloads        atomic.Int64
+	syncs          atomic.Int64 // renders done, for tests
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -155,6 +159,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	if _, err := Render(Input{Settings: Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
+	}
+	if empty, err := Render(Input{Settings: s.settings}); err == nil {
+		s.settingsKey = Hash(empty)
 	}
 
 	switch cfg.Mode {
@@ -224,6 +231,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			if _, err := s.applier.Apply(ctx, conf); err != nil {
 				return fmt.Errorf("apply empty config: %w", err)
 			}
+			s.markSettings()
 		}
 		startNginx()
 	}
@@ -322,6 +330,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		if perr := s.certs.Prune(refs); perr != nil {
 			s.log.Warn("prune certificates", "err", perr)
 		}
+		s.markSettings()
 		st.Applied, st.Routes, st.Error, st.ErrorRoutes = r.Hash, len(o.applied), "", nil
 	} else if !refused(o.err) {
 		retry = retryIn
