@@ -122,6 +122,13 @@ func TestRunEmbeddedEtcdFailureKeepsServing(t *testing.T) {
 		if up != 0 {
 			return fmt.Errorf("portico_embedded_etcd_up %v", up)
 		}
+		synced, err := metric(p.metrics, "portico_nginx_store_synced")
+		if err != nil {
+			return err
+		}
+		if synced != 0 {
+			return fmt.Errorf("portico_nginx_store_synced %v", synced)
+		}
 		return nil
 	})
 	total, failed, errs := hammer(p.http, host, d.Name("static"), 3*time.Second)
