@@ -51,17 +51,29 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if loose != 0 {
 		log.Warn("data dir was open to other users; tightened it", "dir", *dataDir, "was", fmt.Sprintf("%04o", loose), "now", "0700")
 	}
+	release, err := lockDataDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer release()
+	reg := newRegistry()
 	stages := map[string]stage{}
 	endpoints := so.endpoints.vals
 	if len(endpoints) == 0 {
-		srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: *dataDir})
+		// etcd starts as a stage beside the others: nginx serves its last
+		// good config even while etcd starts slowly or fails. Its endpoint,
+		// a unix socket in the data dir, is known before it starts.
+		ep, err := store.EmbeddedEndpoint(*dataDir)
 		if err != nil {
 			return err
 		}
-		defer srv.Close()
-		endpoints = []string{srv.Endpoint()}
-		stages["etcd"] = embeddedWatch{srv}
-		log.Info("embedded etcd serving", "endpoint", srv.Endpoint(), "dir", *dataDir)
+		emb, err := newEmbeddedEtcd(store.EmbeddedConfig{Dir: *dataDir}, reg, log)
+		if err != nil {
+			return err
+		}
+		defer emb.Close() // after the stages and the client (deferred below)
+		endpoints = []string{ep}
+		stages["etcd"] = emb
 	}
 	cli, err := store.Connect(so.config(endpoints))
 	if err != nil {
@@ -69,7 +81,6 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	}
 	defer cli.Close()
 
-	reg := newRegistry()
 	rep, err := newReporter(ro, so, cli, reg, log)
 	if err != nil {
 		return err
@@ -92,19 +103,6 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
 	return runStages(ctx, log, stages)
-}
-
-// embeddedWatch turns a fatal error of the embedded etcd into a stage
-// failure, so `portico run` stops instead of serving from a dead store.
-type embeddedWatch struct{ srv *store.Embedded }
-
-func (w embeddedWatch) Run(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case err := <-w.srv.Err():
-		return fmt.Errorf("embedded etcd: %w", err)
-	}
 }
 
 func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) error {

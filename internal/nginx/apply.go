@@ -68,6 +68,9 @@ func Hash(conf []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
+// Adopt records conf, already on disk and tested, as the config in place.
+func (a *Applier) Adopt(conf []byte) { a.current = Hash(conf) }
+
 // Current is the hash of the config in place ("" before the first apply).
 func (a *Applier) Current() string { return a.current }
 
@@ -132,7 +135,25 @@ func (e *TestError) Error() string {
 
 func (e *TestError) Unwrap() error { return e.Err }
 
+// Check runs `nginx -t` on conf without putting it in place (a probe):
+// supervised, as a candidate; external, swapped in for the test and the
+// previous file always restored.
+func (a *Applier) Check(ctx context.Context, conf []byte) error {
+	if a.Supervised != nil {
+		return a.testSupervised(ctx, conf, false)
+	}
+	return a.testExternal(ctx, conf, false)
+}
+
 func (a *Applier) swapSupervised(ctx context.Context, conf []byte) error {
+	return a.testSupervised(ctx, conf, true)
+}
+
+func (a *Applier) swapExternal(ctx context.Context, conf []byte) error {
+	return a.testExternal(ctx, conf, true)
+}
+
+func (a *Applier) testSupervised(ctx context.Context, conf []byte, install bool) error {
 	cand := a.ConfPath + ".candidate"
 	if err := writeAtomic(cand, conf, confMode); err != nil {
 		return err
@@ -149,7 +170,7 @@ func (a *Applier) swapSupervised(ctx context.Context, conf []byte) error {
 		return err
 	}
 	defer os.Remove(candMain)
-	if err := a.test(ctx, "-p", mc.Prefix, "-c", candMain, "-g", "daemon off;"); err != nil {
+	if err := a.test(ctx, "-p", mc.Prefix, "-c", candMain, "-g", "daemon off;"); err != nil || !install {
 		return err
 	}
 	if err := os.Rename(cand, a.ConfPath); err != nil {
@@ -158,7 +179,7 @@ func (a *Applier) swapSupervised(ctx context.Context, conf []byte) error {
 	return nil
 }
 
-func (a *Applier) swapExternal(ctx context.Context, conf []byte) error {
+func (a *Applier) testExternal(ctx context.Context, conf []byte, install bool) error {
 	prev, err := os.ReadFile(a.ConfPath)
 	hadPrev := err == nil
 	if err != nil && !os.IsNotExist(err) {
@@ -172,7 +193,7 @@ func (a *Applier) swapExternal(ctx context.Context, conf []byte) error {
 		args = append(args, "-c", a.TestMain)
 	}
 	terr := a.test(ctx, args...)
-	if terr == nil {
+	if terr == nil && install {
 		return nil
 	}
 	var rerr error

@@ -3,7 +3,6 @@ package nginx
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -20,7 +19,7 @@ func bundleContents(b store.CertBundle) (map[string][]byte, string, error) {
 	if !ValidHost(b.Primary) {
 		return nil, "", fmt.Errorf("certificate %q: not a valid host name", b.Primary)
 	}
-	if _, err := tls.X509KeyPair([]byte(b.FullChain()), []byte(b.KeyPEM)); err != nil {
+	if err := checkBundle(b.FullChain(), b.KeyPEM); err != nil {
 		return nil, "", fmt.Errorf("certificate %q: %w", b.Primary, err)
 	}
 	files := map[string][]byte{
@@ -83,12 +82,19 @@ func (c *CertFiles) Sync(bundles map[string]store.CertBundle) ([]CertRef, []erro
 	}
 	var refs []CertRef
 	var errs []error
+	dirs := make(map[string]string, len(bundles)) // dir name -> primary
 	for _, key := range sortedKeys(bundles) {
 		b := bundles[key]
 		if store.Last(key) != b.Primary {
 			errs = append(errs, fmt.Errorf("key %q: bundle names certificate %q", key, b.Primary))
 			continue
 		}
+		// "*.a.b" and "_wildcard_.a.b" share a directory and a map key.
+		if other, dup := dirs[dirName(b.Primary)]; dup {
+			errs = append(errs, fmt.Errorf("key %q: certificate %q: same directory as certificate %q", key, b.Primary, other))
+			continue
+		}
+		dirs[dirName(b.Primary)] = b.Primary
 		_, fp, err := bundleContents(b)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("key %q: %w", key, err))

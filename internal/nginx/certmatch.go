@@ -16,7 +16,8 @@ type CertRef struct {
 	// the config, which makes the stage reload nginx.
 	Fingerprint string
 	// FullChain and Key are the PEM the TLS server loads. Render checks
-	// that they hold only PEM characters; the stage checked that they pair.
+	// them with CheckCertPEM; the stage ran the same check, and checked that
+	// they pair, before it made the CertRef.
 	FullChain, Key string
 	// Local is true for a certificate of the built-in local CA, which
 	// browsers do not trust: portico.https=auto then serves both HTTP and

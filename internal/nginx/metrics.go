@@ -13,6 +13,11 @@ type metrics struct {
 	reloads, failures prometheus.Counter
 	render            prometheus.Histogram
 	routes, lastApply prometheus.Gauge
+	// refused counts the routes the last render left out or failed with.
+	refused prometheus.Gauge
+	// storeSynced is 1 once the stage has the store's records, 0 while it
+	// serves the last good config without them.
+	storeSynced prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,9 +32,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Vhosts in the applied config."}),
 		lastApply: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_nginx_last_apply_timestamp_seconds",
 			Help: "When a config was last applied."}),
+		refused: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_nginx_error_routes",
+			Help: "Routes the last config failed with (left out, or not applied)."}),
+		storeSynced: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portico_nginx_store_synced",
+			Help: "1 once the stage has read the store, 0 while it serves the last good config without it."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.reloads, m.failures, m.render, m.routes, m.lastApply} {
+		for _, c := range []prometheus.Collector{m.reloads, m.failures, m.render, m.routes, m.lastApply, m.refused, m.storeSynced} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("nginx metrics: %w", err)
 			}

@@ -65,9 +65,21 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for {
 		started := time.Now()
-		cmd, done, err := s.start()
+		cmd, done, logged, bind, err := s.start()
 		if err == nil {
 			err = s.waitWorkers(ctx, cmd.Process.Pid, done)
+			if err != nil && ctx.Err() == nil {
+				// nginx said why on stderr: wait for the last lines.
+				select {
+				case <-logged:
+				case <-time.After(2 * time.Second):
+				}
+				if berr := bind.err(); berr != nil {
+					s.stop(cmd, done)
+					s.Log.Error("nginx cannot start", "err", berr)
+					return berr
+				}
+			}
 			if err == nil {
 				select {
 				case <-s.up:
@@ -101,23 +113,24 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 }
 
-func (s *Supervisor) start() (*exec.Cmd, chan struct{}, error) {
+func (s *Supervisor) start() (*exec.Cmd, chan struct{}, chan struct{}, *bindWatch, error) {
 	cmd := exec.Command(s.Binary, "-p", s.Prefix, "-c", s.Main, "-g", "daemon off;")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A plain pipe, not StderrPipe: workers inherit it, and the master's
 	// exit must not wait for them to close it.
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
 		pr.Close()
-		return nil, nil, fmt.Errorf("start %s: %w", s.Binary, err)
+		return nil, nil, nil, nil, fmt.Errorf("start %s: %w", s.Binary, err)
 	}
-	go func() { s.copyLog(pr); pr.Close() }()
+	bind, logged := &bindWatch{}, make(chan struct{})
+	go func() { s.copyLog(pr, bind); pr.Close(); close(logged) }()
 	done := make(chan struct{})
 	go func() {
 		cmd.Wait()
@@ -134,14 +147,15 @@ func (s *Supervisor) start() (*exec.Cmd, chan struct{}, error) {
 	s.pid, s.done = cmd.Process.Pid, done
 	s.mu.Unlock()
 	s.Log.Info("nginx started", "pid", cmd.Process.Pid)
-	return cmd, done, nil
+	return cmd, done, logged, bind, nil
 }
 
 // copyLog turns nginx's stderr into log records.
-func (s *Supervisor) copyLog(r io.Reader) {
+func (s *Supervisor) copyLog(r io.Reader, bind *bindWatch) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		line := sc.Text()
+		bind.see(line)
 		lvl := slog.LevelWarn
 		if strings.Contains(line, "[emerg]") || strings.Contains(line, "[alert]") || strings.Contains(line, "[crit]") || strings.Contains(line, "[error]") {
 			lvl = slog.LevelError

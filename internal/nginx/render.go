@@ -378,11 +378,8 @@ func (c *certSet) add(ref CertRef) (string, error) {
 	if !ValidHost(ref.Primary) {
 		return "", fmt.Errorf("certificate name %q is not a host name", ref.Primary)
 	}
-	if err := checkPEM(ref.FullChain); err != nil {
-		return "", fmt.Errorf("certificate %q: chain: %w", ref.Primary, err)
-	}
-	if err := checkPEM(ref.Key); err != nil {
-		return "", fmt.Errorf("certificate %q: key: %w", ref.Primary, err)
+	if err := CheckCertPEM(ref.FullChain, ref.Key); err != nil {
+		return "", fmt.Errorf("certificate %q: %w", ref.Primary, err)
 	}
 	if c.keys == nil {
 		c.keys = map[string]string{}
@@ -431,19 +428,10 @@ func addParts(parts []mapPart, prefix, key, pem string) []mapPart {
 	return parts
 }
 
-// checkPEM accepts only what PEM text is made of, so a certificate can be
-// written inside a quoted nginx string.
-func checkPEM(p string) error {
-	if !strings.HasPrefix(p, "-----BEGIN ") {
-		return errors.New("not PEM")
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		if !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.IndexByte("+/=- \n", c) >= 0) {
-			return fmt.Errorf("byte %q is not allowed in PEM", c)
-		}
-	}
-	return nil
+// pemByte reports whether c is allowed in PEM text written inside a quoted
+// nginx string (CheckCertPEM).
+func pemByte(c rune) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.ContainsRune("+/=- \n", c)
 }
 
 // mapKey writes a validated host as an nginx map key: the names of map's

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"crypto/sha256"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -28,7 +29,7 @@ func goldenCases() map[string]Input {
 	local := fakeCert("example.org", "*.example.org")
 	local.Local = true
 	long := fakeCert("long.example.net")
-	long.FullChain = strings.Repeat(long.FullChain, 60) // 6 KB: two parts
+	long.FullChain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(strings.Repeat("long chain ", 420))})) // 6 KB: two parts
 	return map[string]Input{
 		"empty":     {},
 		"empty_tls": {Settings: tls},

@@ -77,6 +77,9 @@ type Config struct {
 	Instance string
 	// Metrics, when set, receives the stage's metrics.
 	Metrics prometheus.Registerer
+	// IsolateProbes bounds the `nginx -t` runs spent finding the routes a
+	// refused config fails with; 0 means 24.
+	IsolateProbes int
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -96,12 +99,18 @@ type Stage struct {
 	sup      *Supervisor // nil in external mode
 	m        *metrics
 
-	decodedC map[string]decoded[store.Container]
-	decodedB map[string]decoded[store.CertBundle]
-	logged   map[string]bool // problems already logged
-	status   *store.NginxStatus
-	reloads  atomic.Int64
-	syncs    atomic.Int64 // renders done, for tests
+	decodedC  map[string]decoded[store.Container]
+	decodedB  map[string]decoded[store.CertBundle]
+	logged    map[string]bool // problems already logged
+	status    *store.NginxStatus
+	iso       *isolated                // the last search for failing routes
+	inService map[string]routing.Route // routes of the config in place
+	// settingsKey identifies the settings (the hash of an empty render);
+	// settingsMarked says it was written next to the config this run.
+	settingsKey    string
+	settingsMarked bool
+	reloads        atomic.Int64
+	syncs          atomic.Int64 // renders done, for tests
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -157,6 +166,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
 	}
+	if empty, err := Render(Input{Settings: s.settings}); err == nil {
+		s.settingsKey = Hash(empty)
+	}
 
 	switch cfg.Mode {
 	case "", ModeSupervised:
@@ -198,27 +210,24 @@ func (s *Stage) Run(ctx context.Context) error {
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
 
-	// Wait for both first lists, so the first config is complete.
-	for {
-		_, _, ok1 := mc.Snapshot()
-		_, _, ok2 := mb.Snapshot()
-		if ok1 && ok2 {
-			break
+	supDone := make(chan error, 1)
+	supStarted := false
+	startNginx := func() {
+		if s.sup != nil && !supStarted {
+			supStarted = true
+			wg.Go(func() { supDone <- s.sup.Run(ctx) })
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-notify:
-		case <-time.After(100 * time.Millisecond):
-		}
+	}
+	if err := s.startStatic(ctx, mc, mb, notify, startNginx, supDone); err != nil {
+		return err
 	}
 	s.sync(ctx, mc, mb)
 
-	supDone := make(chan error, 1)
 	if s.sup != nil {
 		if s.applier.Current() == "" {
-			// The records give no config nginx accepts: start with no routes
-			// (embedded template) so unknown hosts get 404s; status says why.
+			// A first start, and the records give no config nginx accepts:
+			// start with no routes (embedded template) so unknown hosts get
+			// 404s; status says why.
 			st := s.settings
 			st.Template = ""
 			conf, err := Render(Input{Settings: st})
@@ -228,8 +237,9 @@ func (s *Stage) Run(ctx context.Context) error {
 			if _, err := s.applier.Apply(ctx, conf); err != nil {
 				return fmt.Errorf("apply empty config: %w", err)
 			}
+			s.markSettings()
 		}
-		wg.Go(func() { supDone <- s.sup.Run(ctx) })
+		startNginx()
 	}
 
 	timer := time.NewTimer(time.Hour)
@@ -305,51 +315,42 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	}
 	s.logErrors(append(append(problems, errs...), cerrs...))
 
-	hosts := make([]string, len(routes))
-	for i, r := range routes {
-		hosts[i] = r.Host
-	}
 	st := store.NginxStatus{Instance: s.cfg.Instance}
 	if s.status != nil {
 		st = *s.status
 	}
-	start := time.Now()
-	conf, err := Render(Input{Routes: routes, Certs: refs, Settings: s.settings})
-	rendered := time.Since(start)
-	s.m.observeRender(rendered)
 	var retry time.Duration
-	if err == nil {
-		var r Result
-		r, err = s.applier.Apply(ctx, conf)
-		if r.Reloaded {
-			s.reloads.Add(1)
-			s.m.reloads.Inc()
-		}
-		if err == nil {
-			if r.Changed {
-				s.log.Info("nginx config applied", "routes", len(routes), "reloaded", r.Reloaded, "sha256", r.Hash[:12],
-					"render", rendered.Round(time.Microsecond), "nginx_t", r.Test.Round(time.Microsecond), "reload", r.Reload.Round(time.Microsecond))
-				s.m.applied(len(routes))
-			}
-			// The config in place uses only refs: stale dirs can go.
-			if perr := s.certs.Prune(refs); perr != nil {
-				s.log.Warn("prune certificates", "err", perr)
-			}
-			st.Applied, st.Routes, st.Error, st.ErrorRoutes = r.Hash, len(routes), "", nil
-		} else {
-			var te *TestError
-			if !errors.As(err, &te) {
-				retry = retryIn
-			}
-		}
+	o := s.applyRoutes(ctx, routes, refs)
+	if o.res.Reloaded {
+		s.reloads.Add(1)
+		s.m.reloads.Inc()
 	}
-	if err != nil {
-		if st.Error != err.Error() {
-			s.log.Error("nginx config not applied; keeping the last good one", "err", err, "routes", hosts)
+	if o.applied != nil {
+		r := o.res
+		if r.Changed {
+			s.log.Info("nginx config applied", "routes", len(o.applied), "reloaded", r.Reloaded, "sha256", r.Hash[:12],
+				"nginx_t", r.Test.Round(time.Microsecond), "reload", r.Reload.Round(time.Microsecond))
+			s.m.applied(len(o.applied))
+		}
+		// The config in place uses only refs: stale dirs can go.
+		if perr := s.certs.Prune(refs); perr != nil {
+			s.log.Warn("prune certificates", "err", perr)
+		}
+		s.markSettings()
+		st.Applied, st.Routes, st.Error, st.ErrorRoutes = r.Hash, len(o.applied), "", nil
+	} else if !refused(o.err) {
+		retry = retryIn
+	}
+	if o.err != nil {
+		if st.Error != o.err.Error() {
+			if o.applied == nil {
+				s.log.Error("nginx config not applied; keeping the last good one", "err", o.err, "routes", o.errRoutes)
+			}
 			s.m.failures.Inc()
 		}
-		st.Error, st.ErrorRoutes = err.Error(), hosts
+		st.Error, st.ErrorRoutes = o.err.Error(), o.errRoutes
 	}
+	s.m.refused.Set(float64(len(st.ErrorRoutes)))
 	st.Reloads = s.Reloads()
 	if s.status == nil || !sameStatus(*s.status, st) {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -123,6 +123,20 @@ func socketURL(dir string) (url.URL, error) {
 	return url.URL{Scheme: "unix", Path: p}, nil
 }
 
+// EmbeddedEndpoint is the client URL the embedded etcd of dataDir serves on
+// (unix:///<abs data dir>/etcd.sock), known before it starts.
+func EmbeddedEndpoint(dataDir string) (string, error) {
+	dir, err := filepath.Abs(dataDir)
+	if err != nil {
+		return "", fmt.Errorf("embedded etcd: data dir %s: %w", dataDir, err)
+	}
+	u, err := socketURL(dir)
+	if err != nil {
+		return "", fmt.Errorf("embedded etcd: %w", err)
+	}
+	return u.String(), nil
+}
+
 // StartEmbedded starts etcd serving clients on a unix socket in cfg.Dir and
 // nothing else (no TCP listener, no peer listener), waits until it serves,
 // and records its client URL in cfg.Dir.

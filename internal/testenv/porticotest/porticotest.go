@@ -106,6 +106,15 @@ func (p *Proc) Stop() {
 	}
 }
 
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// Output is what the process wrote to stdout and stderr so far.
+func (p *Proc) Output() string { return p.log.String() }
+
 // Kill sends SIGKILL to portico alone (its nginx children survive, as they
 // would after a crash).
 func (p *Proc) Kill() {
