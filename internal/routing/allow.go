@@ -40,6 +40,9 @@ func ParseAllowList(entries []string) (AllowList, error) {
 			continue
 		}
 		node, pattern, scoped := strings.Cut(e, "=")
+		if !scoped {
+			node, pattern = "", e
+		}
 		if scoped && (node == "" || strings.ContainsAny(node, " \t")) {
 			return AllowList{}, fmt.Errorf("allowed domain %q: empty or blank node name before '='", e)
 		}

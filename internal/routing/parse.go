@@ -77,14 +77,23 @@ type parser struct {
 	// when one of them was an error.
 	dropped    int
 	droppedErr bool
+	errors     int // recorded
+	warnings   int // recorded
 }
 
 func (p *parser) add(sev Severity, label, value, format string, args ...any) {
 	if sev == SeverityError {
 		p.failed = true
 	}
-	if len(p.problems) >= 4*MaxProblems {
-		// limitProblems keeps MaxProblems; past this many, only count.
+	// limitProblems keeps MaxProblems, errors first: past that many of a
+	// severity, only count.
+	n := &p.warnings
+	if sev == SeverityError {
+		n = &p.errors
+	}
+	if *n < MaxProblems {
+		*n++
+	} else {
 		p.dropped++
 		p.droppedErr = p.droppedErr || sev == SeverityError
 		return

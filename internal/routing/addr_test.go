@@ -1,0 +1,85 @@
+package routing
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/portico/portico/internal/store"
+)
+
+func TestUpstreamAddr(t *testing.T) {
+	tests := []struct {
+		fam, s string
+		why    string // "" accepted
+	}{
+		{"IPv4", "172.18.0.2", ""},
+		{"IPv4", "10.0.0.1", ""},
+		{"IPv4", "192.168.1.1", ""},
+		{"IPv4", "8.8.8.8", ""},
+		{"IPv6", "fd00::2", ""},
+		{"IPv6", "2001:db8::1", ""},
+		{"IPv6", "::ffff:172.18.0.2", ""},
+		{"IPv4", "127.0.0.1", "loopback"},
+		{"IPv4", "127.255.255.254", "loopback"},
+		{"IPv6", "::1", "loopback"},
+		{"IPv6", "::ffff:127.0.0.1", "loopback"},
+		{"IPv4", "169.254.169.254", "link-local"},
+		{"IPv4", "169.254.0.1", "link-local"},
+		{"IPv6", "fe80::1", "link-local"},
+		{"IPv6", "febf::1", "link-local"},
+		{"IPv6", "::ffff:169.254.169.254", "link-local"},
+		{"IPv4", "0.0.0.0", "unspecified"},
+		{"IPv4", "0.1.2.3", "unspecified"},
+		{"IPv6", "::", "unspecified"},
+		{"IPv6", "::ffff:0.0.0.0", "unspecified"},
+		{"IPv4", "224.0.0.1", "multicast"},
+		{"IPv4", "239.255.255.250", "multicast"},
+		{"IPv6", "ff02::1", "multicast"},
+		{"IPv6", "ff05::2", "multicast"},
+		{"IPv6", "::ffff:224.0.0.251", "multicast"},
+		{"IPv4", "255.255.255.255", "broadcast"},
+		{"IPv4", "fd00::2", "not an IPv4 address"},
+		{"IPv6", "172.18.0.2", "not an IPv6 address"},
+		{"IPv6", "fe80::1%eth0", "zone"},
+		{"IPv4", "172.18.0.2;", "not an IP address"},
+		{"IPv4", "localhost", "not an IP address"},
+		{"IPv4", "", "not an IP address"},
+	}
+	for _, tt := range tests {
+		a, why := upstreamAddr(tt.fam, tt.s)
+		if tt.why == "" {
+			if why != "" || !a.IsValid() {
+				t.Errorf("%s %q rejected: %s", tt.fam, tt.s, why)
+			}
+			continue
+		}
+		if !strings.Contains(why, tt.why) || a.IsValid() {
+			t.Errorf("%s %q: %q, %v; want rejected as %q", tt.fam, tt.s, why, a, tt.why)
+		}
+	}
+}
+
+// TestProxyHostAddressesRejected: a record pointing a site at the proxy host
+// (or at no single host) is rejected with an error naming the container,
+// network and address; the others keep their routes.
+func TestProxyHostAddressesRejected(t *testing.T) {
+	for _, n := range []store.Network{{IPv4: "127.0.0.1"}, {IPv6: "::1"}, {IPv6: "::ffff:127.0.0.1"}, {IPv4: "169.254.169.254"},
+		{IPv6: "fe80::1"}, {IPv4: "224.0.0.1"}, {IPv6: "ff02::1"}, {IPv4: "0.0.0.0"}, {IPv4: "172.18.0.5", IPv6: "::1"}} {
+		c := ctr("evil", vhost("evil.test"), withNets(map[string]store.Network{"proxy": n}))
+		res := Build([]store.Container{c, bystander()}, Options{Network: "proxy"})
+		bad := n.IPv6
+		if bad == "" || n.IPv4 == "127.0.0.1" {
+			bad = n.IPv4
+		}
+		if len(res.Routes) != 1 || res.Routes[0].Host != "bystander.test" {
+			t.Errorf("%+v: routes %+v", n, res.Routes)
+		}
+		if len(res.Problems) != 1 {
+			t.Fatalf("%+v: problems %v", n, res.Problems)
+		}
+		p := res.Problems[0]
+		if p.Severity != SeverityError || p.Container != "evil" || !strings.Contains(p.Message, `network "proxy"`) || !strings.Contains(p.Message, `"`+bad+`"`) {
+			t.Errorf("%+v: problem does not name container, network and address: %v", n, p.Error())
+		}
+	}
+}
