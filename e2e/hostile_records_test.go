@@ -26,8 +26,9 @@ func TestHostileRecordsBoundedAndRejected(t *testing.T) {
 	p := startRun(t, d, net)
 	run := d.RunID
 	good := "good-" + run + ".test"
-	d.Run(t, dockertest.RunOptions{Name: "good", Network: net, Labels: vhostLabels(good)})
+	goodID := d.Run(t, dockertest.RunOptions{Name: "good", Network: net, Labels: vhostLabels(good)})
 	eventually(t, 30*time.Second, "good container live", func() error { return expect200(p.http, good, d.Name("good")) })
+	goodIP := d.IP(t, goodID, net)
 
 	// A real container whose vhost label is 35 KB of distinct names.
 	var big strings.Builder
@@ -51,7 +52,9 @@ func TestHostileRecordsBoundedAndRejected(t *testing.T) {
 		env    map[string]string
 		nw     store.Network
 	}
-	addr := store.Network{IPv4: "10.255.255.1"}
+	// Records that are not about their address use the good container's:
+	// were one routed by mistake, no traffic would leave the test network.
+	addr := store.Network{IPv4: goodIP}
 	recs := map[string]rec{
 		"loopback":   {host: "lo-" + run + ".test", nw: store.Network{IPv4: "127.0.0.1"}},
 		"mapped":     {host: "mapped-" + run + ".test", nw: store.Network{IPv6: "::ffff:127.0.0.1"}},
@@ -181,5 +184,71 @@ func TestHostileRecordsBoundedAndRejected(t *testing.T) {
 	t.Logf("portico logged %d bytes in all", p.proc.LogLen())
 	if n := p.proc.LogLen(); n > 4<<20 {
 		t.Errorf("portico logged %d bytes, want under 4 MiB", n)
+	}
+}
+
+// TestAllowedDomainsPerNode: with --allowed-domains, another Docker host's
+// reporter cannot join a vhost of this host (which would add its address as
+// a replica), and a container of this host cannot claim a name outside its
+// list; both are rejected with errors, the owner keeps serving alone.
+func TestAllowedDomainsPerNode(t *testing.T) {
+	t.Parallel()
+	d := dockertest.New(t)
+	net := d.Network(t, "allowlist")
+	run := d.RunID
+	here, foreign := "e2e-"+run, "foreign-"+run
+	good := "app-" + run + ".test"
+	p := startRun(t, d, net, "--allowed-domains", here+"="+good+","+foreign+"=*.tenant-"+run+".test")
+	goodID := d.Run(t, dockertest.RunOptions{Name: "good", Network: net, Labels: vhostLabels(good)})
+	d.Run(t, dockertest.RunOptions{Name: "outside", Network: net, Labels: vhostLabels("outside-" + run + ".test")})
+	eventually(t, 30*time.Second, "allowed container live", func() error { return expect200(p.http, good, d.Name("good")) })
+
+	goodIP := d.IP(t, goodID, net)
+	cli := storeClient(t, p.dataDir)
+	keys := store.NewKeys(store.DefaultPrefix)
+	put := func(id, vhost string) {
+		c := store.Container{ID: id, Name: id + "-" + run, Host: foreign, Image: "img", State: "running",
+			Labels: vhostLabels(vhost), Networks: map[string]store.Network{net: {IPv4: goodIP}}}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := store.PutJSON(ctx, cli, keys.Container(foreign, id), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("joiner", good)                       // would become a replica of the good vhost
+	put("tenant", "www.tenant-"+run+".test") // its own, allowed
+	eventually(t, 20*time.Second, "foreign claim rejected, own names routed", func() error {
+		st := statusJSON(t, "--data-dir", p.dataDir, "--allowed-domains", here+"="+good+","+foreign+"=*.tenant-"+run+".test")
+		for _, r := range asSlice(st["routes"]) {
+			m := r.(map[string]any)
+			if m["Host"] == good && len(asSlice(m["Containers"])) != 1 {
+				return fmt.Errorf("route %s has containers %v", good, m["Containers"])
+			}
+		}
+		want := map[string]bool{"joiner-" + run: false, d.Name("outside"): false}
+		for _, pr := range asSlice(st["problems"]) {
+			m := pr.(map[string]any)
+			if _, ok := want[fmt.Sprint(m["container"])]; ok && m["severity"] == "error" && strings.Contains(fmt.Sprint(m["message"]), "--allowed-domains") {
+				want[fmt.Sprint(m["container"])] = true
+			}
+		}
+		for c, ok := range want {
+			if !ok {
+				return fmt.Errorf("no allow-list error for %s", c)
+			}
+		}
+		if err := expect200(p.http, "www.tenant-"+run+".test", d.Name("good")); err != nil {
+			return fmt.Errorf("tenant's own vhost not routed: %w", err)
+		}
+		return nil
+	})
+	if code, _, err := get(p.http, "outside-"+run+".test"); err != nil || code != 404 {
+		t.Errorf("name outside the list: %d %v, want 404", code, err)
+	}
+	// The good vhost is served by its owner only: every request answers.
+	for range 20 {
+		if err := expect200(p.http, good, d.Name("good")); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
