@@ -215,7 +215,7 @@ func TestAllowedDomainsPerNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	put("joiner", good)                       // would become a replica of the good vhost
+	put("joiner", good)                      // would become a replica of the good vhost
 	put("tenant", "www.tenant-"+run+".test") // its own, allowed
 	eventually(t, 20*time.Second, "foreign claim rejected, own names routed", func() error {
 		st := statusJSON(t, "--data-dir", p.dataDir, "--allowed-domains", here+"="+good+","+foreign+"=*.tenant-"+run+".test")
