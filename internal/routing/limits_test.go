@@ -113,7 +113,7 @@ func TestProblemsBoundedAndHoldOnlyTheItem(t *testing.T) {
 		t.Fatalf("%d problems, want %d plus a summary", len(probs), MaxProblems)
 	}
 	sum := probs[len(probs)-1]
-	if sum.More != 100+50-MaxProblems || sum.Severity != SeverityError || !strings.Contains(sum.Message, fmt.Sprint(sum.More)+" more problems") {
+	if sum.More != 1+50 || sum.Severity != SeverityError || !strings.Contains(sum.Message, fmt.Sprint(sum.More)+" more problems") {
 		t.Errorf("summary %+v", sum)
 	}
 	for _, p := range probs[:MaxProblems] {

@@ -287,9 +287,10 @@ func (p *parser) parse(opts Options) (Service, bool) {
 
 // hosts parses a host list: names separated by commas or ASCII whitespace,
 // empty items skipped, duplicates dropped (first position kept). Each bad name
-// is its own error, naming that item. More than MaxNames distinct names is
-// one error for the list, and the rest of the list is not read. The work is
-// linear in the value (duplicates are found with a map).
+// is its own error, naming that item. More than MaxNames distinct names, or
+// more than MaxProblems bad ones, is one error for the list, and the rest of
+// the list is not read. The work is linear in the value (duplicates are found
+// with a map).
 func (p *parser) hosts(s setting) []string {
 	out, _ := p.hostItems(s)
 	return out
@@ -298,9 +299,17 @@ func (p *parser) hosts(s setting) []string {
 // hostItems is hosts, also returning the item each name came from.
 func (p *parser) hostItems(s setting) (out, raws []string) {
 	seen := map[string]bool{}
+	bad := 0
 	for raw := range strings.FieldsFuncSeq(s.value, isHostSep) {
+		if bad == MaxProblems {
+			// The container is rejected and no more errors would be
+			// recorded: the rest is not worth the IDNA work.
+			p.add(SeverityError, s.key, s.value, "more than %d invalid host names; the rest of the list was not checked", MaxProblems)
+			break
+		}
 		h, err := normalizeHost(raw)
 		if err != nil {
+			bad++
 			p.add(SeverityError, s.key, raw, "host name rejected: %v", err)
 			continue
 		}
