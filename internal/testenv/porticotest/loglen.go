@@ -2,3 +2,6 @@ package porticotest
 
 // LogLen is how many bytes the process has logged so far.
 func (p *Proc) LogLen() int { return len(p.log.String()) }
+
+// Pid is the process id.
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
