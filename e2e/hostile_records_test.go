@@ -29,6 +29,13 @@ func TestHostileRecordsBoundedAndRejected(t *testing.T) {
 	goodID := d.Run(t, dockertest.RunOptions{Name: "good", Network: net, Labels: vhostLabels(good)})
 	eventually(t, 30*time.Second, "good container live", func() error { return expect200(p.http, good, d.Name("good")) })
 	goodIP := d.IP(t, goodID, net)
+	// The network's gateway is an address of this host: it reaches every
+	// service the host runs on 0.0.0.0.
+	gw := d.Inspect(t, goodID).NetworkSettings.Networks[net].Gateway
+	if !gw.IsValid() {
+		t.Fatalf("network %s has no gateway address", net)
+	}
+	gateway := gw.String()
 
 	// A real container whose vhost label is 35 KB of distinct names.
 	var big strings.Builder
@@ -61,6 +68,7 @@ func TestHostileRecordsBoundedAndRejected(t *testing.T) {
 		"linklocal":  {host: "metadata-" + run + ".test", nw: store.Network{IPv4: "169.254.169.254"}},
 		"multicast":  {host: "mc-" + run + ".test", nw: store.Network{IPv6: "ff02::1"}},
 		"unspecific": {host: "zero-" + run + ".test", nw: store.Network{IPv4: "0.0.0.0"}},
+		"gateway":    {host: "gw-" + run + ".test", nw: store.Network{IPv4: gateway}},
 		"list1mb": {host: "mb0-" + run + ".test", nw: addr,
 			labels: map[string]string{"portico.vhost": names(1<<20/8, "mb%d-"+run+".test,")[:1<<20-4096]}},
 		"names10k": {host: "n0-" + run + ".test", nw: addr,

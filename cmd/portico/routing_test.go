@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"net"
+	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestAllowedDomainsFlag(t *testing.T) {
@@ -27,5 +30,28 @@ func TestAllowedDomainsFlag(t *testing.T) {
 	}
 	if opts, err := routingOptions("proxy", nil); err != nil || opts.Allowed.Enabled() || opts.Network != "proxy" {
 		t.Errorf("no flag: %+v, %v", opts, err)
+	}
+}
+
+func TestHostAddrs(t *testing.T) {
+	now := time.Unix(0, 0)
+	calls := 0
+	addrs := []net.Addr{&net.IPNet{IP: net.ParseIP("172.17.0.1"), Mask: net.CIDRMask(16, 32)}, &net.IPNet{IP: net.ParseIP("fe80::1"), Mask: net.CIDRMask(64, 128)}}
+	h := newHostAddrs(func() ([]net.Addr, error) { calls++; return addrs, nil }, func() time.Time { return now })
+	if !h.has(netip.MustParseAddr("172.17.0.1")) || !h.has(netip.MustParseAddr("::ffff:172.17.0.1")) || h.has(netip.MustParseAddr("172.17.0.2")) {
+		t.Error("gateway address not recognised, or another one is")
+	}
+	addrs = append(addrs, &net.IPNet{IP: net.ParseIP("172.18.0.1"), Mask: net.CIDRMask(16, 32)})
+	if h.has(netip.MustParseAddr("172.18.0.1")) || calls != 1 {
+		t.Errorf("re-read before the TTL: %d calls", calls)
+	}
+	now = now.Add(hostAddrsTTL)
+	if !h.has(netip.MustParseAddr("172.18.0.1")) || calls != 2 {
+		t.Errorf("new bridge not seen after the TTL: %d calls", calls)
+	}
+	// The real interfaces: loopback is among them.
+	real := newHostAddrs(net.InterfaceAddrs, time.Now)
+	if !real.has(netip.MustParseAddr("127.0.0.1")) {
+		t.Error("127.0.0.1 not among this host's addresses")
 	}
 }

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -46,7 +47,7 @@ func TestUpstreamAddr(t *testing.T) {
 		{"IPv4", "", "not an IP address"},
 	}
 	for _, tt := range tests {
-		a, why := upstreamAddr(tt.fam, tt.s)
+		a, why := upstreamAddr(tt.fam, tt.s, nil)
 		if tt.why == "" {
 			if why != "" || !a.IsValid() {
 				t.Errorf("%s %q rejected: %s", tt.fam, tt.s, why)
@@ -56,6 +57,25 @@ func TestUpstreamAddr(t *testing.T) {
 		if !strings.Contains(why, tt.why) || a.IsValid() {
 			t.Errorf("%s %q: %q, %v; want rejected as %q", tt.fam, tt.s, why, a, tt.why)
 		}
+	}
+}
+
+func TestUpstreamAddrLocal(t *testing.T) {
+	local := func(a netip.Addr) bool { return a == netip.MustParseAddr("172.17.0.1") || a == netip.MustParseAddr("fd00::1") }
+	for _, tt := range []struct {
+		fam, s string
+		ok     bool
+	}{{"IPv4", "172.17.0.1", false}, {"IPv6", "::ffff:172.17.0.1", false}, {"IPv6", "fd00::1", false},
+		{"IPv4", "172.17.0.2", true}, {"IPv6", "fd00::2", true}} {
+		_, why := upstreamAddr(tt.fam, tt.s, local)
+		if (why == "") != tt.ok || !tt.ok && !strings.Contains(why, "proxy host") {
+			t.Errorf("%s %q: %q, want ok=%v", tt.fam, tt.s, why, tt.ok)
+		}
+	}
+	c := ctr("evil", vhost("evil.test"), withIP("172.17.0.1"))
+	res := Build([]store.Container{c, bystander()}, Options{Network: "proxy", LocalAddr: local})
+	if len(res.Routes) != 1 || len(res.Problems) != 1 || !strings.Contains(res.Problems[0].Message, `"172.17.0.1"`) {
+		t.Errorf("gateway address: routes %+v, problems %v", res.Routes, res.Problems)
 	}
 }
 

@@ -5,6 +5,7 @@ package routing
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,10 @@ type Options struct {
 	// Allowed limits the names each node's containers may claim
 	// (--allowed-domains); the zero value allows every name.
 	Allowed AllowList
+	// LocalAddr, if set, reports whether an address (unmapped: IPv4 as
+	// IPv4) belongs to one of the proxy host's interfaces; such an upstream
+	// is rejected. nil: none is known.
+	LocalAddr func(netip.Addr) bool
 }
 
 // Service is one container's validated intent.
