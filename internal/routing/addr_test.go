@@ -61,7 +61,9 @@ func TestUpstreamAddr(t *testing.T) {
 }
 
 func TestUpstreamAddrLocal(t *testing.T) {
-	local := func(a netip.Addr) bool { return a == netip.MustParseAddr("172.17.0.1") || a == netip.MustParseAddr("fd00::1") }
+	local := func(a netip.Addr) bool {
+		return a == netip.MustParseAddr("172.17.0.1") || a == netip.MustParseAddr("fd00::1")
+	}
 	for _, tt := range []struct {
 		fam, s string
 		ok     bool
