@@ -8,11 +8,11 @@ import "net/netip"
 // at the proxy host itself or at no single host: unspecified and "this
 // network" (0.0.0.0/8, ::), loopback (127.0.0.0/8, ::1), link-local
 // (169.254.0.0/16, fe80::/10), multicast (224.0.0.0/4, ff00::/8) and the
-// limited broadcast address; and, when local is set, any address of the
+// limited broadcast address; and, when opts.LocalAddr is set, any address of the
 // proxy host's own interfaces (a Docker bridge's gateway reaches services
 // of the host). An IPv4-mapped IPv6 address (::ffff:127.0.0.1) is judged by
 // the IPv4 address it maps.
-func upstreamAddr(fam, s string, local func(netip.Addr) bool) (netip.Addr, string) {
+func upstreamAddr(fam, s string, opts Options) (netip.Addr, string) {
 	a, err := netip.ParseAddr(s)
 	switch {
 	case err != nil:
@@ -26,7 +26,7 @@ func upstreamAddr(fam, s string, local func(netip.Addr) bool) (netip.Addr, strin
 	switch {
 	case u.IsUnspecified() || u.Is4() && u.As4()[0] == 0:
 		return netip.Addr{}, "unspecified (0.0.0.0/8, ::)"
-	case u.IsLoopback():
+	case u.IsLoopback() && !opts.LoopbackUpstreams:
 		return netip.Addr{}, "loopback: it would point the site at the proxy host"
 	case u.IsLinkLocalUnicast():
 		return netip.Addr{}, "link-local"
@@ -34,7 +34,9 @@ func upstreamAddr(fam, s string, local func(netip.Addr) bool) (netip.Addr, strin
 		return netip.Addr{}, "multicast"
 	case u == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return netip.Addr{}, "the broadcast address"
-	case local != nil && local(u):
+	case u.IsLoopback():
+		// allowed by opts; LocalAddr would list it
+	case opts.LocalAddr != nil && opts.LocalAddr(u):
 		return netip.Addr{}, "an address of the proxy host itself"
 	}
 	return a, ""

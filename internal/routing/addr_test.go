@@ -47,7 +47,7 @@ func TestUpstreamAddr(t *testing.T) {
 		{"IPv4", "", "not an IP address"},
 	}
 	for _, tt := range tests {
-		a, why := upstreamAddr(tt.fam, tt.s, nil)
+		a, why := upstreamAddr(tt.fam, tt.s, Options{})
 		if tt.why == "" {
 			if why != "" || !a.IsValid() {
 				t.Errorf("%s %q rejected: %s", tt.fam, tt.s, why)
@@ -69,9 +69,18 @@ func TestUpstreamAddrLocal(t *testing.T) {
 		ok     bool
 	}{{"IPv4", "172.17.0.1", false}, {"IPv6", "::ffff:172.17.0.1", false}, {"IPv6", "fd00::1", false},
 		{"IPv4", "172.17.0.2", true}, {"IPv6", "fd00::2", true}} {
-		_, why := upstreamAddr(tt.fam, tt.s, local)
+		_, why := upstreamAddr(tt.fam, tt.s, Options{LocalAddr: local})
 		if (why == "") != tt.ok || !tt.ok && !strings.Contains(why, "proxy host") {
 			t.Errorf("%s %q: %q, want ok=%v", tt.fam, tt.s, why, tt.ok)
+		}
+	}
+	for _, s := range []string{"127.0.0.1", "::1", "::ffff:127.0.0.2"} {
+		fam := "IPv6"
+		if !strings.Contains(s, ":") {
+			fam = "IPv4"
+		}
+		if _, why := upstreamAddr(fam, s, Options{LoopbackUpstreams: true, LocalAddr: func(netip.Addr) bool { return true }}); why != "" {
+			t.Errorf("LoopbackUpstreams: %s rejected: %s", s, why)
 		}
 	}
 	c := ctr("evil", vhost("evil.test"), withIP("172.17.0.1"))

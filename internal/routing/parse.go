@@ -390,7 +390,7 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 		if a.s == "" {
 			continue
 		}
-		parsed, why := upstreamAddr(a.fam, a.s, opts.LocalAddr)
+		parsed, why := upstreamAddr(a.fam, a.s, opts)
 		if why != "" {
 			p.add(SeverityError, "", "", "network %q: %s address %q in the record is not a usable unicast %s address: %s",
 				network, a.fam, clipped(a.s, maxItemBytes), a.fam, why)

@@ -42,6 +42,10 @@ type Options struct {
 	// IPv4) belongs to one of the proxy host's interfaces; such an upstream
 	// is rejected. nil: none is known.
 	LocalAddr func(netip.Addr) bool
+	// LoopbackUpstreams permits loopback upstream addresses. Only tests of
+	// the stages set it (their upstreams are servers on 127.0.0.1); no flag
+	// does.
+	LoopbackUpstreams bool
 }
 
 // Service is one container's validated intent.
