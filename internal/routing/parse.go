@@ -37,7 +37,8 @@ import (
 //     one leading "/" as the Docker API reports it is dropped), since route
 //     fields carry it.
 //   - Addresses come only from the record's Networks, parsed by net/netip; an
-//     unparseable, zoned, unspecified or multicast address is an error.
+//     unparseable or zoned address, or one that points at the proxy host or
+//     at no single host, is an error (upstreamAddr).
 //   - A container with no address on its network (stopped, or network mode
 //     none/host) still yields a Service with Addr "" and Live false, so its
 //     vhost stays known and its certificate kept; a running one also gets a
@@ -54,8 +55,6 @@ import (
 //     more than MaxNames distinct names in a list is an error; at most
 //     MaxProblems problems are recorded, plus one summary counting the rest;
 //     a problem holds only the offending item, cut to 128 bytes.
-//   - Addresses in loopback, link-local, unspecified, multicast or broadcast
-//     ranges are errors (addr.go), IPv4-mapped IPv6 ones included.
 //   - Options.Allowed, when set, limits the names a node's containers may
 //     claim (allow.go); a name outside it rejects the container.
 func ParseService(c store.Container, opts Options) (Service, []Problem) {
