@@ -20,7 +20,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/portico/portico/internal/certs/localca"
-	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
 )
@@ -160,12 +159,17 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	so := addStore(c.fs)
 	dataDir := addDataDir(c.fs, defaultDataDir)
 	network := c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")
+	allowed := addAllowedDomains(c.fs)
 	asJSON := c.fs.Bool("json", false, "print JSON instead of text")
 	caCert := c.fs.Bool("local-ca-cert", false, "print the local CA's certificate (PEM), for clients to trust, instead of the status")
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
 	c.logWarnings(slog.New(slog.NewTextHandler(stderr, nil)))
+	ropts, err := routingOptions(*network, allowed)
+	if err != nil {
+		return err
+	}
 	cli, err := connect(so, *dataDir)
 	if err != nil {
 		return err
@@ -194,7 +198,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		kvs[string(kv.Key)] = store.Entry{Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision}
 	}
 	now := time.Now()
-	rep := status.BuildEntries(kvs, keys, routing.Options{Network: *network})
+	rep := status.BuildEntries(kvs, keys, ropts)
 	if err := addCertStatus(gctx, &rep, cli, keys, now); err != nil {
 		return fmt.Errorf("read certificates: %w", err)
 	}

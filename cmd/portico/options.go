@@ -108,6 +108,7 @@ type nginxOpts struct {
 	mainConf   *string
 	confOut    *string
 	instance   *string
+	allowed    *listFlag
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
@@ -127,6 +128,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		mainConf:   fs.String("nginx-main-conf", "/etc/nginx/nginx.conf", "external mode: the main config `nginx -t` checks; it must include --nginx-conf"),
 		confOut:    fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
 		instance:   fs.String("instance", host, "name of this nginx stage in the store's status keys"),
+		allowed:    addAllowedDomains(fs),
 	}
 }
 

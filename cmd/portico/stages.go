@@ -20,7 +20,6 @@ import (
 	"github.com/portico/portico/internal/certs/dnsproviders"
 	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/reporter"
-	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
 )
@@ -144,7 +143,7 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	so := addStore(c.fs)
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
-	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")}
+	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs)}
 	co := addCerts(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
@@ -193,9 +192,13 @@ func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prom
 }
 
 func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*nginx.Stage, error) {
+	ropts, err := routingOptions(*no.network, no.allowed)
+	if err != nil {
+		return nil, err
+	}
 	cfg := nginx.Config{
 		Keys:          so.keys(),
-		Routing:       routing.Options{Network: *no.network},
+		Routing:       ropts,
 		Dir:           nginxDir(dataDir),
 		TempDir:       tempDir,
 		TemplatePath:  *no.template,
@@ -228,9 +231,13 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 
 func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*certs.Stage, error) {
 	log = log.With("stage", "certs")
+	ropts, err := routingOptions(*no.network, no.allowed)
+	if err != nil {
+		return nil, err
+	}
 	cfg := certs.Config{
 		Keys:            so.keys(),
-		Routing:         routing.Options{Network: *no.network},
+		Routing:         ropts,
 		Issuer:          *co.issuer,
 		WildcardDomains: co.wildcardDomains.vals,
 		DomainsFile:     *co.domainsFile,

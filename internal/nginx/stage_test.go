@@ -50,7 +50,8 @@ func freeAddr(t *testing.T) string {
 func startStage(t *testing.T, withTLS bool, mutate func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, etcd: storetest.Start(t), keys: store.NewKeys("/t"), dir: t.TempDir(), http: freeAddr(t)}
-	cfg := Config{Keys: h.keys, Dir: h.dir, HTTPAddrs: []string{h.http}, NginxBinary: nginxBin, Instance: "test", Debounce: 20 * time.Millisecond}
+	cfg := Config{Keys: h.keys, Dir: h.dir, HTTPAddrs: []string{h.http}, NginxBinary: nginxBin, Instance: "test", Debounce: 20 * time.Millisecond,
+		Routing: routing.Options{LoopbackUpstreams: true}} // the upstreams are test servers on 127.0.0.1
 	if withTLS {
 		h.https = freeAddr(t)
 		cfg.HTTPSAddrs = []string{h.https}

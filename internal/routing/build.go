@@ -39,6 +39,8 @@ import (
 //     warning; any other claimant of default gets a warning and is ignored.
 //   - A wildcard vhost and exact vhosts are separate routes (nginx prefers the
 //     exact name).
+//   - At most MaxProblems problems are recorded per container, plus one
+//     summary that counts the rest.
 func Build(cs []store.Container, opts Options) Result {
 	sorted := make([]*store.Container, len(cs))
 	for i := range cs {
@@ -54,10 +56,8 @@ func Build(cs []store.Container, opts Options) Result {
 		c := *cp
 		k := nodeID{c.Host, c.ID}
 		if seen[k] {
-			res.Problems = append(res.Problems, Problem{
-				Severity: SeverityError, ContainerID: c.ID, Container: strings.TrimPrefix(c.Name, "/"), Node: c.Host,
-				Message: fmt.Sprintf("duplicate record for container id %q on node %q; ignored", c.ID, c.Host),
-			})
+			res.Problems = append(res.Problems, newProblem(SeverityError, c.ID, strings.TrimPrefix(c.Name, "/"), c.Host, "", "",
+				fmt.Sprintf("duplicate record for container id %q on node %q; ignored", clipped(c.ID, maxItemBytes), clipped(c.Host, maxItemBytes))))
 			continue
 		}
 		seen[k] = true
@@ -135,6 +135,7 @@ func Build(cs []store.Container, opts Options) Result {
 	}
 	slices.SortFunc(res.Routes, func(a, b Route) int { return cmp.Compare(a.Host, b.Host) })
 	sortProblems(res.Problems)
+	res.Problems = limitProblems(res.Problems)
 	return res
 }
 
@@ -208,10 +209,7 @@ func defaultKey(c store.Container) string {
 }
 
 func svcProblem(svc *Service, sev Severity, label, value, msg string) Problem {
-	return Problem{
-		Severity: sev, ContainerID: svc.ContainerID, Container: svc.Container, Node: svc.Node,
-		Label: label, Value: value, Message: msg,
-	}
+	return newProblem(sev, svc.ContainerID, svc.Container, svc.Node, label, value, msg)
 }
 
 func hasError(ps []Problem) bool {

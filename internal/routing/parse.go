@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"cmp"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -38,7 +37,8 @@ import (
 //     one leading "/" as the Docker API reports it is dropped), since route
 //     fields carry it.
 //   - Addresses come only from the record's Networks, parsed by net/netip; an
-//     unparseable, zoned, unspecified or multicast address is an error.
+//     unparseable or zoned address, or one that points at the proxy host or
+//     at no single host, is an error (upstreamAddr).
 //   - A container with no address on its network (stopped, or network mode
 //     none/host) still yields a Service with Addr "" and Live false, so its
 //     vhost stays known and its certificate kept; a running one also gets a
@@ -48,15 +48,23 @@ import (
 //   - portico.hsts with portico.https=off is ignored with a warning (HSTS is
 //     only sent over HTTPS).
 //   - LETSENCRYPT_HOST beats ACME_HOST. A certificate name that is not one of
-//     the vhosts is kept, with a warning.
+//     the container's own vhosts is an error: a container cannot ask for a
+//     certificate for a name it does not route.
+//   - Bounds (limits.go): a host list over MaxListBytes or any other value
+//     over MaxValueBytes is an error (the lower forms are not used instead);
+//     more than MaxNames distinct names in a list is an error; at most
+//     MaxProblems problems are recorded, plus one summary counting the rest;
+//     a problem holds only the offending item, cut to 128 bytes.
+//   - Options.Allowed, when set, limits the names a node's containers may
+//     claim (allow.go); a name outside it rejects the container.
 func ParseService(c store.Container, opts Options) (Service, []Problem) {
 	p := &parser{c: c, name: strings.TrimPrefix(c.Name, "/")}
 	svc, ok := p.parse(opts)
-	sortProblems(p.problems)
-	if !ok {
-		return Service{}, p.problems
+	probs := p.finish()
+	if !ok || p.failed {
+		return Service{}, probs
 	}
-	return svc, p.problems
+	return svc, probs
 }
 
 type parser struct {
@@ -64,21 +72,47 @@ type parser struct {
 	name     string
 	problems []Problem
 	failed   bool
+	// dropped counts problems past the recording bound; droppedErr is set
+	// when one of them was an error.
+	dropped    int
+	droppedErr bool
+	errors     int // recorded
+	warnings   int // recorded
 }
 
 func (p *parser) add(sev Severity, label, value, format string, args ...any) {
 	if sev == SeverityError {
 		p.failed = true
 	}
-	p.problems = append(p.problems, Problem{
-		Severity:    sev,
-		ContainerID: p.c.ID,
-		Container:   p.name,
-		Node:        p.c.Host,
-		Label:       label,
-		Value:       value,
-		Message:     fmt.Sprintf(format, args...),
-	})
+	// limitProblems keeps MaxProblems, errors first: past that many of a
+	// severity, only count.
+	n := &p.warnings
+	if sev == SeverityError {
+		n = &p.errors
+	}
+	if *n < MaxProblems {
+		*n++
+	} else {
+		p.dropped++
+		p.droppedErr = p.droppedErr || sev == SeverityError
+		return
+	}
+	p.problems = append(p.problems, newProblem(sev, p.c.ID, p.name, p.c.Host, label, value, fmt.Sprintf(format, args...)))
+}
+
+// finish sorts and bounds the problems, folding any dropped in add.
+func (p *parser) finish() []Problem {
+	if p.dropped > 0 {
+		sev := SeverityWarning
+		if p.droppedErr {
+			sev = SeverityError
+		}
+		sum := newProblem(sev, p.c.ID, p.name, p.c.Host, "", "", "")
+		sum.More = p.dropped
+		p.problems = append(p.problems, sum)
+	}
+	sortProblems(p.problems)
+	return limitProblems(p.problems)
 }
 
 // form is one place a setting may come from: a label or an env var.
@@ -98,7 +132,8 @@ type setting struct {
 }
 
 // lookup returns the highest-precedence non-blank form among forms and warns
-// about lower ones that are set to a different value.
+// about lower ones that are set to a different value. A winner over its
+// length limit is an error, and lookup then returns no setting at all.
 func (p *parser) lookup(forms ...form) setting {
 	var won setting
 	for _, f := range forms {
@@ -117,11 +152,16 @@ func (p *parser) lookup(forms ...form) setting {
 			continue
 		}
 		if !won.ok {
+			if limit := valueLimit(f.key); len(v) > limit {
+				// Rejects the container; a lower form is not used instead.
+				p.add(SeverityError, f.key, v, "value is %d bytes, over the limit of %d", len(v), limit)
+				return setting{}
+			}
 			won = setting{key: f.key, value: v, ok: true}
 			continue
 		}
 		if v != won.value {
-			p.add(SeverityWarning, f.key, v, "overridden by %s=%q", won.key, won.value)
+			p.add(SeverityWarning, f.key, v, "overridden by %s=%q", won.key, clipped(won.value, maxItemBytes))
 		}
 	}
 	return won
@@ -157,6 +197,11 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		HTTPS:       HTTPSAuto,
 	}
 	svc.Hosts = p.hosts(vh)
+	for _, h := range svc.Hosts {
+		if !opts.Allowed.Allows(p.c.Host, h) {
+			p.add(SeverityError, vh.key, h, "host name not allowed for node %q (--allowed-domains)", clipped(p.c.Host, maxItemBytes))
+		}
+	}
 	if len(svc.Hosts) == 0 && !p.failed {
 		p.add(SeverityWarning, vh.key, vh.value, "no host names; container is not proxied")
 		return Service{}, true
@@ -213,10 +258,15 @@ func (p *parser) parse(opts Options) (Service, bool) {
 	case svc.HTTPS == HTTPSOff:
 		// no certificate is requested
 	case cert.ok:
-		svc.CertHosts = p.hosts(cert)
-		for _, h := range svc.CertHosts {
-			if !slices.Contains(svc.Hosts, h) {
-				p.add(SeverityWarning, cert.key, cert.value, "certificate name %q is not one of the vhosts", h)
+		var raws []string
+		svc.CertHosts, raws = p.hostItems(cert)
+		own := make(map[string]bool, len(svc.Hosts))
+		for _, h := range svc.Hosts {
+			own[h] = true
+		}
+		for i, h := range svc.CertHosts {
+			if !own[h] {
+				p.add(SeverityError, cert.key, raws[i], "certificate name %q is not one of this container's vhosts", clipped(h, maxItemBytes))
 			}
 		}
 	default:
@@ -236,20 +286,43 @@ func (p *parser) parse(opts Options) (Service, bool) {
 
 // hosts parses a host list: names separated by commas or ASCII whitespace,
 // empty items skipped, duplicates dropped (first position kept). Each bad name
-// is its own error.
+// is its own error, naming that item. More than MaxNames distinct names, or
+// more than MaxProblems bad ones, is one error for the list, and the rest of
+// the list is not read. The work is linear in the value (duplicates are found
+// with a map).
 func (p *parser) hosts(s setting) []string {
-	var out []string
-	for _, raw := range strings.FieldsFunc(s.value, isHostSep) {
+	out, _ := p.hostItems(s)
+	return out
+}
+
+// hostItems is hosts, also returning the item each name came from.
+func (p *parser) hostItems(s setting) (out, raws []string) {
+	seen := map[string]bool{}
+	bad := 0
+	for raw := range strings.FieldsFuncSeq(s.value, isHostSep) {
+		if bad == MaxProblems {
+			// The container is rejected and no more errors would be
+			// recorded: the rest is not worth the IDNA work.
+			p.add(SeverityError, s.key, s.value, "more than %d invalid host names; the rest of the list was not checked", MaxProblems)
+			break
+		}
 		h, err := normalizeHost(raw)
 		if err != nil {
-			p.add(SeverityError, s.key, s.value, "host %q: %v", raw, err)
+			bad++
+			p.add(SeverityError, s.key, raw, "host name rejected: %v", err)
 			continue
 		}
-		if !slices.Contains(out, h) {
-			out = append(out, h)
+		if seen[h] {
+			continue
 		}
+		if len(out) == MaxNames {
+			p.add(SeverityError, s.key, s.value, "more than %d host names (Let's Encrypt's limit per certificate)", MaxNames)
+			break
+		}
+		seen[h] = true
+		out, raws = append(out, h), append(raws, raw)
 	}
-	return out
+	return out, raws
 }
 
 func isHostSep(r rune) bool {
@@ -288,7 +361,7 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 			return "", ""
 		}
 		if _, on := nets[s.value]; !on && len(nets) > 0 {
-			p.add(SeverityError, s.key, s.value, "container is not on this network (it is on %s)", strings.Join(sortedKeys(nets), ", "))
+			p.add(SeverityError, s.key, s.value, "container is not on this network (it is on %s)", netList(nets))
 			return "", ""
 		}
 		network = s.value
@@ -301,11 +374,11 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 		case 1:
 			network = sortedKeys(nets)[0]
 		default:
-			p.add(SeverityError, LabelNetwork, "", "container is on several networks (%s) and none is the proxy's; set %s", strings.Join(sortedKeys(nets), ", "), LabelNetwork)
+			p.add(SeverityError, LabelNetwork, "", "container is on several networks (%s) and none is the proxy's; set %s", netList(nets), LabelNetwork)
 			return "", ""
 		}
 		if !validDockerName(network) {
-			p.add(SeverityError, "", "", "network name %q in the record is not a valid Docker network name", network)
+			p.add(SeverityError, "", "", "network name %q in the record is not a valid Docker network name", clipped(network, maxItemBytes))
 			return "", ""
 		}
 	}
@@ -316,11 +389,10 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 		if a.s == "" {
 			continue
 		}
-		parsed, err := netip.ParseAddr(a.s)
-		ok := err == nil && parsed.Zone() == "" && !parsed.IsUnspecified() && !parsed.IsMulticast() &&
-			(a.fam == "IPv4") == parsed.Is4()
-		if !ok {
-			p.add(SeverityError, "", "", "network %q: %s address %q in the record is not a usable unicast %s address", network, a.fam, a.s, a.fam)
+		parsed, why := upstreamAddr(a.fam, a.s, opts)
+		if why != "" {
+			p.add(SeverityError, "", "", "network %q: %s address %q in the record is not a usable unicast %s address: %s",
+				network, a.fam, clipped(a.s, maxItemBytes), a.fam, why)
 			return network, ""
 		}
 		if !ip.IsValid() {
@@ -333,12 +405,23 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 	return network, netip.AddrPortFrom(ip, uint16(port)).String()
 }
 
-// unknownLabels warns about portico.* labels Portico does not know.
+// netList names a record's networks for a message, bounded.
+func netList(nets map[string]store.Network) string {
+	return clipped(strings.Join(sortedKeys(nets), ", "), 4*maxItemBytes)
+}
+
+// unknownLabels warns about portico.* labels Portico does not know, in key
+// order so that which ones are recorded under the problem bound is stable.
 func (p *parser) unknownLabels() {
-	for k, v := range p.c.Labels {
-		if !strings.HasPrefix(k, LabelPrefix) || slices.Contains(KnownLabels, k) {
-			continue
+	var unknown []string
+	for k := range p.c.Labels {
+		if strings.HasPrefix(k, LabelPrefix) && !slices.Contains(KnownLabels, k) {
+			unknown = append(unknown, k)
 		}
+	}
+	slices.Sort(unknown)
+	for _, k := range unknown {
+		v := p.c.Labels[k]
 		if s := suggest(k); s != "" {
 			p.add(SeverityWarning, k, v, "unknown label; did you mean %s?", s)
 		} else {
@@ -394,20 +477,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(ks)
 	return ks
-}
-
-// sortProblems orders problems by container name, node, label and message,
-// then by the remaining fields so the order is total.
-func sortProblems(ps []Problem) {
-	slices.SortFunc(ps, func(a, b Problem) int {
-		return cmp.Or(
-			cmp.Compare(a.Container, b.Container),
-			cmp.Compare(a.Node, b.Node),
-			cmp.Compare(a.Label, b.Label),
-			cmp.Compare(a.Message, b.Message),
-			cmp.Compare(a.ContainerID, b.ContainerID),
-			cmp.Compare(a.Severity, b.Severity),
-			cmp.Compare(a.Value, b.Value),
-		)
-	})
 }

@@ -5,6 +5,7 @@ package routing
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,6 +35,17 @@ type Options struct {
 	// Network is the Docker network the proxy shares with the containers
 	// (--network). "" means none is configured.
 	Network string
+	// Allowed limits the names each node's containers may claim
+	// (--allowed-domains); the zero value allows every name.
+	Allowed AllowList
+	// LocalAddr, if set, reports whether an address (unmapped: IPv4 as
+	// IPv4) belongs to one of the proxy host's interfaces; such an upstream
+	// is rejected. nil: none is known.
+	LocalAddr func(netip.Addr) bool
+	// LoopbackUpstreams permits loopback upstream addresses. Only tests of
+	// the stages set it (their upstreams are servers on 127.0.0.1); no flag
+	// does.
+	LoopbackUpstreams bool
 }
 
 // Service is one container's validated intent.
@@ -89,8 +101,16 @@ type Problem struct {
 	Container   string   `json:"container"`
 	Node        string   `json:"node,omitempty"`
 	Label       string   `json:"label,omitempty"`
-	Value       string   `json:"value,omitempty"`
-	Message     string   `json:"message"`
+	// Value is the offending item: one host of a list, or the whole value
+	// of a scalar label, cut to 128 bytes (never inside a UTF-8 sequence).
+	Value string `json:"value,omitempty"`
+	// ValueBytes is the offending item's full length when Value was cut,
+	// else 0.
+	ValueBytes int    `json:"value_bytes,omitempty"`
+	Message    string `json:"message"`
+	// More is set on a container's summary problem only: how many of its
+	// problems were not recorded (at most MaxProblems are).
+	More int `json:"more,omitempty"`
 }
 
 // Error renders the problem as `container "web": label portico.port="abc": ...`.
@@ -109,6 +129,9 @@ func (p Problem) Error() string {
 			key = strconv.Quote(key)
 		}
 		s += fmt.Sprintf(": %s %s=%q", kind, key, p.Value)
+		if p.ValueBytes > 0 {
+			s += fmt.Sprintf("… (%d bytes)", p.ValueBytes)
+		}
 	}
 	return s + ": " + p.Message
 }
