@@ -119,6 +119,7 @@ type Stage struct {
 	badKeys   map[string]int64
 	fileSets  [][]string
 	fileReady bool
+	warned    map[string]bool // plan warnings already logged
 }
 
 type ariEntry struct {
@@ -312,7 +313,6 @@ func readBounded(path string) ([]byte, error) {
 // wanted derives the wanted certificates; ok is false until the input has
 // been read once.
 func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
-	var sets [][]string
 	if containers == nil {
 		s.mu.Lock()
 		sets, ready := s.fileSets, s.fileReady
@@ -320,7 +320,7 @@ func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
 		if !ready {
 			return nil, false
 		}
-		return s.planned(sets), true
+		return s.planned(UnrestrictedSets(sets, "domains file")), true
 	}
 	entries, _, synced := containers.Snapshot()
 	if !synced {
@@ -335,15 +335,22 @@ func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
 		}
 		cs = append(cs, c)
 	}
-	sets = ServiceNames(routing.Build(cs, s.cfg.Routing).Services)
-	return s.planned(sets), true
+	return s.planned(ServiceNames(routing.Build(cs, s.cfg.Routing))), true
 }
 
-func (s *Stage) planned(sets [][]string) []store.WantedCert {
+// planned runs Plan and logs each warning once while it persists.
+func (s *Stage) planned(sets []NameSet) []store.WantedCert {
 	certs, warnings := Plan(sets, s.plan)
+	now := make(map[string]bool, len(warnings))
+	s.mu.Lock()
 	for _, w := range warnings {
-		s.log.Warn("certificate not requested", "problem", w)
+		now[w] = true
+		if !s.warned[w] {
+			s.log.Warn("certificate plan", "problem", w)
+		}
 	}
+	s.warned = now
+	s.mu.Unlock()
 	if certs == nil {
 		certs = []store.WantedCert{}
 	}
