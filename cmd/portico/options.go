@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -66,9 +67,9 @@ func (o *logOpts) logger(w io.Writer) (*slog.Logger, error) {
 	hopts := &slog.HandlerOptions{Level: lvl}
 	switch *o.format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return redact.Logger(slog.New(slog.NewTextHandler(w, hopts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return redact.Logger(slog.New(slog.NewJSONHandler(w, hopts))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", *o.format)
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -209,7 +210,7 @@ func RecordFailure(st store.CertState, want store.WantedCert, err error, now tim
 	}
 	st.Primary, st.Names, st.Issuer = want.Primary, want.Names, want.Issuer
 	st.Failures++
-	st.LastError, st.LastErrorAt = err.Error(), now
+	st.LastError, st.LastErrorAt = redact.Error(err), now
 	st.RetryAt = now.Add(Backoff(st.Failures, base, max))
 	var ra RetryAfter
 	if errors.As(err, &ra) && ra.RetryAfter().After(st.RetryAt) {

@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/portico/portico/internal/certs/localca"
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -171,7 +172,7 @@ func New(cfg Config, cli *clientv3.Client, log *slog.Logger) (*Stage, error) {
 		return nil, err
 	}
 	return &Stage{
-		cfg: cfg, cli: cli, log: log, plan: plan, local: local, m: m,
+		cfg: cfg, cli: cli, log: redact.Logger(log), plan: plan, local: local, m: m,
 		kick:     make(chan struct{}, 1),
 		sem:      make(chan struct{}, cfg.Workers),
 		inflight: map[string]bool{},

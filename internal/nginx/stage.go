@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -338,11 +339,12 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		}
 	}
 	if err != nil {
-		if st.Error != err.Error() {
-			s.log.Error("nginx config not applied; keeping the last good one", "err", err, "routes", hosts)
+		msg := redact.Error(err)
+		if st.Error != msg {
+			s.log.Error("nginx config not applied; keeping the last good one", "err", msg, "routes", hosts)
 			s.m.failures.Inc()
 		}
-		st.Error, st.ErrorRoutes = err.Error(), hosts
+		st.Error, st.ErrorRoutes = msg, hosts
 	}
 	st.Reloads = s.Reloads()
 	if s.status == nil || !sameStatus(*s.status, st) {
