@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v5/challenge"
+	legolog "github.com/go-acme/lego/v5/log"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/portico/portico/internal/certs/acme"
 	"github.com/portico/portico/internal/certs/dnsproviders"
 	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/status"
@@ -253,6 +255,10 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 	if len(co.dnsResolvers.vals) > 0 {
 		acme.SetLegoResolvers(co.dnsResolvers.vals)
 	}
+	// lego logs through its own process-wide logger (stdout by default);
+	// send it through ours, redacted: its warnings quote provider errors,
+	// and those quote request URLs with tokens.
+	legolog.SetDefault(redact.Logger(log.With("component", "lego")))
 	return acme.New(acme.Config{
 		DirectoryURL:                dir,
 		Email:                       *co.email,
