@@ -148,6 +148,7 @@ type certsOpts struct {
 	domainsOut      *string
 	issuer          *string
 	renewCheck      *time.Duration
+	localCADomains  *listFlag
 }
 
 func addCerts(fs *flag.FlagSet) *certsOpts {
@@ -168,6 +169,7 @@ func addCerts(fs *flag.FlagSet) *certsOpts {
 		domainsOut:      fs.String("domains-out", "", "also write the derived certificate list to this dehydrated-style domains.txt"),
 		issuer:          fs.String("issuer", "auto", "auto (local CA for .localhost .test .internal .local, ACME otherwise), acme, or local"),
 		renewCheck:      durationFlag(fs, "renew-check-interval", time.Hour, "how often certificates are checked for renewal"),
+		localCADomains:  newList().list(fs, "local-ca-domains", "domains the local CA's root may certify besides .localhost .test .internal .local (its critical name constraints); needed for other names with --issuer local"),
 	}
 }
 

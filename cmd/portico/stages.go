@@ -222,6 +222,19 @@ func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client,
 	if cfg.Issuer == "auto" {
 		cfg.Issuer = certs.IssuerAuto
 	}
+	for _, d := range co.localCADomains.vals {
+		n, err := certs.NormalizeName(d)
+		if err == nil && strings.HasPrefix(n, "*.") {
+			err = errors.New("give the domain without *.")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--local-ca-domains %q: %w", d, err)
+		}
+		cfg.LocalCA.Domains = append(cfg.LocalCA.Domains, n)
+	}
+	if cfg.Issuer == certs.IssuerLocal && len(cfg.LocalCA.Domains) == 0 {
+		log.Warn("--issuer local without --local-ca-domains: the local CA's root may only certify names under .localhost, .test, .internal and .local; certificates for other names fail until their domains are listed")
+	}
 	if len(co.dnsProvider.vals) > 0 {
 		iss, err := newACME(co, so, cli, log)
 		if err != nil {

@@ -22,7 +22,9 @@ import (
 func TestForeignNamesCannotTakeOverACertificate(t *testing.T) {
 	e := storetest.Start(t)
 	local := newCounting(localca.New(e.Client, testKeys, localca.Options{}))
-	acme := newCounting(localca.New(e.Client, testKeys, localca.Options{}))
+	// The ACME issuer is played by a second real local CA (its own root,
+	// permitted to certify example.com).
+	acme := newCounting(localca.New(e.Client, store.NewKeys("/portico-test-acme"), localca.Options{Domains: []string{"example.com"}}))
 	put := func(node, id string, labels, env map[string]string) {
 		t.Helper()
 		c := store.Container{ID: id, Name: "c" + id, Host: node, State: "running", Labels: labels, Env: env,

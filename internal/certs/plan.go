@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/net/idna"
 
+	"github.com/portico/portico/internal/certs/localca"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -33,7 +34,8 @@ const MaxNames = 100
 
 // LocalSuffixes are the domains no public CA will certify; names under them
 // (or equal to them) go to the local CA in IssuerAuto mode.
-var LocalSuffixes = []string{"localhost", "test", "internal", "local"}
+// They are the local CA's own list: its root may always certify them.
+var LocalSuffixes = localca.LocalSuffixes()
 
 // PlanOptions are the settings the planning functions need.
 type PlanOptions struct {

@@ -115,6 +115,9 @@ type Input struct {
 	Window *Window
 	// Grace is how long an unused certificate is still renewed.
 	Grace time.Duration
+	// Superseded is set when the issuer no longer vouches for Bundle (the
+	// local CA's root was replaced): it is re-issued at once.
+	Superseded bool
 }
 
 // Decision is Decide's answer.
@@ -162,6 +165,8 @@ func Decide(in Input, now time.Time) Decision {
 		reason = "names changed"
 	case b.Issuer != want.Issuer:
 		reason = "issuer changed"
+	case in.Superseded:
+		reason = "the local CA's root was replaced"
 	default:
 		at := RenewAt(*b, in.Window)
 		if now.Before(at) {

@@ -165,6 +165,9 @@ func New(cfg Config, cli *clientv3.Client, log *slog.Logger) (*Stage, error) {
 	}
 	local := cfg.Local
 	if local == nil {
+		if cfg.LocalCA.Log == nil {
+			cfg.LocalCA.Log = log
+		}
 		local = localca.New(cli, cfg.Keys, cfg.LocalCA)
 	}
 	m, err := newMetrics(cfg.Metrics)
@@ -218,6 +221,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	states := store.NewMirror(s.cli, s.cfg.Keys.CertStates(), s.kick, s.log)
 	goRun(data.Run)
 	goRun(states.Run)
+	goRun(s.prepareLocal)
 
 	wake := time.NewTimer(s.cfg.CheckInterval)
 	defer wake.Stop()
@@ -450,7 +454,7 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 		if bp != nil {
 			st.NextRenewal = RenewAt(*bp, window)
 		}
-		d := Decide(Input{Want: w, Bundle: bp, State: st, Window: window, Grace: s.cfg.Grace}, now)
+		d := Decide(Input{Want: w, Bundle: bp, State: st, Window: window, Grace: s.cfg.Grace, Superseded: s.superseded(ctx, bp)}, now)
 		switch d.Action {
 		case Obtain:
 			// The order writes the state, under the lock.
@@ -687,7 +691,7 @@ func (s *Stage) order(runCtx context.Context, c store.WantedCert, reason string)
 	st = s.effective(st)
 	st.Primary = c.Primary
 	now := s.cfg.Now()
-	if d := Decide(Input{Want: &c, Bundle: bp, State: st, Window: s.window(ctx, bp), Grace: s.cfg.Grace}, now); d.Action != Obtain {
+	if d := Decide(Input{Want: &c, Bundle: bp, State: st, Window: s.window(ctx, bp), Grace: s.cfg.Grace, Superseded: s.superseded(ctx, bp)}, now); d.Action != Obtain {
 		s.log.Debug("certificate order not needed any more", "cert", c.Primary, "reason", d.Reason)
 		return nil
 	}
