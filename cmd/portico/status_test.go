@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portico/portico/internal/certs/localca"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
@@ -93,5 +94,37 @@ func TestStatusEscapesAndRedactsHostileRecords(t *testing.T) {
 				t.Errorf("json output lost the container's real name: %+v", rep.Containers)
 			}
 		}
+	}
+}
+
+// TestStatusLocalCACertPrintsOnlyTheCertificate: a CA record written
+// straight into etcd with escapes around its PEM prints as the bare,
+// re-encoded certificate.
+func TestStatusLocalCACertPrintsOnlyTheCertificate(t *testing.T) {
+	e := storetest.Start(t)
+	keys := store.NewKeys("/portico")
+	ctx := context.Background()
+	root, err := localca.New(e.Client, keys, localca.Options{}).RootPEM(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.Client.Get(ctx, keys.LocalCA())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatal(err)
+	}
+	var rec localca.Record
+	if err := store.Decode(keys.LocalCA(), resp.Kvs[0].Value, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec.CertPEM = "\x1b]0;owned\x07\x1b[2J\n" + rec.CertPEM + "\x1b[31mtrailing\n"
+	if _, err := store.PutJSON(ctx, e.Client, keys.LocalCA(), rec); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := cmdStatus(ctx, []string{"--etcd-endpoints", e.Endpoint, "--local-ca-cert"}, envOf(nil), &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	if out.String() != root {
+		t.Errorf("printed %q, want the bare certificate %q", out.String(), root)
 	}
 }

@@ -189,6 +189,19 @@ func Load(ctx context.Context, kv KV, keys store.Keys) (certPEM string, ok bool,
 	return r.CertPEM, true, nil
 }
 
+// RootDER parses a root certificate PEM as Load returns it and gives the
+// certificate's DER, refusing anything that is not one X.509 certificate.
+func RootDER(certPEM string) ([]byte, error) {
+	blk, _ := pem.Decode([]byte(certPEM))
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("local CA: stored root is not a PEM certificate")
+	}
+	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		return nil, fmt.Errorf("local CA: stored root: %w", err)
+	}
+	return blk.Bytes, nil
+}
+
 // load reads the root from etcd, creating it first if absent, and replacing
 // it when NeedsRotation says so. Two stages racing to create or replace it
 // agree on one: the write is a transaction on the key's revision as read,
