@@ -75,16 +75,15 @@ func UnrestrictedSets(sets [][]string, owner string) []NameSet {
 // ServiceNames returns the name sets the services of res want certified:
 // each service's CertHosts, skipping services with HTTPS off or nothing to
 // certify. Each set is restricted to the vhosts whose claim routing accepted
-// for that service (Route.Containers lists it); a rejected claim certifies
-// nothing.
+// for that service; a rejected claim certifies nothing. A claim is accepted
+// when the route lists the container and the service has the route's
+// settings (routing rejects a claim whose protocol, HTTPS mode or HSTS
+// differ from the first claimant's), which also tells apart two containers
+// of the same name on different Docker hosts.
 func ServiceNames(res routing.Result) []NameSet {
-	claims := make(map[string]map[string]bool, len(res.Routes))
-	for _, r := range res.Routes {
-		m := make(map[string]bool, len(r.Containers))
-		for _, c := range r.Containers {
-			m[c] = true
-		}
-		claims[r.Host] = m
+	routes := make(map[string]*routing.Route, len(res.Routes))
+	for i := range res.Routes {
+		routes[res.Routes[i].Host] = &res.Routes[i]
 	}
 	var sets []NameSet
 	for _, s := range res.Services {
@@ -93,13 +92,18 @@ func ServiceNames(res routing.Result) []NameSet {
 		}
 		ns := NameSet{Names: s.CertHosts, Owner: fmt.Sprintf("container %q on node %q", s.Container, s.Node), Routed: []string{}}
 		for _, h := range s.Hosts {
-			if claims[h][s.Container] {
+			if r := routes[h]; r != nil && accepted(r, s) {
 				ns.Routed = append(ns.Routed, h)
 			}
 		}
 		sets = append(sets, ns)
 	}
 	return sets
+}
+
+// accepted reports whether routing accepted s's claim on r.
+func accepted(r *routing.Route, s routing.Service) bool {
+	return slices.Contains(r.Containers, s.Container) && r.Protocol == s.Protocol && r.HTTPS == s.HTTPS && r.HSTS == s.HSTS
 }
 
 // Plan turns name sets into the certificates to obtain, sorted by Primary.

@@ -99,11 +99,13 @@ func manyNames(n int) []string {
 func TestServiceNamesSkipsHTTPSOff(t *testing.T) {
 	res := routing.Result{
 		Services: []routing.Service{
-			{Container: "a", Node: "h", HTTPS: routing.HTTPSRedirect, Hosts: []string{"a.example.com"}, CertHosts: []string{"a.example.com"}},
-			{Container: "b", Node: "h", HTTPS: routing.HTTPSOff, Hosts: []string{"b.example.com"}, CertHosts: []string{"b.example.com"}},
+			{Container: "a", Node: "h", HTTPS: routing.HTTPSRedirect, Protocol: "http", Hosts: []string{"a.example.com"}, CertHosts: []string{"a.example.com"}},
+			{Container: "b", Node: "h", HTTPS: routing.HTTPSOff, Protocol: "http", Hosts: []string{"b.example.com"}, CertHosts: []string{"b.example.com"}},
 			{Container: "c", Node: "h", HTTPS: routing.HTTPSBoth},
 		},
-		Routes: []routing.Route{{Host: "a.example.com", Containers: []string{"a"}}, {Host: "b.example.com", Containers: []string{"b"}}},
+		Routes: []routing.Route{
+			{Host: "a.example.com", Protocol: "http", HTTPS: routing.HTTPSRedirect, Containers: []string{"a"}},
+			{Host: "b.example.com", Protocol: "http", HTTPS: routing.HTTPSOff, Containers: []string{"b"}}},
 	}
 	got := ServiceNames(res)
 	want := []NameSet{{Names: []string{"a.example.com"}, Owner: `container "a" on node "h"`, Routed: []string{"a.example.com"}}}
@@ -112,18 +114,33 @@ func TestServiceNamesSkipsHTTPSOff(t *testing.T) {
 	}
 }
 
+// TestServiceNamesRoutedOnlyAcceptedClaims runs the real routing.Build:
+// only accepted vhost claims count as routed, also when a container of the
+// same name on another Docker host claims the vhost with other settings.
 func TestServiceNamesRoutedOnlyAcceptedClaims(t *testing.T) {
-	res := routing.Result{
-		Services: []routing.Service{
-			{Container: "a", Node: "h", HTTPS: routing.HTTPSAuto, Hosts: []string{"app.example.com"}, CertHosts: []string{"app.example.com"}},
-			// b's claim on app.example.com was rejected (conflicting settings).
-			{Container: "b", Node: "h", HTTPS: routing.HTTPSAuto, Hosts: []string{"app.example.com", "b.test"}, CertHosts: []string{"app.example.com", "b.test"}},
-		},
-		Routes: []routing.Route{{Host: "app.example.com", Containers: []string{"a"}}, {Host: "b.test", Containers: []string{"b"}}},
+	rec := func(node, id, name string, labels map[string]string) store.Container {
+		labels[routing.LabelPort] = "80"
+		return store.Container{ID: id, Name: name, Host: node, State: "running", Labels: labels}
 	}
-	got := ServiceNames(res)
-	if len(got) != 2 || !reflect.DeepEqual(got[1].Routed, []string{"b.test"}) {
-		t.Fatalf("got %+v; want b routing only b.test", got)
+	cs := []store.Container{
+		rec("h1", "1", "web", map[string]string{routing.LabelVhost: "app.example.com", routing.LabelHTTPS: "redirect"}),
+		// Same name, other node, conflicting settings: its claim on
+		// app.example.com is rejected.
+		rec("h2", "2", "web", map[string]string{routing.LabelVhost: "app.example.com, b.test", routing.LabelHTTPS: "both"}),
+		// An identical replica: accepted.
+		rec("h3", "3", "replica", map[string]string{routing.LabelVhost: "app.example.com, r.test", routing.LabelHTTPS: "redirect"}),
+	}
+	got := map[string][]string{}
+	for _, ns := range ServiceNames(routing.Build(cs, routing.Options{})) {
+		got[ns.Owner] = ns.Routed
+	}
+	want := map[string][]string{
+		`container "web" on node "h1"`:     {"app.example.com"},
+		`container "web" on node "h2"`:     {"b.test"},
+		`container "replica" on node "h3"`: {"app.example.com", "r.test"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("routed names:\n got %q\nwant %q", got, want)
 	}
 }
 
