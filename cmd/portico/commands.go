@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -179,14 +179,21 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if *caCert {
-		pem, ok, err := localca.Load(gctx, cli, keys)
+		rootPEM, ok, err := localca.Load(gctx, cli, keys)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return errors.New("no local CA yet: it is created with the first local certificate")
 		}
-		_, err = io.WriteString(stdout, pem)
+		// Print the parsed certificate re-encoded, never the stored text
+		// as it is: a record written straight into etcd could carry
+		// terminal escapes around the PEM block.
+		der, err := localca.RootDER(rootPEM)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 		return err
 	}
 	resp, err := cli.Get(gctx, keys.Prefix()+"/", clientv3.WithPrefix())
@@ -203,9 +210,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		return fmt.Errorf("read certificates: %w", err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		return rep.WriteJSON(stdout)
 	}
 	return rep.WriteText(stdout, now)
 }

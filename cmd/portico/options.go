@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -69,9 +70,9 @@ func (o *logOpts) logger(w io.Writer) (*slog.Logger, error) {
 	hopts := &slog.HandlerOptions{Level: lvl}
 	switch *o.format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, hopts)), nil
+		return redact.Logger(slog.New(slog.NewTextHandler(w, hopts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+		return redact.Logger(slog.New(slog.NewJSONHandler(w, hopts))), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", *o.format)
 }
@@ -154,6 +155,7 @@ type certsOpts struct {
 	domainsOut      *string
 	issuer          *string
 	renewCheck      *time.Duration
+	localCADomains  *listFlag
 }
 
 func addCerts(fs *flag.FlagSet) *certsOpts {
@@ -174,6 +176,7 @@ func addCerts(fs *flag.FlagSet) *certsOpts {
 		domainsOut:      fs.String("domains-out", "", "also write the derived certificate list to this dehydrated-style domains.txt"),
 		issuer:          fs.String("issuer", "auto", "auto (local CA for .localhost .test .internal .local, ACME otherwise), acme, or local"),
 		renewCheck:      durationFlag(fs, "renew-check-interval", time.Hour, "how often certificates are checked for renewal"),
+		localCADomains:  newList().list(fs, "local-ca-domains", "domains the local CA's root may certify besides .localhost .test .internal .local (its critical name constraints); needed for other names with --issuer local"),
 	}
 }
 

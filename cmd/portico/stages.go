@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/go-acme/lego/v5/challenge"
+	legolog "github.com/go-acme/lego/v5/log"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/portico/portico/internal/certs/acme"
 	"github.com/portico/portico/internal/certs/dnsproviders"
 	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
@@ -248,6 +250,19 @@ func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client,
 	if cfg.Issuer == "auto" {
 		cfg.Issuer = certs.IssuerAuto
 	}
+	for _, d := range co.localCADomains.vals {
+		n, err := certs.NormalizeName(d)
+		if err == nil && strings.HasPrefix(n, "*.") {
+			err = errors.New("give the domain without *.")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--local-ca-domains %q: %w", d, err)
+		}
+		cfg.LocalCA.Domains = append(cfg.LocalCA.Domains, n)
+	}
+	if cfg.Issuer == certs.IssuerLocal && len(cfg.LocalCA.Domains) == 0 {
+		log.Warn("--issuer local without --local-ca-domains: the local CA's root may only certify names under .localhost, .test, .internal and .local; certificates for other names fail until their domains are listed")
+	}
 	if len(co.dnsProvider.vals) > 0 {
 		iss, err := newACME(co, so, cli, log)
 		if err != nil {
@@ -281,6 +296,10 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 	if len(co.dnsResolvers.vals) > 0 {
 		acme.SetLegoResolvers(co.dnsResolvers.vals)
 	}
+	// lego logs through its own process-wide logger (stdout by default);
+	// send it through ours, redacted: its warnings quote provider errors,
+	// and those quote request URLs with tokens.
+	legolog.SetDefault(redact.Logger(log.With("component", "lego")))
 	return acme.New(acme.Config{
 		DirectoryURL:                dir,
 		Email:                       *co.email,

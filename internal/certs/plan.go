@@ -9,12 +9,14 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 
+	"github.com/portico/portico/internal/certs/localca"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -32,7 +34,8 @@ const MaxNames = 100
 
 // LocalSuffixes are the domains no public CA will certify; names under them
 // (or equal to them) go to the local CA in IssuerAuto mode.
-var LocalSuffixes = []string{"localhost", "test", "internal", "local"}
+// They are the local CA's own list: its root may always certify them.
+var LocalSuffixes = localca.LocalSuffixes()
 
 // PlanOptions are the settings the planning functions need.
 type PlanOptions struct {
@@ -43,33 +46,93 @@ type PlanOptions struct {
 	WildcardDomains []string
 }
 
-// ServiceNames returns the name sets the services want certified: each
-// service's CertHosts, skipping services with HTTPS off or nothing to certify.
-func ServiceNames(services []routing.Service) [][]string {
-	var sets [][]string
-	for _, s := range services {
+// NameSet is one requester's certificate names; Names[0] is the subject.
+type NameSet struct {
+	Names []string
+	// Owner names the requester in warnings, e.g. `container "web" on node
+	// "h1"`.
+	Owner string
+	// Routed are the names the requester itself routes (its accepted vhost
+	// claims). Unless Unrestricted, names outside Routed are dropped with a
+	// warning: a container never certifies a name it does not serve, and so
+	// never adds a name that another container routes to that container's
+	// certificate.
+	Routed []string
+	// Unrestricted is set for operator input (the domains file), which
+	// routes nothing and may name anything.
+	Unrestricted bool
+}
+
+// UnrestrictedSets wraps operator-written name sets (the domains file).
+func UnrestrictedSets(sets [][]string, owner string) []NameSet {
+	out := make([]NameSet, 0, len(sets))
+	for _, s := range sets {
+		out = append(out, NameSet{Names: s, Owner: owner, Unrestricted: true})
+	}
+	return out
+}
+
+// ServiceNames returns the name sets the services of res want certified:
+// each service's CertHosts, skipping services with HTTPS off or nothing to
+// certify. Each set is restricted to the vhosts whose claim routing accepted
+// for that service; a rejected claim certifies nothing. A claim is accepted
+// when the route lists the container and the service has the route's
+// settings (routing rejects a claim whose protocol, HTTPS mode or HSTS
+// differ from the first claimant's), which also tells apart two containers
+// of the same name on different Docker hosts.
+func ServiceNames(res routing.Result) []NameSet {
+	routes := make(map[string]*routing.Route, len(res.Routes))
+	for i := range res.Routes {
+		routes[res.Routes[i].Host] = &res.Routes[i]
+	}
+	var sets []NameSet
+	for _, s := range res.Services {
 		if s.HTTPS == routing.HTTPSOff || len(s.CertHosts) == 0 {
 			continue
 		}
-		sets = append(sets, s.CertHosts)
+		ns := NameSet{Names: s.CertHosts, Owner: fmt.Sprintf("container %q on node %q", s.Container, s.Node), Routed: []string{}}
+		for _, h := range s.Hosts {
+			if r := routes[h]; r != nil && accepted(r, s) {
+				ns.Routed = append(ns.Routed, h)
+			}
+		}
+		sets = append(sets, ns)
 	}
 	return sets
 }
 
-// Plan turns name sets (first name the subject) into the certificates to
-// obtain, sorted by Primary. The rules, documented in docs/certs.md:
+// accepted reports whether routing accepted s's claim on r.
+func accepted(r *routing.Route, s routing.Service) bool {
+	return slices.Contains(r.Containers, s.Container) && r.Protocol == s.Protocol && r.HTTPS == s.HTTPS && r.HSTS == s.HSTS
+}
+
+// Plan turns name sets into the certificates to obtain, sorted by Primary.
+// The rules, documented in docs/certs.md:
+//   - a restricted set keeps only the names its requester routes;
 //   - a name exactly one label below a wildcard domain moves into that
 //     domain's *.domain certificate; the set's next name becomes its subject;
 //   - sets with the same subject merge into one certificate with the union
-//     of their names;
+//     of their names, unless that would change the issuer the certificate
+//     gets: when the sets for one subject disagree on the issuer, the sets
+//     that agree with the subject's own issuer (ChooseIssuer of the subject
+//     alone) keep it, and each other set goes on without that subject (its
+//     next name becomes its subject), so a merge never changes an existing
+//     certificate's issuer;
 //   - certificates with the same name set collapse into one, whose subject
 //     is the alphabetically first of their subjects;
 //   - the same name may appear in several certificates;
 //   - a certificate with a name under a local suffix goes to the local CA
 //     (IssuerAuto), and every certificate does with IssuerLocal.
 //
-// It returns warnings for sets it had to refuse (over MaxNames names).
-func Plan(sets [][]string, opts PlanOptions) ([]store.WantedCert, []string) {
+// It returns warnings for names it dropped, merges it refused and sets it
+// had to refuse (over MaxNames names).
+func Plan(sets []NameSet, opts PlanOptions) ([]store.WantedCert, []string) {
+	var warnings []string
+	type pending struct {
+		names []string // names[0] the subject
+		owner string
+	}
+	var queue []pending
 	byPrimary := map[string]map[string]bool{}
 	add := func(primary string, names []string) {
 		m := byPrimary[primary]
@@ -82,18 +145,76 @@ func Plan(sets [][]string, opts PlanOptions) ([]store.WantedCert, []string) {
 		}
 	}
 	for _, set := range sets {
+		var routed map[string]bool
+		if !set.Unrestricted {
+			routed = make(map[string]bool, len(set.Routed))
+			for _, n := range set.Routed {
+				routed[n] = true
+			}
+		}
+		seen := make(map[string]bool, len(set.Names))
 		var rest []string
-		for _, n := range set {
+		for _, n := range set.Names {
+			if seen[n] {
+				continue
+			}
+			seen[n] = true
+			if routed != nil && !routed[n] {
+				warnings = append(warnings, fmt.Sprintf("%s: certificate name %q dropped: it is not one of the vhosts this container routes", set.Owner, n))
+				continue
+			}
 			if w, ok := wildcardFor(n, opts.WildcardDomains); ok {
 				add(w, []string{w})
 				continue
 			}
-			if !slices.Contains(rest, n) {
-				rest = append(rest, n)
-			}
+			rest = append(rest, n)
 		}
 		if len(rest) > 0 {
-			add(rest[0], rest)
+			queue = append(queue, pending{names: rest, owner: set.Owner})
+		}
+	}
+
+	// A merge never changes a certificate's issuer: while the sets sharing
+	// a subject disagree on the issuer, the sets that disagree with the
+	// subject's own issuer drop that subject. Every round drops a name, so
+	// this ends.
+	for {
+		bySubject := map[string][]int{}
+		for i, p := range queue {
+			if len(p.names) > 0 {
+				bySubject[p.names[0]] = append(bySubject[p.names[0]], i)
+			}
+		}
+		changed := false
+		for _, subject := range slices.Sorted(maps.Keys(bySubject)) {
+			idx := bySubject[subject]
+			mixed := false
+			for _, i := range idx[1:] {
+				if ChooseIssuer(queue[i].names, opts.Issuer) != ChooseIssuer(queue[idx[0]].names, opts.Issuer) {
+					mixed = true
+					break
+				}
+			}
+			if !mixed {
+				continue
+			}
+			keep := ChooseIssuer([]string{subject}, opts.Issuer)
+			for _, i := range idx {
+				if got := ChooseIssuer(queue[i].names, opts.Issuer); got != keep {
+					warnings = append(warnings, fmt.Sprintf("certificate %q: %s asks for it with %q, which would change its issuer from %s to %s; those names get their own certificate",
+						subject, queue[i].owner, queue[i].names[1:], keep, got))
+					queue[i].names = queue[i].names[1:]
+					changed = true
+				}
+			}
+		}
+		if !changed {
+			break
+		}
+	}
+	for _, p := range queue {
+		if len(p.names) > 0 {
+			add(p.names[0], p.names)
 		}
 	}
 
@@ -116,7 +237,6 @@ func Plan(sets [][]string, opts PlanOptions) ([]store.WantedCert, []string) {
 	}
 
 	var out []store.WantedCert
-	var warnings []string
 	for _, c := range bySet {
 		if len(c.Names) > MaxNames {
 			warnings = append(warnings, fmt.Sprintf("certificate %q: %d names exceed the limit of %d; not requested", c.Primary, len(c.Names), MaxNames))
@@ -127,6 +247,7 @@ func Plan(sets [][]string, opts PlanOptions) ([]store.WantedCert, []string) {
 	}
 	slices.SortFunc(out, func(a, b store.WantedCert) int { return cmp.Compare(a.Primary, b.Primary) })
 	slices.Sort(warnings)
+	warnings = slices.Compact(warnings)
 	return out, warnings
 }
 

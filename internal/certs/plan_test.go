@@ -77,7 +77,7 @@ func TestPlan(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, warns := Plan(tc.sets, tc.opts)
+			got, warns := Plan(UnrestrictedSets(tc.sets, "test"), tc.opts)
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("Plan:\n got %+v\nwant %+v", got, tc.want)
 			}
@@ -97,14 +97,132 @@ func manyNames(n int) []string {
 }
 
 func TestServiceNamesSkipsHTTPSOff(t *testing.T) {
-	svcs := []routing.Service{
-		{Container: "a", HTTPS: routing.HTTPSRedirect, CertHosts: []string{"a.example.com"}},
-		{Container: "b", HTTPS: routing.HTTPSOff, Hosts: []string{"b.example.com"}, CertHosts: []string{"b.example.com"}},
-		{Container: "c", HTTPS: routing.HTTPSBoth},
+	res := routing.Result{
+		Services: []routing.Service{
+			{Container: "a", Node: "h", HTTPS: routing.HTTPSRedirect, Protocol: "http", Hosts: []string{"a.example.com"}, CertHosts: []string{"a.example.com"}},
+			{Container: "b", Node: "h", HTTPS: routing.HTTPSOff, Protocol: "http", Hosts: []string{"b.example.com"}, CertHosts: []string{"b.example.com"}},
+			{Container: "c", Node: "h", HTTPS: routing.HTTPSBoth},
+		},
+		Routes: []routing.Route{
+			{Host: "a.example.com", Protocol: "http", HTTPS: routing.HTTPSRedirect, Containers: []string{"a"}},
+			{Host: "b.example.com", Protocol: "http", HTTPS: routing.HTTPSOff, Containers: []string{"b"}}},
 	}
-	got := ServiceNames(svcs)
-	if want := [][]string{{"a.example.com"}}; !reflect.DeepEqual(got, want) {
-		t.Errorf("got %q, want %q", got, want)
+	got := ServiceNames(res)
+	want := []NameSet{{Names: []string{"a.example.com"}, Owner: `container "a" on node "h"`, Routed: []string{"a.example.com"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestServiceNamesRoutedOnlyAcceptedClaims runs the real routing.Build:
+// only accepted vhost claims count as routed, also when a container of the
+// same name on another Docker host claims the vhost with other settings.
+func TestServiceNamesRoutedOnlyAcceptedClaims(t *testing.T) {
+	rec := func(node, id, name string, labels map[string]string) store.Container {
+		labels[routing.LabelPort] = "80"
+		return store.Container{ID: id, Name: name, Host: node, State: "running", Labels: labels}
+	}
+	cs := []store.Container{
+		rec("h1", "1", "web", map[string]string{routing.LabelVhost: "app.example.com", routing.LabelHTTPS: "redirect"}),
+		// Same name, other node, conflicting settings: its claim on
+		// app.example.com is rejected.
+		rec("h2", "2", "web", map[string]string{routing.LabelVhost: "app.example.com, b.test", routing.LabelHTTPS: "both"}),
+		// An identical replica: accepted.
+		rec("h3", "3", "replica", map[string]string{routing.LabelVhost: "app.example.com, r.test", routing.LabelHTTPS: "redirect"}),
+	}
+	got := map[string][]string{}
+	for _, ns := range ServiceNames(routing.Build(cs, routing.Options{})) {
+		got[ns.Owner] = ns.Routed
+	}
+	want := map[string][]string{
+		`container "web" on node "h1"`:     {"app.example.com"},
+		`container "web" on node "h2"`:     {"b.test"},
+		`container "replica" on node "h3"`: {"app.example.com", "r.test"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("routed names:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestPlanOwnership: a merge never changes an existing certificate's issuer
+// and never adds a name another container routes (issue 8, class 3).
+func TestPlanOwnership(t *testing.T) {
+	acme, local := store.IssuerACME, store.IssuerLocal
+	a := NameSet{Names: []string{"app.example.com"}, Owner: "A", Routed: []string{"app.example.com"}}
+	tests := []struct {
+		name  string
+		sets  []NameSet
+		opts  PlanOptions
+		want  []store.WantedCert
+		warns int
+	}{
+		{name: "foreign cert name is dropped",
+			sets: []NameSet{a, {Names: []string{"app.example.com", "b.test"}, Owner: "B", Routed: []string{"b.test"}}},
+			want: []store.WantedCert{
+				{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: acme},
+				{Primary: "b.test", Names: []string{"b.test"}, Issuer: local}},
+			warns: 1},
+		{name: "foreign name as a SAN is dropped",
+			sets: []NameSet{a, {Names: []string{"b.example.com", "app.example.com"}, Owner: "B", Routed: []string{"b.example.com"}}},
+			want: []store.WantedCert{
+				{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: acme},
+				{Primary: "b.example.com", Names: []string{"b.example.com"}, Issuer: acme}},
+			warns: 1},
+		{name: "container routing nothing certifies nothing",
+			sets:  []NameSet{a, {Names: []string{"app.example.com", "evil.test"}, Owner: "B", Routed: []string{}}},
+			want:  []store.WantedCert{{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: acme}},
+			warns: 2},
+		{name: "replica adding a local name does not switch the issuer",
+			sets: []NameSet{a, {Names: []string{"app.example.com", "foo.test"}, Owner: "B", Routed: []string{"app.example.com", "foo.test"}}},
+			want: []store.WantedCert{
+				{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: acme},
+				{Primary: "foo.test", Names: []string{"foo.test"}, Issuer: local}},
+			warns: 1},
+		{name: "order of sets does not matter",
+			sets: []NameSet{{Names: []string{"app.example.com", "foo.test"}, Owner: "B", Routed: []string{"app.example.com", "foo.test"}}, a},
+			want: []store.WantedCert{
+				{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: acme},
+				{Primary: "foo.test", Names: []string{"foo.test"}, Issuer: local}},
+			warns: 1},
+		{name: "replica adding a public name merges",
+			sets: []NameSet{a, {Names: []string{"app.example.com", "new.example.com"}, Owner: "B", Routed: []string{"app.example.com", "new.example.com"}}},
+			want: []store.WantedCert{{Primary: "app.example.com", Names: []string{"app.example.com", "new.example.com"}, Issuer: acme}}},
+		{name: "one container with public and local names stays local",
+			sets: []NameSet{{Names: []string{"www.example.com", "dev.test"}, Owner: "A", Routed: []string{"www.example.com", "dev.test"}}},
+			want: []store.WantedCert{{Primary: "www.example.com", Names: []string{"www.example.com", "dev.test"}, Issuer: local}}},
+		{name: "local subject: all agree",
+			sets: []NameSet{
+				{Names: []string{"a.test"}, Owner: "A", Routed: []string{"a.test"}},
+				{Names: []string{"a.test", "b.test"}, Owner: "B", Routed: []string{"a.test", "b.test"}}},
+			want: []store.WantedCert{{Primary: "a.test", Names: []string{"a.test", "b.test"}, Issuer: local}}},
+		{name: "cascading: the stripped set meets another subject",
+			sets: []NameSet{
+				a,
+				{Names: []string{"app.example.com", "x.example.com", "y.test"}, Owner: "B", Routed: []string{"app.example.com", "x.example.com", "y.test"}},
+				{Names: []string{"x.example.com"}, Owner: "C", Routed: []string{"x.example.com"}}},
+			want: []store.WantedCert{
+				{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: acme},
+				{Primary: "x.example.com", Names: []string{"x.example.com"}, Issuer: acme},
+				{Primary: "y.test", Names: []string{"y.test"}, Issuer: local}},
+			warns: 2},
+		{name: "forced issuer: no conflict",
+			sets: []NameSet{a, {Names: []string{"app.example.com", "foo.test"}, Owner: "B", Routed: []string{"app.example.com", "foo.test"}}},
+			opts: PlanOptions{Issuer: IssuerACME},
+			want: []store.WantedCert{{Primary: "app.example.com", Names: []string{"app.example.com", "foo.test"}, Issuer: acme}}},
+		{name: "domains file is unrestricted",
+			sets: UnrestrictedSets([][]string{{"app.example.com", "other.example.com"}}, "domains file"),
+			want: []store.WantedCert{{Primary: "app.example.com", Names: []string{"app.example.com", "other.example.com"}, Issuer: acme}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, warns := Plan(tc.sets, tc.opts)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Plan:\n got %+v\nwant %+v", got, tc.want)
+			}
+			if len(warns) != tc.warns {
+				t.Errorf("warnings %q, want %d", warns, tc.warns)
+			}
+		})
 	}
 }
 
@@ -113,7 +231,7 @@ func TestPlanFromRecords(t *testing.T) {
 		{ID: "1", Name: "web", Host: "h", State: "running", Labels: map[string]string{routing.LabelVhost: "www.example.com, example.com", routing.LabelPort: "80"}},
 		{ID: "2", Name: "plain", Host: "h", State: "running", Labels: map[string]string{routing.LabelVhost: "plain.example.com", routing.LabelPort: "80", routing.LabelHTTPS: "off"}},
 	}
-	got, _ := Plan(ServiceNames(routing.Build(cs, routing.Options{}).Services), PlanOptions{})
+	got, _ := Plan(ServiceNames(routing.Build(cs, routing.Options{})), PlanOptions{})
 	want := []store.WantedCert{{Primary: "www.example.com", Names: []string{"www.example.com", "example.com"}, Issuer: store.IssuerACME}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -114,6 +115,9 @@ type Input struct {
 	Window *Window
 	// Grace is how long an unused certificate is still renewed.
 	Grace time.Duration
+	// Superseded is set when the issuer no longer vouches for Bundle (the
+	// local CA's root was replaced): it is re-issued at once.
+	Superseded bool
 }
 
 // Decision is Decide's answer.
@@ -161,6 +165,8 @@ func Decide(in Input, now time.Time) Decision {
 		reason = "names changed"
 	case b.Issuer != want.Issuer:
 		reason = "issuer changed"
+	case in.Superseded:
+		reason = "the local CA's root was replaced"
 	default:
 		at := RenewAt(*b, in.Window)
 		if now.Before(at) {
@@ -209,7 +215,7 @@ func RecordFailure(st store.CertState, want store.WantedCert, err error, now tim
 	}
 	st.Primary, st.Names, st.Issuer = want.Primary, want.Names, want.Issuer
 	st.Failures++
-	st.LastError, st.LastErrorAt = err.Error(), now
+	st.LastError, st.LastErrorAt = redact.Error(err), now
 	st.RetryAt = now.Add(Backoff(st.Failures, base, max))
 	var ra RetryAfter
 	if errors.As(err, &ra) && ra.RetryAfter().After(st.RetryAt) {

@@ -122,6 +122,8 @@ func TestDecide(t *testing.T) {
 		{name: "ARI window earlier than a third", in: Input{Want: want, Bundle: fresh, Window: &Window{Start: t0.Add(-time.Hour), End: t0}}, action: Obtain},
 		{name: "SAN added", in: Input{Want: wantSAN, Bundle: fresh}, action: Obtain},
 		{name: "issuer changed", in: Input{Want: &store.WantedCert{Primary: "a.example", Names: []string{"a.example"}, Issuer: store.IssuerLocal}, Bundle: fresh}, action: Obtain},
+		{name: "root replaced: re-issued at once", in: Input{Want: want, Bundle: fresh, Superseded: true}, action: Obtain},
+		{name: "root replaced, backing off after a failure", in: Input{Want: want, Bundle: fresh, Superseded: true, State: failed}, action: Wait, at: t0.Add(time.Hour)},
 		{name: "backing off", in: Input{Want: want, State: failed}, action: Wait, at: t0.Add(time.Hour)},
 		{name: "backoff ends", in: Input{Want: want, State: store.CertState{Names: []string{"a.example"}, Issuer: store.IssuerACME, RetryAt: t0}}, action: Obtain},
 		{name: "backoff does not hold a changed name set", in: Input{Want: wantSAN, State: failed}, action: Obtain},

@@ -22,6 +22,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/portico/portico/internal/certs/localca"
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -119,6 +120,7 @@ type Stage struct {
 	badKeys   map[string]int64
 	fileSets  [][]string
 	fileReady bool
+	warned    map[string]bool // plan warnings already logged
 }
 
 type ariEntry struct {
@@ -163,6 +165,9 @@ func New(cfg Config, cli *clientv3.Client, log *slog.Logger) (*Stage, error) {
 	}
 	local := cfg.Local
 	if local == nil {
+		if cfg.LocalCA.Log == nil {
+			cfg.LocalCA.Log = log
+		}
 		local = localca.New(cli, cfg.Keys, cfg.LocalCA)
 	}
 	m, err := newMetrics(cfg.Metrics)
@@ -170,7 +175,7 @@ func New(cfg Config, cli *clientv3.Client, log *slog.Logger) (*Stage, error) {
 		return nil, err
 	}
 	return &Stage{
-		cfg: cfg, cli: cli, log: log, plan: plan, local: local, m: m,
+		cfg: cfg, cli: cli, log: redact.Logger(log), plan: plan, local: local, m: m,
 		kick:     make(chan struct{}, 1),
 		sem:      make(chan struct{}, cfg.Workers),
 		inflight: map[string]bool{},
@@ -216,6 +221,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	states := store.NewMirror(s.cli, s.cfg.Keys.CertStates(), s.kick, s.log)
 	goRun(data.Run)
 	goRun(states.Run)
+	goRun(s.prepareLocal)
 
 	wake := time.NewTimer(s.cfg.CheckInterval)
 	defer wake.Stop()
@@ -312,7 +318,6 @@ func readBounded(path string) ([]byte, error) {
 // wanted derives the wanted certificates; ok is false until the input has
 // been read once.
 func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
-	var sets [][]string
 	if containers == nil {
 		s.mu.Lock()
 		sets, ready := s.fileSets, s.fileReady
@@ -320,7 +325,7 @@ func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
 		if !ready {
 			return nil, false
 		}
-		return s.planned(sets), true
+		return s.planned(UnrestrictedSets(sets, "domains file")), true
 	}
 	entries, _, synced := containers.Snapshot()
 	if !synced {
@@ -335,15 +340,22 @@ func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
 		}
 		cs = append(cs, c)
 	}
-	sets = ServiceNames(routing.Build(cs, s.cfg.Routing).Services)
-	return s.planned(sets), true
+	return s.planned(ServiceNames(routing.Build(cs, s.cfg.Routing))), true
 }
 
-func (s *Stage) planned(sets [][]string) []store.WantedCert {
+// planned runs Plan and logs each warning once while it persists.
+func (s *Stage) planned(sets []NameSet) []store.WantedCert {
 	certs, warnings := Plan(sets, s.plan)
+	now := make(map[string]bool, len(warnings))
+	s.mu.Lock()
 	for _, w := range warnings {
-		s.log.Warn("certificate not requested", "problem", w)
+		now[w] = true
+		if !s.warned[w] {
+			s.log.Warn("certificate plan", "problem", w)
+		}
 	}
+	s.warned = now
+	s.mu.Unlock()
 	if certs == nil {
 		certs = []store.WantedCert{}
 	}
@@ -442,7 +454,7 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 		if bp != nil {
 			st.NextRenewal = RenewAt(*bp, window)
 		}
-		d := Decide(Input{Want: w, Bundle: bp, State: st, Window: window, Grace: s.cfg.Grace}, now)
+		d := Decide(Input{Want: w, Bundle: bp, State: st, Window: window, Grace: s.cfg.Grace, Superseded: s.superseded(ctx, bp)}, now)
 		switch d.Action {
 		case Obtain:
 			// The order writes the state, under the lock.
@@ -679,7 +691,7 @@ func (s *Stage) order(runCtx context.Context, c store.WantedCert, reason string)
 	st = s.effective(st)
 	st.Primary = c.Primary
 	now := s.cfg.Now()
-	if d := Decide(Input{Want: &c, Bundle: bp, State: st, Window: s.window(ctx, bp), Grace: s.cfg.Grace}, now); d.Action != Obtain {
+	if d := Decide(Input{Want: &c, Bundle: bp, State: st, Window: s.window(ctx, bp), Grace: s.cfg.Grace, Superseded: s.superseded(ctx, bp)}, now); d.Action != Obtain {
 		s.log.Debug("certificate order not needed any more", "cert", c.Primary, "reason", d.Reason)
 		return nil
 	}

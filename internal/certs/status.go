@@ -10,6 +10,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -70,7 +71,7 @@ func Report(wanted []store.WantedCert, bundles []store.CertBundle, states []stor
 			c.Names, c.Issuer = st.Names, st.Issuer
 		}
 		c.NextRenewal, c.UnusedSince = st.NextRenewal, st.UnusedSince
-		c.Error, c.ErrorAt, c.RetryAt, c.Failures = st.LastError, st.LastErrorAt, st.RetryAt, st.Failures
+		c.Error, c.ErrorAt, c.RetryAt, c.Failures = redact.String(st.LastError), st.LastErrorAt, st.RetryAt, st.Failures
 	}
 	out := make([]CertStatus, 0, len(byP))
 	for p, c := range byP {

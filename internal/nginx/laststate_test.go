@@ -40,7 +40,8 @@ func (h *harness) restart(cli Client, mutate func(*Config), whileDown func()) (*
 	}
 	reg := prometheus.NewRegistry()
 	cfg := Config{Keys: h.keys, Dir: h.dir, HTTPAddrs: []string{h.http}, NginxBinary: nginxBin, Instance: "test",
-		Debounce: 20 * time.Millisecond, Metrics: reg}
+		Debounce: 20 * time.Millisecond, Metrics: reg,
+		Routing: routing.Options{LoopbackUpstreams: true}} // the upstreams are test servers on 127.0.0.1
 	if mutate != nil {
 		mutate(&cfg)
 	}

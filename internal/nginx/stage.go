@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -342,13 +343,14 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		retry = retryIn
 	}
 	if o.err != nil {
-		if st.Error != o.err.Error() {
+		msg := redact.Error(o.err)
+		if st.Error != msg {
 			if o.applied == nil {
-				s.log.Error("nginx config not applied; keeping the last good one", "err", o.err, "routes", o.errRoutes)
+				s.log.Error("nginx config not applied; keeping the last good one", "err", msg, "routes", o.errRoutes)
 			}
 			s.m.failures.Inc()
 		}
-		st.Error, st.ErrorRoutes = o.err.Error(), o.errRoutes
+		st.Error, st.ErrorRoutes = msg, o.errRoutes
 	}
 	s.m.refused.Set(float64(len(st.ErrorRoutes)))
 	st.Reloads = s.Reloads()

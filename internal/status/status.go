@@ -4,14 +4,17 @@
 package status
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/portico/portico/internal/certs"
+	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -108,8 +111,11 @@ func shortID(id string) string {
 	return id
 }
 
-// WriteText prints the report for a person.
+// WriteText prints the report for a person. Every string that comes from
+// etcd passes through Escape (control characters, bidi overrides), and every
+// error through redact.String (URL credentials).
 func (r Report) WriteText(w io.Writer, now time.Time) error {
+	e, list := Escape, func(ss []string) string { return Escape(strings.Join(ss, ",")) }
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "CONTAINERS (%d)\n", len(r.Containers))
 	fmt.Fprintln(tw, "  NAME\tNODE\tID\tSTATE\tVHOSTS\tUPSTREAM")
@@ -122,7 +128,7 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		if up != "" && !c.Live {
 			up += " (not live)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", c.Name, c.Node, c.ID, state, dash(strings.Join(c.Vhosts, ",")), dash(up))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", e(c.Name), e(c.Node), e(c.ID), e(state), dash(list(c.Vhosts)), dash(e(up)))
 	}
 	fmt.Fprintf(tw, "\nROUTES (%d)\n", len(r.Routes))
 	fmt.Fprintln(tw, "  VHOST\tPROTOCOL\tHTTPS\tUPSTREAMS\tCONTAINERS")
@@ -135,39 +141,63 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		if ups == "" {
 			ups = "none live (503)"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", host, rt.Protocol, rt.HTTPS, ups, strings.Join(rt.Containers, ","))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e(host), e(rt.Protocol), e(rt.HTTPS), e(ups), list(rt.Containers))
 	}
 	if len(r.Certs) > 0 {
 		fmt.Fprintf(tw, "\nCERTIFICATES (%d)\n", len(r.Certs))
 		fmt.Fprintln(tw, "  PRIMARY\tNAMES\tISSUER\tCONDITION\tEXPIRES\tRENEWS\tLAST ERROR")
 		for _, c := range r.Certs {
-			errs := dash(c.Error)
+			errs := dash(e(redact.String(c.Error)))
 			if !c.RetryAt.IsZero() && c.Error != "" {
 				errs += fmt.Sprintf(" (retry %s)", when(c.RetryAt, now))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Primary, strings.Join(c.Names, ","), dash(c.Issuer), c.Condition, when(c.NotAfter, now), when(c.NextRenewal, now), errs)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e(c.Primary), list(c.Names), dash(e(c.Issuer)), e(c.Condition), when(c.NotAfter, now), when(c.NextRenewal, now), errs)
 		}
 	}
 	fmt.Fprintf(tw, "\nNGINX (%d)\n", len(r.Nginx))
 	for _, n := range r.Nginx {
-		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\n", n.Instance, n.Routes, n.Reloads, short(n.Applied))
+		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\n", e(n.Instance), n.Routes, n.Reloads, e(short(n.Applied)))
 		if n.Error != "" {
-			fmt.Fprintf(tw, "  \tlast error: %s (routes: %s)\n", n.Error, strings.Join(n.ErrorRoutes, ","))
+			fmt.Fprintf(tw, "  \tlast error: %s (routes: %s)\n", e(redact.String(n.Error)), list(n.ErrorRoutes))
 		}
 	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(tw, "\nPROBLEMS (%d)\n", len(r.Problems))
 		for _, p := range r.Problems {
-			fmt.Fprintf(tw, "  %s\t%s\n", p.Severity, p.Error())
+			fmt.Fprintf(tw, "  %s\t%s\n", e(string(p.Severity)), e(p.Error()))
 		}
 	}
 	if len(r.Store) > 0 {
 		fmt.Fprintf(tw, "\nUNREADABLE RECORDS (%d)\n", len(r.Store))
 		for _, s := range r.Store {
-			fmt.Fprintf(tw, "  %s\n", s)
+			fmt.Fprintf(tw, "  %s\n", e(redact.String(s)))
 		}
 	}
 	return tw.Flush()
+}
+
+// WriteJSON prints the report as indented JSON, with errors redacted and
+// the characters encoding/json leaves raw but a terminal interprets (C1
+// controls, bidi overrides) escaped.
+func (r Report) WriteJSON(w io.Writer) error {
+	r.Certs = slices.Clone(r.Certs)
+	for i := range r.Certs {
+		r.Certs[i].Error = redact.String(r.Certs[i].Error)
+	}
+	r.Nginx = slices.Clone(r.Nginx)
+	for i := range r.Nginx {
+		r.Nginx[i].Error = redact.String(r.Nginx[i].Error)
+	}
+	r.Store = slices.Clone(r.Store)
+	for i := range r.Store {
+		r.Store[i] = redact.String(r.Store[i])
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	_, err = w.Write(append(escapeJSON(b), '\n'))
+	return err
 }
 
 func dash(s string) string {
