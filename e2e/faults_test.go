@@ -45,7 +45,7 @@ func TestFaultEtcdGoneFor30s(t *testing.T) {
 	httpAddr := addr(freePort(t))
 	start(t, nil, "nginx", "--etcd-endpoints", etcd.url, "--data-dir", t.TempDir(), "--instance", "e2e-"+d.RunID,
 		"--http-addr", httpAddr, "--https-addr", "", "--network", net)
-	start(t, nil, "reporter", "--etcd-endpoints", etcd.url, "--host", "e2e-"+d.RunID)
+	start(t, nil, "reporter", "--etcd-endpoints", etcd.url, "--host", "e2e-"+d.RunID, "--label-filter", dockertest.RunLabel+"="+d.RunID)
 
 	host := "etcdgone-" + d.RunID + ".test"
 	d.Run(t, dockertest.RunOptions{Name: "keep", Network: net, Labels: vhostLabels(host)})
@@ -87,7 +87,7 @@ func TestFaultDockerGone(t *testing.T) {
 	fw := dockertest.NewForwarder(t)
 	metrics := addr(freePort(t))
 	node := "e2e-" + d.RunID
-	start(t, nil, "reporter", "--etcd-endpoints", e.Endpoint, "--host", node,
+	start(t, nil, "reporter", "--etcd-endpoints", e.Endpoint, "--host", node, "--label-filter", dockertest.RunLabel+"="+d.RunID,
 		"--docker-host", fw.Host(), "--metrics-addr", metrics)
 
 	d.Run(t, dockertest.RunOptions{Name: "kept"})
@@ -248,7 +248,7 @@ func TestFaultReporterRestarted20Times(t *testing.T) {
 	node := "e2e-" + d.RunID
 	startReporter := func() *proc {
 		m := addr(freePort(t))
-		r := start(t, nil, "reporter", "--etcd-endpoints", e.Endpoint, "--host", node, "--metrics-addr", m)
+		r := start(t, nil, "reporter", "--etcd-endpoints", e.Endpoint, "--host", node, "--metrics-addr", m, "--label-filter", dockertest.RunLabel+"="+d.RunID)
 		eventually(t, 30*time.Second, "reporter resynced", func() error {
 			v, err := metric(m, "portico_reporter_resyncs_total")
 			if err == nil && v < 1 {
@@ -541,6 +541,8 @@ func recordsMatchDocker(t *testing.T, d *dockertest.Env, cli *clientv3.Client, n
 			t.Errorf("reporter wrote a record it cannot read back: %v", err)
 			continue
 		}
+		// The reporter copies the --label-filter keys, and only labels
+		// Portico reads besides.
 		if c.Labels[dockertest.RunLabel] == d.RunID {
 			got[c.ID] = c.State
 		}

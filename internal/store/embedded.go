@@ -51,12 +51,20 @@ func EndpointFile(dataDir string) string { return filepath.Join(dataDir, endpoin
 func SocketPath(dataDir string) string { return filepath.Join(dataDir, socketFile) }
 
 // ReadEndpoint returns the client URL a running `portico run` recorded.
+// While the embedded etcd is still starting (or restarting) the file may be
+// missing; the socket it will serve on is then the answer, since its path is
+// fixed by the data dir.
 func ReadEndpoint(dataDir string) (string, error) {
 	b, err := os.ReadFile(EndpointFile(dataDir))
-	if err != nil {
-		return "", fmt.Errorf("no running portico in %s: %w", dataDir, err)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
 	}
-	return strings.TrimSpace(string(b)), nil
+	if _, serr := os.Stat(SocketPath(dataDir)); serr == nil {
+		if ep, eerr := EmbeddedEndpoint(dataDir); eerr == nil {
+			return ep, nil
+		}
+	}
+	return "", fmt.Errorf("no running portico in %s: %w", dataDir, err)
 }
 
 // PrepareDataDir creates dir with mode 0700, or tightens an existing dir of

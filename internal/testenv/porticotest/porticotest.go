@@ -258,15 +258,25 @@ func Metric(metricsAddr, name string) (float64, error) {
 // StatusJSON runs `bin status --json` with args and decodes it.
 func StatusJSON(t testing.TB, bin string, args ...string) map[string]any {
 	t.Helper()
+	m, err := TryStatusJSON(bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TryStatusJSON is StatusJSON for polling: it returns the error instead of
+// failing the test (the store may not answer yet).
+func TryStatusJSON(bin string, args ...string) (map[string]any, error) {
 	out, err := exec.Command(bin, append([]string{"status", "--json"}, args...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("portico status: %v\n%s", err, out)
+		return nil, fmt.Errorf("portico status: %v\n%s", err, out)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(out, &m); err != nil {
-		t.Fatalf("portico status --json: %v\n%s", err, out)
+		return nil, fmt.Errorf("portico status --json: %v\n%s", err, out)
 	}
-	return m
+	return m, nil
 }
 
 // Main is a TestMain body: it builds portico into a temp dir, stores its
