@@ -34,6 +34,7 @@ Commands:
   certs     derive, obtain, store and renew certificates
   nginx     render nginx config from the records and reload nginx
   status    show containers, routes, certificates, warnings and errors
+  explain   show how one host name is served, or why it is not
   etcd-setup  create the stages' etcd roles and users on an external cluster
   version   print the version
 
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		err = cmdNginx(ctx, rest, e, stderr)
 	case "status":
 		err = cmdStatus(ctx, rest, e, stdout, stderr)
+	case "explain":
+		err = cmdExplain(ctx, rest, e, stdout, stderr)
 	case "etcd-setup":
 		err = cmdEtcdSetup(ctx, rest, e, stdout, stderr)
 	case "version", "--version":

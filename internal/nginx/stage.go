@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -338,6 +339,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 			s.log.Warn("prune certificates", "err", perr)
 		}
 		s.markSettings()
+		st.AppliedRoutes = RouteDigests(o.applied)
 		st.Applied, st.Routes, st.Error, st.ErrorRoutes = r.Hash, len(o.applied), "", nil
 	} else if !refused(o.err) {
 		retry = retryIn
@@ -369,6 +371,9 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 }
 
 func sameStatus(a, b store.NginxStatus) bool {
+	if !maps.Equal(a.AppliedRoutes, b.AppliedRoutes) {
+		return false
+	}
 	return a.Instance == b.Instance && a.Applied == b.Applied && a.Routes == b.Routes && a.Reloads == b.Reloads &&
 		a.Error == b.Error && slices.Equal(a.ErrorRoutes, b.ErrorRoutes)
 }

@@ -75,6 +75,11 @@ type NginxStatus struct {
 	Routes int `json:"routes"`
 	// Reloads counts successful reloads since the stage started.
 	Reloads int `json:"reloads"`
+	// AppliedRoutes maps each vhost of the applied config to a digest of
+	// its route (nginx.RouteDigest), so `portico explain` can tell whether
+	// this instance runs a route as it is now. Omitted past
+	// nginx.MaxStatusRoutes routes.
+	AppliedRoutes map[string]string `json:"applied_routes,omitempty"`
 	// Error is the last failed render or reload, with the vhosts it held.
 	Error       string   `json:"error,omitempty"`
 	ErrorRoutes []string `json:"error_routes,omitempty"`
