@@ -197,17 +197,28 @@ func Build(in Input) Explanation {
 	for _, n := range x.Nginx {
 		served = served || n.State == InstanceApplied
 	}
+	// blocking is the reason the summary gives: without a route, the
+	// claims' first; with one, that no instance applied it.
+	blocking := ""
+	if len(x.Why) > 0 {
+		blocking = x.Why[0]
+	}
 	switch {
 	case route == nil:
 	case len(x.Nginx) == 0:
-		x.Why = append(x.Why, "not yet applied: no nginx stage has reported (no status/nginx/ record)")
+		blocking = "not yet applied: no nginx stage has reported (no status/nginx/ record)"
+		x.Why = append(x.Why, blocking)
 	case !served:
-		for _, n := range x.Nginx {
-			x.Why = append(x.Why, fmt.Sprintf("not yet applied by nginx instance %q (%s): %s", n.Instance, n.State, n.Detail))
+		for i, n := range x.Nginx {
+			msg := fmt.Sprintf("not yet applied by nginx instance %q (%s): %s", n.Instance, n.State, n.Detail)
+			if i == 0 {
+				blocking = msg
+			}
+			x.Why = append(x.Why, msg)
 		}
 	}
 	x.Served = route != nil && served
-	x.Summary = summary(x)
+	x.Summary = summary(x, blocking)
 	return x
 }
 
@@ -253,12 +264,12 @@ func nonNil(ss []string) []string {
 	return ss
 }
 
-func summary(x Explanation) string {
+func summary(x Explanation, blocking string) string {
 	if !x.Served {
-		if len(x.Why) == 0 {
+		if blocking == "" {
 			return x.Host + " is not served"
 		}
-		return x.Host + " is not served: " + x.Why[0]
+		return x.Host + " is not served: " + blocking
 	}
 	var s strings.Builder
 	s.WriteString(x.Host + " is served")

@@ -23,7 +23,11 @@ func (x Explanation) WriteText(w io.Writer, now time.Time) error {
 		fmt.Fprintf(tw, "  (asked as %s)\n", e(x.Asked))
 	}
 	if len(x.Why) > 0 {
-		fmt.Fprintf(tw, "\nWHY (%d)\n", len(x.Why))
+		title := "WHY IT IS NOT SERVED"
+		if x.Served {
+			title = "NOTES"
+		}
+		fmt.Fprintf(tw, "\n%s (%d)\n", title, len(x.Why))
 		for _, s := range x.Why {
 			fmt.Fprintf(tw, "  - %s\n", e(s))
 		}
