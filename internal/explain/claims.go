@@ -35,7 +35,7 @@ func readSnapshot(in Input) snapshot {
 			if c, err = store.DecodeContainerEntry(key, e); err == nil {
 				if c.Rejected != "" {
 					s.unreadable = append(s.unreadable, fmt.Sprintf("key %q: container %q on node %q was rejected by the reporter, so its names are unknown: %s",
-						key, c.Name, c.Host, clip(c.Rejected)))
+						key, c.Name, c.Host, redact.String(clip(c.Rejected))))
 				}
 				s.containers = append(s.containers, c)
 				s.keyOf[c.Host+"\x00"+c.ID] = key
