@@ -24,7 +24,7 @@ import (
 // served when it is not. The decisions are internal/explain's; this reads
 // the flags and the store.
 func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
-	c := newCommand("explain", "Explain how one host name is served, or why it is not: the containers that claim it, their settings and problems, the route, the certificate, the rendered server block and which nginx instances applied it.\n\nUsage: portico explain [flags] <host> [flags]\nExit status: 0 when the name is served, 1 when it is not (or on an error).", stderr)
+	c := newCommand("explain", "Explain how one host name is served, or why it is not: the containers that claim it, their settings and problems, the route, the certificate, the rendered server block and which nginx instances applied it.\n\nThe host name goes before or after the flags: portico explain <host> [flags].\nExit status: 0 when the name is served, 1 when it is not (or on an error).", stderr)
 	so := addStore(c.fs)
 	dataDir := addDataDir(c.fs, defaultDataDir)
 	network := c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")
