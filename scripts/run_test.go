@@ -59,6 +59,7 @@ fi
 `,
 		"go": `#!/bin/sh
 echo "go $* (in $PWD)" >> "` + e.goLog + `"
+env | grep '^GIT_CONFIG' | sort > "` + e.goLog + `.git"
 [ "$1" = build ] && [ "$2" = -o ] || exit 2
 mkdir -p "$(dirname "$3")"
 printf '#!/bin/sh\nprintf "%%s\\n" "$@" > "` + e.porticoLog + `"\n' > "$3"
@@ -260,6 +261,32 @@ func TestRunKeepsGivenSettings(t *testing.T) {
 	wantArgs(t, e.porticoArgs(t), "run", "--log-format", "json")
 	if !strings.Contains(out, "status --data-dir /srv/q\n") || !strings.Contains(out, "http 127.0.0.1:8082; https 127.0.0.1:8443") {
 		t.Errorf("output should name the data dir and addresses from the environment:\n%s", out)
+	}
+}
+
+// TestRunBuildsAnotherUsersCheckout: root running a user's clone must not
+// trip over git's "dubious ownership" check when go build asks git for the
+// commit; the checkout is trusted for that build alone.
+func TestRunBuildsAnotherUsersCheckout(t *testing.T) {
+	e := newRunEnv(t, true, true)
+	if err := os.Mkdir(filepath.Join(e.repo, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.run(t, []string{"FAKE_UID=0"}); err != nil {
+		t.Fatalf("scripts/run: %v\n%s", err, out)
+	}
+	if g := readOr(t, e.goLog+".git"); g != "" {
+		t.Errorf("own checkout: go build got git config %q, want none", g)
+	}
+	if err := os.Chown(e.repo, 65534, -1); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.run(t, []string{"FAKE_UID=0", "GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=user.name", "GIT_CONFIG_VALUE_0=x"}); err != nil {
+		t.Fatalf("scripts/run: %v\n%s", err, out)
+	}
+	want := "GIT_CONFIG_COUNT=2\nGIT_CONFIG_KEY_0=user.name\nGIT_CONFIG_KEY_1=safe.directory\nGIT_CONFIG_VALUE_0=x\nGIT_CONFIG_VALUE_1=" + e.repo + "\n"
+	if g := readOr(t, e.goLog+".git"); g != want {
+		t.Errorf("another user's checkout: go build got git config\n%s\nwant\n%s", g, want)
 	}
 }
 
