@@ -35,18 +35,16 @@ Commands:
   nginx     render nginx config from the records and reload nginx
   status    show containers, routes, certificates, warnings and errors
   etcd-setup  create the stages' etcd roles and users on an external cluster
-  version   print the version
+  version   print the version, commit and Go version of this binary
 
 Run 'portico <command> --help' for a command's flags.
 `
-
-var version = "dev"
 
 // run is the whole program: main only adds signals and the exit code.
 func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
+		return usageError(errors.New("no command"))
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
@@ -64,12 +62,12 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 	case "etcd-setup":
 		err = cmdEtcdSetup(ctx, rest, e, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "portico", version)
+		err = cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+		return usageError(fmt.Errorf("unknown command %q", cmd))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil

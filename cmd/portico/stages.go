@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -311,7 +312,7 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 		Resolvers:                   co.dnsResolvers.vals,
 		PropagationTimeout:          *co.propagation,
 		DisableAuthoritativeNSCheck: *co.skipAuthNS,
-		UserAgent:                   "portico/" + version,
+		UserAgent:                   "portico/" + versionOf(debug.ReadBuildInfo()).short(),
 		Keys:                        so.keys(),
 	}, cli, log)
 }
