@@ -110,6 +110,14 @@ func runStages(ctx context.Context, log *slog.Logger, stages map[string]stage) e
 // connect resolves the endpoints (flag, else the data dir's running
 // instance) and opens the etcd client.
 func connect(so *storeOpts, dataDir string) (*clientv3.Client, error) {
+	eps, err := endpoints(so, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return store.Connect(so.config(eps))
+}
+
+func endpoints(so *storeOpts, dataDir string) ([]string, error) {
 	eps := so.endpoints.vals
 	if len(eps) == 0 {
 		if dataDir == "" {
@@ -121,7 +129,7 @@ func connect(so *storeOpts, dataDir string) (*clientv3.Client, error) {
 		}
 		eps = []string{ep}
 	}
-	return store.Connect(so.config(eps))
+	return eps, nil
 }
 
 // serveMetrics serves reg on addr until ctx ends; "" serves nothing.
@@ -168,7 +176,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	cli, err := connect(so, *dataDir)
+	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
 	if err != nil {
 		return err
 	}
@@ -208,9 +216,17 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		return fmt.Errorf("read certificates: %w", err)
 	}
 	if *asJSON {
-		return rep.WriteJSON(stdout)
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteText(stdout, now)
 	}
-	return rep.WriteText(stdout, now)
+	if err != nil {
+		return err
+	}
+	if n := rep.Errors(); n > 0 {
+		return problemsError(n)
+	}
+	return nil
 }
 
 // defaultDataDir is where `portico run` keeps its state unless told otherwise.
