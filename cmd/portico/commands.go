@@ -132,14 +132,15 @@ func endpoints(so *storeOpts, dataDir string) ([]string, error) {
 	return eps, nil
 }
 
-// serveMetrics serves reg on addr until ctx ends; "" serves nothing.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+// serveMetrics serves reg on addr until ctx ends and returns the address
+// it listens on; "" serves nothing.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (string, error) {
 	if addr == "" {
-		return nil
+		return "", nil
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
+		return "", fmt.Errorf("--metrics-addr %q: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -151,7 +152,7 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}()
 	log.Info("serving metrics", "addr", l.Addr().String())
 	go srv.Serve(l)
-	return nil
+	return l.Addr().String(), nil
 }
 
 func newRegistry() *prometheus.Registry {
