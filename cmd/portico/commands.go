@@ -36,18 +36,16 @@ Commands:
   status    show containers, routes, certificates, warnings and errors
   explain   show how one host name is served, or why it is not
   etcd-setup  create the stages' etcd roles and users on an external cluster
-  version   print the version
+  version   print the version, commit and Go version of this binary
 
 Run 'portico <command> --help' for a command's flags.
 `
-
-var version = "dev"
 
 // run is the whole program: main only adds signals and the exit code.
 func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return errors.New("no command")
+		return usageError(errors.New("no command"))
 	}
 	cmd, rest := args[0], args[1:]
 	var err error
@@ -67,12 +65,12 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 	case "etcd-setup":
 		err = cmdEtcdSetup(ctx, rest, e, stdout, stderr)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "portico", version)
+		err = cmdVersion(rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("unknown command %q", cmd)
+		return usageError(fmt.Errorf("unknown command %q", cmd))
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -115,6 +113,14 @@ func runStages(ctx context.Context, log *slog.Logger, stages map[string]stage) e
 // connect resolves the endpoints (flag, else the data dir's running
 // instance) and opens the etcd client.
 func connect(so *storeOpts, dataDir string) (*clientv3.Client, error) {
+	eps, err := endpoints(so, dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return store.Connect(so.config(eps))
+}
+
+func endpoints(so *storeOpts, dataDir string) ([]string, error) {
 	eps := so.endpoints.vals
 	if len(eps) == 0 {
 		if dataDir == "" {
@@ -126,17 +132,18 @@ func connect(so *storeOpts, dataDir string) (*clientv3.Client, error) {
 		}
 		eps = []string{ep}
 	}
-	return store.Connect(so.config(eps))
+	return eps, nil
 }
 
-// serveMetrics serves reg on addr until ctx ends; "" serves nothing.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+// serveMetrics serves reg on addr until ctx ends and returns the address
+// it listens on; "" serves nothing.
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (string, error) {
 	if addr == "" {
-		return nil
+		return "", nil
 	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("--metrics-addr %q: %w", addr, err)
+		return "", fmt.Errorf("--metrics-addr %q: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -148,7 +155,7 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	}()
 	log.Info("serving metrics", "addr", l.Addr().String())
 	go srv.Serve(l)
-	return nil
+	return l.Addr().String(), nil
 }
 
 func newRegistry() *prometheus.Registry {
@@ -173,7 +180,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	cli, err := connect(so, *dataDir)
+	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
 	if err != nil {
 		return err
 	}
@@ -213,9 +220,17 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		return fmt.Errorf("read certificates: %w", err)
 	}
 	if *asJSON {
-		return rep.WriteJSON(stdout)
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteText(stdout, now)
 	}
-	return rep.WriteText(stdout, now)
+	if err != nil {
+		return err
+	}
+	if n := rep.Errors(); n > 0 {
+		return problemsError(n)
+	}
+	return nil
 }
 
 // defaultDataDir is where `portico run` keeps its state unless told otherwise.

@@ -47,8 +47,13 @@ func newCommand(name, summary string, out io.Writer) *command {
 
 // parse reads args, then fills every flag not given on the command line from
 // its PORTICO_* environment variable. Command-line flags win. Then it
-// resolves the secret flags' two forms (see secretFlag).
+// resolves the secret flags' two forms (see secretFlag). Its errors are
+// usage errors (exit code 2).
 func (c *command) parse(args []string, e env) error {
+	return usageError(c.parseArgs(args, e))
+}
+
+func (c *command) parseArgs(args []string, e env) error {
 	if err := c.fs.Parse(args); err != nil {
 		return err
 	}

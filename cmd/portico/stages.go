@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -99,11 +100,20 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := serveMetrics(ctx, *metricsAddr, reg, log); err != nil {
+	metricsAt, err := serveMetrics(ctx, *metricsAddr, reg, log)
+	if err != nil {
 		return err
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
-	return runStages(ctx, log, stages)
+	started := time.Now()
+	log.Info("portico started", startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)...)
+	err = runStages(ctx, log, stages)
+	lvl := slog.LevelInfo
+	if err != nil {
+		lvl = slog.LevelError
+	}
+	log.Log(context.Background(), lvl, "portico stopped", "reason", stopReason(ctx, err), "uptime", time.Since(started).Round(time.Millisecond))
+	return err
 }
 
 func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) error {
@@ -177,7 +187,7 @@ func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metrics
 	if err != nil {
 		return err
 	}
-	if err := serveMetrics(ctx, metricsAddr, reg, log); err != nil {
+	if _, err := serveMetrics(ctx, metricsAddr, reg, log); err != nil {
 		return err
 	}
 	return runStages(ctx, log, map[string]stage{name: s})
@@ -311,7 +321,7 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 		Resolvers:                   co.dnsResolvers.vals,
 		PropagationTimeout:          *co.propagation,
 		DisableAuthoritativeNSCheck: *co.skipAuthNS,
-		UserAgent:                   "portico/" + version,
+		UserAgent:                   "portico/" + versionOf(debug.ReadBuildInfo()).short(),
 		Keys:                        so.keys(),
 	}, cli, log)
 }

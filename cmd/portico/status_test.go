@@ -48,8 +48,9 @@ func TestStatusEscapesAndRedactsHostileRecords(t *testing.T) {
 		t.Helper()
 		var out, errOut bytes.Buffer
 		args = append([]string{"--etcd-endpoints", e.Endpoint, "--prefix", "/portico"}, args...)
-		if err := cmdStatus(ctx, args, envOf(nil), &out, &errOut); err != nil {
-			t.Fatalf("status %v: %v\n%s", args, err, errOut.String())
+		// The hostile records are errors: status prints them and exits 3.
+		if err := cmdStatus(ctx, args, envOf(nil), &out, &errOut); exitCode(err) != exitProblems {
+			t.Fatalf("status %v: %v (exit code %d, want %d)\n%s", args, err, exitCode(err), exitProblems, errOut.String())
 		}
 		return out.String()
 	}

@@ -107,6 +107,7 @@ type Stage struct {
 	status    *store.NginxStatus
 	iso       *isolated                // the last search for failing routes
 	inService map[string]routing.Route // routes of the config in place
+	last      applied                  // what the config in place was rendered from, for the reload log
 	// settingsKey identifies the settings (the hash of an empty render);
 	// settingsMarked says it was written next to the config this run.
 	settingsKey    string
@@ -320,6 +321,8 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	st := store.NginxStatus{Instance: s.cfg.Instance}
 	if s.status != nil {
 		st = *s.status
+	} else {
+		st.HTTPAddrs, st.HTTPSAddrs, st.AppliedAt = s.listenAddrs()
 	}
 	var retry time.Duration
 	o := s.applyRoutes(ctx, routes, refs)
@@ -329,8 +332,10 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	}
 	if o.applied != nil {
 		r := o.res
+		why := s.last.why(o.applied, refs)
 		if r.Changed {
-			s.log.Info("nginx config applied", "routes", len(o.applied), "reloaded", r.Reloaded, "sha256", r.Hash[:12],
+			st.AppliedAt = time.Now().UTC()
+			s.log.Info("nginx config applied", "why", why, "routes", len(o.applied), "reloaded", r.Reloaded, "sha256", r.Hash[:12],
 				"nginx_t", r.Test.Round(time.Microsecond), "reload", r.Reload.Round(time.Microsecond))
 			s.m.applied(len(o.applied))
 		}
@@ -375,7 +380,8 @@ func sameStatus(a, b store.NginxStatus) bool {
 		return false
 	}
 	return a.Instance == b.Instance && a.Applied == b.Applied && a.Routes == b.Routes && a.Reloads == b.Reloads &&
-		a.Error == b.Error && slices.Equal(a.ErrorRoutes, b.ErrorRoutes)
+		a.Error == b.Error && slices.Equal(a.ErrorRoutes, b.ErrorRoutes) && a.AppliedAt.Equal(b.AppliedAt) &&
+		slices.Equal(a.HTTPAddrs, b.HTTPAddrs) && slices.Equal(a.HTTPSAddrs, b.HTTPSAddrs)
 }
 
 // logErrors logs each configuration problem once, while it persists:

@@ -156,7 +156,10 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 	}
 	fmt.Fprintf(tw, "\nNGINX (%d)\n", len(r.Nginx))
 	for _, n := range r.Nginx {
-		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\n", e(n.Instance), n.Routes, n.Reloads, e(short(n.Applied)))
+		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\tapplied %s\n", e(n.Instance), n.Routes, n.Reloads, e(short(n.Applied)), when(n.AppliedAt, now))
+		if len(n.HTTPAddrs)+len(n.HTTPSAddrs) > 0 {
+			fmt.Fprintf(tw, "  \tlistens: http %s; https %s\n", dash(list(n.HTTPAddrs)), dash(list(n.HTTPSAddrs)))
+		}
 		if n.Error != "" {
 			fmt.Fprintf(tw, "  \tlast error: %s (routes: %s)\n", e(redact.String(n.Error)), list(n.ErrorRoutes))
 		}
@@ -214,13 +217,63 @@ func short(s string) string {
 	return dash(s)
 }
 
+// when is a time for a person: the UTC minute and how far it is from now in
+// the largest unit that matters ("in 61d", "5h ago").
 func when(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	d := t.Sub(now).Round(time.Minute)
+	d := t.Sub(now)
 	if d >= 0 {
-		return fmt.Sprintf("%s (in %s)", t.UTC().Format("2006-01-02 15:04"), d)
+		return fmt.Sprintf("%s (in %s)", t.UTC().Format("2006-01-02 15:04"), Ago(d))
 	}
-	return fmt.Sprintf("%s (%s ago)", t.UTC().Format("2006-01-02 15:04"), -d)
+	return fmt.Sprintf("%s (%s ago)", t.UTC().Format("2006-01-02 15:04"), Ago(-d))
+}
+
+// Ago renders a non-negative duration the way a person reads it: whole
+// days from two days up ("61d"), days and hours below ("1d 5h"), then
+// hours ("5h"), minutes ("12m") and seconds ("40s"). Units are truncated,
+// never rounded up: a certificate that expires in 1d 23h is not "in 2d".
+func Ago(d time.Duration) string {
+	const day = 24 * time.Hour
+	switch {
+	case d < 0:
+		return "-" + Ago(-d)
+	case d >= 2*day:
+		return fmt.Sprintf("%dd", d/day)
+	case d >= day:
+		if h := (d % day) / time.Hour; h > 0 {
+			return fmt.Sprintf("1d %dh", h)
+		}
+		return "1d"
+	case d >= time.Hour:
+		return fmt.Sprintf("%dh", d/time.Hour)
+	case d >= time.Minute:
+		return fmt.Sprintf("%dm", d/time.Minute)
+	}
+	return fmt.Sprintf("%ds", d/time.Second)
+}
+
+// Errors counts what makes `portico status` exit with code 3: problems of
+// severity error (a container or its claim rejected), unreadable records,
+// nginx instances whose last render, test or reload failed, and
+// certificates whose last order failed. Warnings do not count.
+func (r Report) Errors() int {
+	n := len(r.Store)
+	for _, p := range r.Problems {
+		if p.Severity == routing.SeverityError {
+			n++
+		}
+	}
+	for _, x := range r.Nginx {
+		if x.Error != "" {
+			n++
+		}
+	}
+	for _, c := range r.Certs {
+		if c.Error != "" {
+			n++
+		}
+	}
+	return n
 }

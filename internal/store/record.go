@@ -9,6 +9,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 )
 
 // MaxValueBytes bounds any value a stage will decode. Records written by
@@ -83,6 +84,14 @@ type NginxStatus struct {
 	// Error is the last failed render or reload, with the vhosts it held.
 	Error       string   `json:"error,omitempty"`
 	ErrorRoutes []string `json:"error_routes,omitempty"`
+	// HTTPAddrs and HTTPSAddrs are the addresses nginx listens on, as
+	// configured (":80" when none was given).
+	HTTPAddrs  []string `json:"http_addrs,omitempty"`
+	HTTPSAddrs []string `json:"https_addrs,omitempty"`
+	// AppliedAt is when the config in place was put there: the last apply
+	// of this stage, or, after a restart that kept the config, the time the
+	// file was written.
+	AppliedAt time.Time `json:"applied_at,omitzero"`
 }
 
 // Encode renders v as the indented JSON stored in etcd.

@@ -1,0 +1,129 @@
+package nginx
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/portico/portico/internal/routing"
+)
+
+// maxWhyNames bounds the names one part of a reload reason lists; the rest
+// are counted ("and 7 more"), so a reload of 10,000 routes logs one short
+// line.
+const maxWhyNames = 5
+
+// applied is what a config in place was rendered from: its routes and the
+// certificates the stage offered it.
+type applied struct {
+	known  bool // false until the stage applied once in this process
+	routes []routing.Route
+	certs  []CertRef
+}
+
+// why says, for the log, what changed between the config in place and the
+// next one, then remembers next. The first apply of a process has nothing to
+// compare with.
+func (a *applied) why(routes []routing.Route, certs []CertRef) string {
+	var w string
+	if a.known {
+		w = reloadReason(a.routes, routes, a.certs, certs)
+	} else {
+		w = fmt.Sprintf("first apply since start: %s", plural(len(routes), "route"))
+	}
+	*a = applied{known: true, routes: routes, certs: certs}
+	return w
+}
+
+// reloadReason compares the route sets and certificates of two configs and
+// names what changed, e.g. "1 route added: a.test; certificate changed:
+// d.test". It is "settings or template changed" when the routes and
+// certificates are the same (the rendered bytes differ for another reason).
+func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []CertRef) string {
+	before := make(map[string]routing.Route, len(prev))
+	for _, r := range prev {
+		before[r.Host] = r
+	}
+	after := make(map[string]bool, len(next))
+	var added, removed, upstreams, settings, containers []string
+	for _, r := range next {
+		after[r.Host] = true
+		old, ok := before[r.Host]
+		switch {
+		case !ok:
+			added = append(added, r.Host)
+		case !slices.Equal(old.Upstreams, r.Upstreams):
+			upstreams = append(upstreams, r.Host)
+		case old.Protocol != r.Protocol || old.HTTPS != r.HTTPS || old.HSTS != r.HSTS || old.Default != r.Default:
+			settings = append(settings, r.Host)
+		case !slices.Equal(old.Containers, r.Containers):
+			containers = append(containers, r.Host)
+		}
+	}
+	for _, r := range prev {
+		if !after[r.Host] {
+			removed = append(removed, r.Host)
+		}
+	}
+	oldCerts := make(map[string]string, len(prevCerts))
+	for _, c := range prevCerts {
+		oldCerts[c.Primary] = c.Fingerprint
+	}
+	newCerts := make(map[string]bool, len(nextCerts))
+	var certAdded, certChanged, certRemoved []string
+	for _, c := range nextCerts {
+		newCerts[c.Primary] = true
+		fp, ok := oldCerts[c.Primary]
+		switch {
+		case !ok:
+			certAdded = append(certAdded, c.Primary)
+		case fp != c.Fingerprint:
+			certChanged = append(certChanged, c.Primary)
+		}
+	}
+	for _, c := range prevCerts {
+		if !newCerts[c.Primary] {
+			certRemoved = append(certRemoved, c.Primary)
+		}
+	}
+	var parts []string
+	counted := func(names []string, noun, verb string) {
+		if len(names) > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s: %s", plural(len(names), noun), verb, nameList(names)))
+		}
+	}
+	named := func(names []string, what string) {
+		if len(names) > 0 {
+			parts = append(parts, fmt.Sprintf("%s: %s", what, nameList(names)))
+		}
+	}
+	counted(added, "route", "added")
+	counted(removed, "route", "removed")
+	named(upstreams, "upstreams changed")
+	named(settings, "route settings changed")
+	named(containers, "containers changed")
+	named(certAdded, "certificate added")
+	named(certChanged, "certificate changed")
+	named(certRemoved, "certificate removed")
+	if len(parts) == 0 {
+		return "settings or template changed"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// nameList lists names sorted, at most maxWhyNames of them.
+func nameList(names []string) string {
+	names = slices.Clone(names)
+	slices.Sort(names)
+	if len(names) <= maxWhyNames {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxWhyNames], ", "), len(names)-maxWhyNames)
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,87 @@
+package nginx
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/portico/portico/internal/routing"
+)
+
+func TestReloadReason(t *testing.T) {
+	rt := func(host string, ups ...string) routing.Route {
+		return routing.Route{Host: host, Protocol: "http", HTTPS: "auto", Upstreams: ups, Containers: []string{host + "-c"}}
+	}
+	cert := func(p, fp string) CertRef { return CertRef{Primary: p, Names: []string{p}, Fingerprint: fp} }
+	var many []routing.Route
+	for i := range 8 {
+		many = append(many, rt(fmt.Sprintf("h%d.test", i), "10.0.0.1:80"))
+	}
+	hsts := rt("s.test", "10.0.0.1:80")
+	hsts.HSTS = 300
+	moved := rt("m.test", "10.0.0.1:80")
+	moved.Containers = []string{"other"}
+	for _, tt := range []struct {
+		name             string
+		prev, next       []routing.Route
+		prevCert, nxCert []CertRef
+		want             string
+	}{
+		{name: "one route added", prev: nil, next: []routing.Route{rt("a.test", "10.0.0.1:80")},
+			want: "1 route added: a.test"},
+		{name: "route removed", prev: []routing.Route{rt("a.test"), rt("b.test")}, next: []routing.Route{rt("a.test")},
+			want: "1 route removed: b.test"},
+		{name: "upstreams changed", prev: []routing.Route{rt("c.test", "10.0.0.1:80")}, next: []routing.Route{rt("c.test", "10.0.0.1:80", "10.0.0.2:80")},
+			want: "upstreams changed: c.test"},
+		{name: "last replica gone", prev: []routing.Route{rt("c.test", "10.0.0.1:80")}, next: []routing.Route{rt("c.test")},
+			want: "upstreams changed: c.test"},
+		{name: "certificate changed", prev: []routing.Route{rt("d.test")}, next: []routing.Route{rt("d.test")},
+			prevCert: []CertRef{cert("d.test", "aa")}, nxCert: []CertRef{cert("d.test", "bb")},
+			want: "certificate changed: d.test"},
+		{name: "certificate added and removed", prevCert: []CertRef{cert("old.test", "aa")}, nxCert: []CertRef{cert("new.test", "bb")},
+			want: "certificate added: new.test; certificate removed: old.test"},
+		{name: "route settings", prev: []routing.Route{rt("s.test", "10.0.0.1:80")}, next: []routing.Route{hsts},
+			want: "route settings changed: s.test"},
+		{name: "containers only", prev: []routing.Route{rt("m.test", "10.0.0.1:80")}, next: []routing.Route{moved},
+			want: "containers changed: m.test"},
+		{name: "nothing of ours", prev: []routing.Route{rt("a.test")}, next: []routing.Route{rt("a.test")},
+			want: "settings or template changed"},
+		{name: "bounded list", next: many,
+			want: "8 routes added: h0.test, h1.test, h2.test, h3.test, h4.test and 3 more"},
+		{name: "several kinds, sorted names",
+			prev: []routing.Route{rt("z.test", "10.0.0.1:80"), rt("gone.test")},
+			next: []routing.Route{rt("z.test", "10.0.0.9:80"), rt("b.test"), rt("a.test")},
+			want: "2 routes added: a.test, b.test; 1 route removed: gone.test; upstreams changed: z.test"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := reloadReason(tt.prev, tt.next, tt.prevCert, tt.nxCert); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestReloadReasonBoundedForManyRoutes(t *testing.T) {
+	var next []routing.Route
+	for i := range 10000 {
+		next = append(next, routing.Route{Host: fmt.Sprintf("host-%05d.example.test", i)})
+	}
+	got := reloadReason(nil, next, nil, nil)
+	if len(got) > 200 || !strings.HasSuffix(got, "and 9995 more") {
+		t.Errorf("reason for 10000 new routes is %d bytes: %q", len(got), got)
+	}
+}
+
+func TestAppliedWhyRemembers(t *testing.T) {
+	var a applied
+	r1 := []routing.Route{{Host: "a.test"}}
+	if got := a.why(r1, nil); got != "first apply since start: 1 route" {
+		t.Errorf("first: %q", got)
+	}
+	if got := a.why(append(r1, routing.Route{Host: "b.test"}), nil); got != "1 route added: b.test" {
+		t.Errorf("second: %q", got)
+	}
+	if got := a.why(r1, nil); got != "1 route removed: b.test" {
+		t.Errorf("third: %q", got)
+	}
+}
