@@ -326,6 +326,9 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	}
 	var retry time.Duration
 	o := s.applyRoutes(ctx, routes, refs)
+	if ctx.Err() != nil {
+		return 0 // shutting down: an nginx -t killed by the cancel is no failure
+	}
 	if o.res.Reloaded {
 		s.reloads.Add(1)
 		s.m.reloads.Inc()
