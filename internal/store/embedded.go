@@ -22,6 +22,10 @@ type EmbeddedConfig struct {
 	// so whoever can enter Dir can read and write the store, and nobody else.
 	// etcd keeps its data in Dir/etcd.
 	Dir string
+	// ClientURLs are extra http:// client listeners beside the socket
+	// (`portico etcd` in the compose stack, on a network private to the
+	// stages). Empty for `portico run`: the socket is the only door.
+	ClientURLs []url.URL
 }
 
 // Embedded is a running embedded etcd.
@@ -173,7 +177,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	ec := embed.NewConfig()
 	ec.Name = "portico"
 	ec.Dir = filepath.Join(dir, "etcd")
-	ec.ListenClientUrls = []url.URL{curl}
+	ec.ListenClientUrls = append([]url.URL{curl}, cfg.ClientURLs...)
 	ec.AdvertiseClientUrls = []url.URL{curl}
 	// A single member never talks to peers, so it listens for none: the
 	// advertised peer URL only names the member in its cluster and is
