@@ -290,6 +290,9 @@ func TestComposeStack(t *testing.T) {
 		if caps := fmt.Sprint(ci.HostConfig.CapDrop); caps != "[ALL]" {
 			t.Errorf("service %s: cap_drop %s, want [ALL]", svc, caps)
 		}
+		if !ci.HostConfig.ReadonlyRootfs {
+			t.Errorf("service %s: root file system is writable", svc)
+		}
 	}
 	// The store network is internal: no route out of it.
 	if out := runCmd(t, 30*time.Second, nil, "", "docker", "network", "inspect", "-f", "{{.Internal}}", s.project+"_store"); strings.TrimSpace(out) != "true" {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +222,46 @@ func TestEmbeddedStartsOverAStaleSocket(t *testing.T) {
 		t.Fatalf("start over a stale socket: %v", err)
 	}
 	srv.Close()
+}
+
+// `portico etcd` (the compose stack) adds TCP client listeners beside the
+// socket; both serve the same store.
+func TestEmbeddedServesExtraClientURLs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	if _, err := store.PrepareDataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientURLs: []url.URL{{Scheme: "http", Host: addr}}})
+	if err != nil {
+		t.Fatalf("start embedded etcd: %v", err)
+	}
+	t.Cleanup(srv.Close)
+	if !strings.HasPrefix(srv.Endpoint(), "unix:///") {
+		t.Errorf("endpoint %q: the socket stays the recorded endpoint", srv.Endpoint())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tcp, err := store.Connect(store.Config{Endpoints: []string{"http://" + addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if _, err := tcp.Put(ctx, "/k", "over tcp"); err != nil {
+		t.Fatalf("client over http://%s: %v", addr, err)
+	}
+	sock, err := store.Connect(store.Config{Endpoints: []string{srv.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	resp, err := sock.Get(ctx, "/k")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "over tcp" {
+		t.Fatalf("read over the socket: %v %v", resp, err)
+	}
 }
