@@ -23,7 +23,7 @@ RUN set -eu; \
     fi; \
     # Portico runs its own nginx; the packaged site and logs are unused.
     rm -f /etc/nginx/sites-enabled/default; \
-    install -d -m 0700 /var/lib/portico; \
+    install -d -m 0700 /var/lib/portico /run/portico; \
     nginx -v
 
 COPY bin/portico-static /usr/local/bin/portico

@@ -262,7 +262,8 @@ func TestComposeStack(t *testing.T) {
 	t.Logf("MEASURE docker-compose up -d to first HTTPS 200: %s", time.Since(upAt).Round(10*time.Millisecond))
 
 	// Only the reporter mounts the Docker socket; only nginx publishes ports;
-	// etcd is only on the internal store network.
+	// etcd and the reporter have no network; the store is a unix socket in
+	// a volume only the stages mount.
 	for _, svc := range []string{"etcd", "reporter", "certs", "nginx"} {
 		ci := d.Inspect(t, s.id(svc))
 		socket := false
@@ -280,12 +281,15 @@ func TestComposeStack(t *testing.T) {
 		if published := len(ci.HostConfig.PortBindings) > 0; published != (svc == "nginx") {
 			t.Errorf("service %s: publishes ports %v", svc, ci.HostConfig.PortBindings)
 		}
-		var nets []string
-		for n := range ci.NetworkSettings.Networks {
-			nets = append(nets, n)
+		if none := ci.HostConfig.NetworkMode == "none"; none != (svc == "etcd" || svc == "reporter") {
+			t.Errorf("service %s: network mode %q", svc, ci.HostConfig.NetworkMode)
 		}
-		if svc == "etcd" && (len(nets) != 1 || nets[0] != s.project+"_store") {
-			t.Errorf("etcd is on networks %v, want only %s_store", nets, s.project)
+		store := false
+		for _, m := range ci.Mounts {
+			store = store || (m.Name == s.project+"_store" && m.Destination == "/run/portico")
+		}
+		if !store {
+			t.Errorf("service %s does not mount the store volume at /run/portico: %+v", svc, ci.Mounts)
 		}
 		if caps := fmt.Sprint(ci.HostConfig.CapDrop); caps != "[ALL]" {
 			t.Errorf("service %s: cap_drop %s, want [ALL]", svc, caps)
@@ -294,9 +298,17 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("service %s: root file system is writable", svc)
 		}
 	}
-	// The store network is internal: no route out of it.
-	if out := runCmd(t, 30*time.Second, nil, "", "docker", "network", "inspect", "-f", "{{.Internal}}", s.project+"_store"); strings.TrimSpace(out) != "true" {
-		t.Errorf("network %s_store: internal = %s", s.project, out)
+	// The store's socket is 0600 in a 0700 dir, and nothing but nginx
+	// listens on TCP in any service.
+	if out := s.run("exec", "-T", "certs", "stat", "-c", "%a %F", "/run/portico", "/run/portico/etcd.sock"); out != "700 directory\n600 socket\n" {
+		t.Errorf("store socket and its dir: %q, want 700 directory, 600 socket", out)
+	}
+	for _, svc := range []string{"etcd", "reporter", "certs", "nginx"} {
+		for _, port := range tcpListenPorts(t, s.run("exec", "-T", svc, "cat", "/proc/net/tcp", "/proc/net/tcp6")) {
+			if svc != "nginx" || (port != 80 && port != 443) {
+				t.Errorf("service %s listens on TCP port %d", svc, port)
+			}
+		}
 	}
 
 	check := func(after string) {
@@ -350,10 +362,21 @@ func TestComposeSingle(t *testing.T) {
 	})
 
 	// portico run keeps its store on the unix socket: nothing in the
-	// container listens on TCP but nginx (80, 443) and Docker's DNS
-	// resolver of user-defined networks (127.0.0.11).
-	listen := s.run("exec", "-T", "portico", "cat", "/proc/net/tcp", "/proc/net/tcp6")
-	for _, line := range strings.Split(listen, "\n") {
+	// container listens on TCP but nginx (80, 443).
+	for _, port := range tcpListenPorts(t, s.run("exec", "-T", "portico", "cat", "/proc/net/tcp", "/proc/net/tcp6")) {
+		if port != 80 && port != 443 {
+			t.Errorf("portico run in the container listens on TCP port %d", port)
+		}
+	}
+}
+
+// tcpListenPorts parses /proc/net/tcp{,6} text into the ports in LISTEN
+// state, leaving out Docker's DNS resolver of user-defined networks
+// (127.0.0.11).
+func tcpListenPorts(t testing.TB, text string) []uint64 {
+	t.Helper()
+	var ports []uint64
+	for _, line := range strings.Split(text, "\n") {
 		f := strings.Fields(line)
 		if len(f) < 4 || f[3] != "0A" { // 0A: LISTEN
 			continue
@@ -366,8 +389,7 @@ func TestComposeSingle(t *testing.T) {
 		if err != nil {
 			t.Fatalf("parse /proc/net/tcp line %q: %v", line, err)
 		}
-		if port != 80 && port != 443 {
-			t.Errorf("portico run in the container listens on TCP port %d: %s", port, line)
-		}
+		ports = append(ports, port)
 	}
+	return ports
 }

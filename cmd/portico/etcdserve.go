@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 
 	"github.com/portico/portico/internal/store"
@@ -13,17 +14,17 @@ import (
 
 // cmdEtcd runs the embedded etcd of `portico run` on its own, for a stack
 // split by privilege (compose.yaml): the other stages reach it with
-// --etcd-endpoints http://<name>:2379. It serves the unix socket in the
-// data dir (for `portico status --data-dir` beside it) and the TCP
-// listeners of --listen-client, which carry no auth or TLS: they belong on
-// a network only the stages join (docs/container.md).
+// --etcd-endpoints unix:///run/portico/etcd.sock, a socket in a volume
+// only they mount. It serves the unix socket in the data dir (for
+// `portico status --data-dir` beside it) and the listeners of
+// --listen-client (docs/container.md).
 func cmdEtcd(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	c := newCommand("etcd", "Run the embedded etcd as its own process: the store of a stack whose stages run apart (compose.yaml). "+
-		"It serves the unix socket <data-dir>/etcd.sock and the plain-http --listen-client addresses, without auth: keep those on a network only the stages join.", stderr)
+		"It serves the unix socket <data-dir>/etcd.sock and the --listen-client sockets (unix://, in a 0700 dir shared with the stages) or plain-http addresses (no auth: anyone who reaches them owns the store).", stderr)
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
 	dataDir := addDataDir(c.fs, defaultDataDir)
-	listen := newList().list(c.fs, "listen-client", "extra client listeners, http://host:port, comma separated (empty: only the unix socket in the data dir)")
+	listen := newList().list(c.fs, "listen-client", "extra client listeners, comma separated: unix:///<dir>/<name>.sock (the dir is made 0700, the socket 0600) or http://<ip>:<port> (no auth, no TLS); empty: only the data dir's socket")
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
@@ -42,6 +43,17 @@ func cmdEtcd(ctx context.Context, args []string, e env, stderr io.Writer) error 
 	}
 	if loose != 0 {
 		log.Warn("data dir was open to other users; tightened it", "dir", *dataDir, "was", fmt.Sprintf("%04o", loose), "now", "0700")
+	}
+	for _, u := range urls {
+		if u.Scheme != "unix" {
+			continue
+		}
+		// Like the data dir: whoever enters the socket's dir reaches the store.
+		if loose, err := store.PrepareDataDir(filepath.Dir(u.Path)); err != nil {
+			return fmt.Errorf("--listen-client %s: %w", u.String(), err)
+		} else if loose != 0 {
+			log.Warn("socket dir was open to other users; tightened it", "dir", filepath.Dir(u.Path), "was", fmt.Sprintf("%04o", loose), "now", "0700")
+		}
 	}
 	release, err := lockDataDir(*dataDir)
 	if err != nil {
@@ -63,12 +75,16 @@ func cmdEtcd(ctx context.Context, args []string, e env, stderr io.Writer) error 
 		return err
 	}
 	eps := []string{sock}
+	var plain []string
 	for _, u := range urls {
 		eps = append(eps, u.String())
+		if u.Scheme == "http" {
+			plain = append(plain, u.String())
+		}
 	}
-	if len(urls) > 0 {
-		log.Warn("etcd serves plain http without auth: whoever reaches these addresses reads and writes the whole store; keep them on a network only Portico's stages join",
-			"listen", strings.Join(eps[1:], ","))
+	if len(plain) > 0 {
+		log.Warn("etcd serves plain http without auth: whoever reaches these addresses (a local user can reach a Docker bridge network's addresses from the host) reads and writes the whole store; prefer a unix:// socket in a volume shared with the stages",
+			"listen", strings.Join(plain, ","))
 	}
 	log.Info("portico etcd started", "endpoints", strings.Join(eps, ","), "data_dir", absPath(*dataDir), "metrics", metricsAt)
 	err = runStages(ctx, log, map[string]stage{"etcd": emb})
@@ -76,10 +92,10 @@ func cmdEtcd(ctx context.Context, args []string, e env, stderr io.Writer) error 
 	return err
 }
 
-// parseClientURLs checks --listen-client values: http://host:port with an
-// IP (or empty host: all addresses) and nothing else. https would need
-// server certificates the command does not manage; a name would be
-// resolved once, silently.
+// parseClientURLs checks --listen-client values: unix:///abs/path.sock,
+// or http://ip:port (empty ip: all addresses). https would need server
+// certificates the command does not manage; a host name would be resolved
+// once, silently.
 func parseClientURLs(vals []string) ([]url.URL, error) {
 	var out []url.URL
 	for _, v := range vals {
@@ -88,26 +104,35 @@ func parseClientURLs(vals []string) ([]url.URL, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--listen-client %q: %w", v, err)
 		}
-		if u.Scheme != "http" {
-			return nil, fmt.Errorf("--listen-client %q: scheme must be http (unix:// is always served in the data dir)", v)
+		if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("--listen-client %q: give only unix:///path or http://host:port", v)
 		}
-		if u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("--listen-client %q: give only http://host:port", v)
+		switch u.Scheme {
+		case "unix":
+			if u.Host != "" || !filepath.IsAbs(u.Path) || filepath.Clean(u.Path) != u.Path || u.Path == "/" {
+				return nil, fmt.Errorf("--listen-client %q: give unix:///<absolute path of the socket>", v)
+			}
+		case "http":
+			if u.Path != "" && u.Path != "/" {
+				return nil, fmt.Errorf("--listen-client %q: give only unix:///path or http://host:port", v)
+			}
+			host, port, err := net.SplitHostPort(u.Host)
+			if err != nil {
+				return nil, fmt.Errorf("--listen-client %q: %w", v, err)
+			}
+			if port == "" {
+				return nil, fmt.Errorf("--listen-client %q: no port", v)
+			}
+			if host != "" && net.ParseIP(host) == nil {
+				return nil, fmt.Errorf("--listen-client %q: host must be an IP address (or empty for all)", v)
+			}
+			if host == "" {
+				u.Host = net.JoinHostPort("0.0.0.0", port)
+			}
+			u.Path = ""
+		default:
+			return nil, fmt.Errorf("--listen-client %q: scheme must be unix or http", v)
 		}
-		host, port, err := net.SplitHostPort(u.Host)
-		if err != nil {
-			return nil, fmt.Errorf("--listen-client %q: %w", v, err)
-		}
-		if port == "" {
-			return nil, fmt.Errorf("--listen-client %q: no port", v)
-		}
-		if host != "" && net.ParseIP(host) == nil {
-			return nil, fmt.Errorf("--listen-client %q: host must be an IP address (or empty for all)", v)
-		}
-		if host == "" {
-			u.Host = net.JoinHostPort("0.0.0.0", port)
-		}
-		u.Path = ""
 		out = append(out, *u)
 	}
 	return out, nil

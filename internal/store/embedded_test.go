@@ -224,8 +224,9 @@ func TestEmbeddedStartsOverAStaleSocket(t *testing.T) {
 	srv.Close()
 }
 
-// `portico etcd` (the compose stack) adds TCP client listeners beside the
-// socket; both serve the same store.
+// `portico etcd` (the compose stack) adds client listeners beside the
+// data dir's socket: a unix socket in a shared 0700 dir (made 0600), or
+// TCP; all serve the same store.
 func TestEmbeddedServesExtraClientURLs(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -237,11 +238,26 @@ func TestEmbeddedServesExtraClientURLs(t *testing.T) {
 	if _, err := store.PrepareDataDir(dir); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir, ClientURLs: []url.URL{{Scheme: "http", Host: addr}}})
+	shared := filepath.Join(t.TempDir(), "s")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	extra := url.URL{Scheme: "unix", Path: filepath.Join(shared, "etcd.sock")}
+	cfg := store.EmbeddedConfig{Dir: dir, ClientURLs: []url.URL{{Scheme: "http", Host: addr}, extra}}
+	if _, err := store.StartEmbedded(cfg); err == nil || !strings.Contains(err.Error(), "0755") || !strings.Contains(err.Error(), shared) {
+		t.Fatalf("socket in an open dir: err = %v, want one naming %s and its mode", err, shared)
+	}
+	if err := os.Chmod(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := store.StartEmbedded(cfg)
 	if err != nil {
 		t.Fatalf("start embedded etcd: %v", err)
 	}
 	t.Cleanup(srv.Close)
+	if fi, err := os.Stat(extra.Path); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("extra socket %s: %v %v, want a socket with 0600", extra.Path, fi, err)
+	}
 	if !strings.HasPrefix(srv.Endpoint(), "unix:///") {
 		t.Errorf("endpoint %q: the socket stays the recorded endpoint", srv.Endpoint())
 	}
@@ -263,5 +279,21 @@ func TestEmbeddedServesExtraClientURLs(t *testing.T) {
 	resp, err := sock.Get(ctx, "/k")
 	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "over tcp" {
 		t.Fatalf("read over the socket: %v %v", resp, err)
+	}
+	shc, err := store.Connect(store.Config{Endpoints: []string{extra.String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shc.Close()
+	if resp, err := shc.Get(ctx, "/k"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("read over the shared socket %s: %v %v", extra.String(), resp, err)
+	}
+	// A second server on the same shared socket is refused, not a thief.
+	dir2 := t.TempDir()
+	if _, err := store.PrepareDataDir(dir2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir2, ClientURLs: []url.URL{extra}}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second server on %s: err = %v, want in use", extra.Path, err)
 	}
 }
