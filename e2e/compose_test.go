@@ -8,16 +8,20 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/testenv/dockertest"
 )
 
@@ -309,6 +313,34 @@ func TestComposeStack(t *testing.T) {
 				t.Errorf("service %s listens on TCP port %d", svc, port)
 			}
 		}
+	}
+
+	// A local user of the host reaches neither the store's socket nor the
+	// etcd volume's files; root does (the probe is not blind).
+	keys := store.NewKeys(store.DefaultPrefix)
+	sockHost := filepath.Join(strings.TrimSpace(runCmd(t, 30*time.Second, nil, "", "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", s.project+"_store")), "etcd.sock")
+	probeArgs := []string{"--key", keys.LocalCA(), "--put-key", keys.Container("e2e-"+d.RunID, "probe"), "--endpoint", "unix://" + sockHost}
+	etcdVol := strings.TrimSpace(runCmd(t, 30*time.Second, nil, "", "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", s.project+"_etcd"))
+	filepath.WalkDir(etcdVol, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && e.Type().IsRegular() {
+			probeArgs = append(probeArgs, "--file", path)
+		}
+		return nil
+	})
+	if len(probeArgs) < 10 {
+		t.Fatalf("found almost no files in the etcd volume %s: the probe would prove little (%v)", etcdVol, probeArgs)
+	}
+	probe := buildProbe(t)
+	refused := runProbe(t, probe, &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID, Groups: []uint32{}}, probeArgs)
+	for _, a := range refused {
+		if a.OK {
+			t.Errorf("a local user (nobody) could %s %s: %s", a.Action, a.Target, a.Detail)
+		}
+	}
+	t.Logf("a local user (nobody): %d ways into the store, all refused", len(refused))
+	owner := runProbe(t, probe, nil, []string{"--key", keys.LocalCA(), "--endpoint", "unix://" + sockHost})
+	if !slices.ContainsFunc(owner, func(a probeAttempt) bool { return a.Action == "read" && a.OK && !strings.Contains(a.Detail, "absent") }) {
+		t.Errorf("root's probe could not read the local CA through %s: %+v", sockHost, owner)
 	}
 
 	check := func(after string) {
