@@ -35,6 +35,7 @@ Commands:
   nginx     render nginx config from the records and reload nginx
   status    show containers, routes, certificates, warnings and errors
   explain   show how one host name is served, or why it is not
+  etcd      serve the embedded etcd on its own, for a stack whose stages run apart (compose.yaml)
   etcd-setup  create the stages' etcd roles and users on an external cluster
   version   print the version, commit and Go version of this binary
 
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		err = cmdStatus(ctx, rest, e, stdout, stderr)
 	case "explain":
 		err = cmdExplain(ctx, rest, e, stdout, stderr)
+	case "etcd":
+		err = cmdEtcd(ctx, rest, e, stderr)
 	case "etcd-setup":
 		err = cmdEtcdSetup(ctx, rest, e, stdout, stderr)
 	case "version", "--version":

@@ -22,6 +22,12 @@ type EmbeddedConfig struct {
 	// so whoever can enter Dir can read and write the store, and nobody else.
 	// etcd keeps its data in Dir/etcd.
 	Dir string
+	// ClientURLs are extra client listeners beside the data dir's socket,
+	// for `portico etcd` (the compose stack): unix:// sockets in a dir of
+	// mode 0700 shared with the stages (made 0600 like the main one), or
+	// http:// addresses (no auth, no TLS). Empty for `portico run`: the
+	// data dir's socket is the only door.
+	ClientURLs []url.URL
 }
 
 // Embedded is a running embedded etcd.
@@ -170,10 +176,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded etcd: %s is in use: another portico already serves this data dir", curl.Path)
 	}
 
+	for _, u := range cfg.ClientURLs {
+		if err := checkExtraSocket(u); err != nil {
+			return nil, fmt.Errorf("embedded etcd: %w", err)
+		}
+	}
+
 	ec := embed.NewConfig()
 	ec.Name = "portico"
 	ec.Dir = filepath.Join(dir, "etcd")
-	ec.ListenClientUrls = []url.URL{curl}
+	ec.ListenClientUrls = append([]url.URL{curl}, cfg.ClientURLs...)
 	ec.AdvertiseClientUrls = []url.URL{curl}
 	// A single member never talks to peers, so it listens for none: the
 	// advertised peer URL only names the member in its cluster and is
@@ -204,9 +216,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	// The dir already keeps everyone else out; the socket's own mode does
 	// too, whatever the umask was.
-	if err := os.Chmod(curl.Path, 0o600); err != nil {
-		e.Close()
-		return nil, fmt.Errorf("embedded etcd: socket %s: %w", curl.Path, err)
+	for _, u := range append([]url.URL{curl}, cfg.ClientURLs...) {
+		if u.Scheme != "unix" {
+			continue
+		}
+		if err := os.Chmod(u.Path, 0o600); err != nil {
+			e.Close()
+			return nil, fmt.Errorf("embedded etcd: socket %s: %w", u.Path, err)
+		}
 	}
 	em := &Embedded{etcd: e, endpoint: curl.String(), dir: dir}
 	if err := writeFileAtomic(EndpointFile(dir), []byte(em.endpoint+"\n"), 0o600); err != nil {
@@ -214,6 +231,29 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
 	return em, nil
+}
+
+// checkExtraSocket checks an extra unix:// client URL like the data dir's
+// own socket: an absolute path that fits sun_path, in a dir that grants
+// nothing to group or others, and not served by another process.
+func checkExtraSocket(u url.URL) error {
+	if u.Scheme != "unix" {
+		return nil
+	}
+	if !filepath.IsAbs(u.Path) || filepath.Clean(u.Path) != u.Path {
+		return fmt.Errorf("socket %q: not a clean absolute path", u.Path)
+	}
+	if len(u.Path) > maxSocketPath {
+		return fmt.Errorf("socket path %s is %d bytes; a unix socket path may have at most %d", u.Path, len(u.Path), maxSocketPath)
+	}
+	if err := checkPrivateDir(filepath.Dir(u.Path)); err != nil {
+		return fmt.Errorf("socket %s: dir %w", u.Path, err)
+	}
+	if c, err := net.DialTimeout("unix", u.Path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("%s is in use: another etcd already serves it", u.Path)
+	}
+	return nil
 }
 
 // Endpoint is the client URL (unix:///<data dir>/etcd.sock).

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -221,4 +222,78 @@ func TestEmbeddedStartsOverAStaleSocket(t *testing.T) {
 		t.Fatalf("start over a stale socket: %v", err)
 	}
 	srv.Close()
+}
+
+// `portico etcd` (the compose stack) adds client listeners beside the
+// data dir's socket: a unix socket in a shared 0700 dir (made 0600), or
+// TCP; all serve the same store.
+func TestEmbeddedServesExtraClientURLs(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	if _, err := store.PrepareDataDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	shared := filepath.Join(t.TempDir(), "s")
+	if err := os.Mkdir(shared, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	extra := url.URL{Scheme: "unix", Path: filepath.Join(shared, "etcd.sock")}
+	cfg := store.EmbeddedConfig{Dir: dir, ClientURLs: []url.URL{{Scheme: "http", Host: addr}, extra}}
+	if _, err := store.StartEmbedded(cfg); err == nil || !strings.Contains(err.Error(), "0755") || !strings.Contains(err.Error(), shared) {
+		t.Fatalf("socket in an open dir: err = %v, want one naming %s and its mode", err, shared)
+	}
+	if err := os.Chmod(shared, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := store.StartEmbedded(cfg)
+	if err != nil {
+		t.Fatalf("start embedded etcd: %v", err)
+	}
+	t.Cleanup(srv.Close)
+	if fi, err := os.Stat(extra.Path); err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("extra socket %s: %v %v, want a socket with 0600", extra.Path, fi, err)
+	}
+	if !strings.HasPrefix(srv.Endpoint(), "unix:///") {
+		t.Errorf("endpoint %q: the socket stays the recorded endpoint", srv.Endpoint())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tcp, err := store.Connect(store.Config{Endpoints: []string{"http://" + addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tcp.Close()
+	if _, err := tcp.Put(ctx, "/k", "over tcp"); err != nil {
+		t.Fatalf("client over http://%s: %v", addr, err)
+	}
+	sock, err := store.Connect(store.Config{Endpoints: []string{srv.Endpoint()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	resp, err := sock.Get(ctx, "/k")
+	if err != nil || len(resp.Kvs) != 1 || string(resp.Kvs[0].Value) != "over tcp" {
+		t.Fatalf("read over the socket: %v %v", resp, err)
+	}
+	shc, err := store.Connect(store.Config{Endpoints: []string{extra.String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shc.Close()
+	if resp, err := shc.Get(ctx, "/k"); err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("read over the shared socket %s: %v %v", extra.String(), resp, err)
+	}
+	// A second server on the same shared socket is refused, not a thief.
+	dir2 := t.TempDir()
+	if _, err := store.PrepareDataDir(dir2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.StartEmbedded(store.EmbeddedConfig{Dir: dir2, ClientURLs: []url.URL{extra}}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second server on %s: err = %v, want in use", extra.Path, err)
+	}
 }
