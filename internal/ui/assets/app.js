@@ -61,7 +61,7 @@
       dash(p.container),
       dash(p.node),
       el("code", {}, dash(p.label)),
-      el("code", {}, dash(p.value) + (p.value_bytes ? " … (" + p.value_bytes + " bytes)" : "")),
+      el("code", { class: "wrap" }, dash(p.value) + (p.value_bytes ? " … (" + p.value_bytes + " bytes)" : "")),
       dash(p.message) + (p.more ? " (+" + p.more + " more)" : ""),
     ])));
   }
