@@ -169,9 +169,12 @@
   function connect() {
     const es = new EventSource("events");
     es.addEventListener("snapshot", (ev) => {
-      try { render(JSON.parse(ev.data)); conn("live", "live"); } catch (e) { conn("down", "bad data: " + e.message); }
+      try {
+        const snap = JSON.parse(ev.data);
+        render(snap);
+        if (snap.synced) conn("live", "live"); else conn("pending", "reading the store…");
+      } catch (e) { conn("down", "bad data: " + e.message); }
     });
-    es.onopen = () => conn("live", "live");
     es.onerror = () => conn("down", "disconnected, retrying…"); // EventSource reconnects itself
   }
 
