@@ -31,6 +31,8 @@ const (
 	DefaultMaxSnapshot = 4 << 20
 	DefaultDebounce    = 250 * time.Millisecond
 	DefaultHeartbeat   = 25 * time.Second
+	// writeTimeout bounds one write to an event stream.
+	writeTimeout = 30 * time.Second
 )
 
 // Config is the page's server.
@@ -245,6 +247,9 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	var sent []byte
 	for {
 		b, changed := s.current()
+		// A client that stops reading loses its slot instead of holding
+		// it: each write has a deadline.
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if b != nil && !sameSlice(b, sent) {
 			if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
 				return
@@ -259,6 +264,7 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-changed:
 		case <-beat.C:
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
 				return
 			}
