@@ -36,6 +36,7 @@ Commands:
   status    show containers, routes, certificates, warnings and errors
   explain   show how one host name is served, or why it is not
   etcd      serve the embedded etcd on its own, for a stack whose stages run apart (compose.yaml)
+  ui        serve the operators' web page (also: portico run --ui-addr)
   etcd-setup  create the stages' etcd roles and users on an external cluster
   version   print the version, commit and Go version of this binary
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		err = cmdExplain(ctx, rest, e, stdout, stderr)
 	case "etcd":
 		err = cmdEtcd(ctx, rest, e, stderr)
+	case "ui":
+		err = cmdUI(ctx, rest, e, stderr)
 	case "etcd-setup":
 		err = cmdEtcdSetup(ctx, rest, e, stdout, stderr)
 	case "version", "--version":
@@ -218,10 +221,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		kvs[string(kv.Key)] = store.Entry{Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision}
 	}
 	now := time.Now()
-	rep := status.BuildEntries(kvs, keys, ropts)
-	if err := addCertStatus(gctx, &rep, cli, keys, now); err != nil {
-		return fmt.Errorf("read certificates: %w", err)
-	}
+	rep := status.Gather(kvs, keys, ropts, now)
 	if *asJSON {
 		err = rep.WriteJSON(stdout)
 	} else {

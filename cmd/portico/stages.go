@@ -23,7 +23,6 @@ import (
 	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/reporter"
-	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -36,7 +35,11 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	ro := addReporter(c.fs, e)
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
+	uo := addUI(c.fs, "", no.network, no.allowed)
 	if err := c.parse(args, e); err != nil {
+		return err
+	}
+	if err := uo.check(); err != nil {
 		return err
 	}
 	log, err := lo.logger(stderr)
@@ -105,8 +108,17 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
+	attrs := startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)
+	page, err := newUI(uo, so, cli, log)
+	if err != nil {
+		return err
+	}
+	if page != nil {
+		stages["ui"] = page
+		attrs = append(attrs, "ui", "http://"+page.Addr()+"/")
+	}
 	started := time.Now()
-	log.Info("portico started", startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)...)
+	log.Info("portico started", attrs...)
 	err = runStages(ctx, log, stages)
 	lvl := slog.LevelInfo
 	if err != nil {
@@ -352,17 +364,4 @@ func parseProviders(vals []string, build func(string) (challenge.Provider, error
 		out[zone] = p
 	}
 	return out, nil
-}
-
-// addCertStatus fills the report's certificate lines from the store.
-func addCertStatus(ctx context.Context, rep *status.Report, cli certs.Getter, keys store.Keys, now time.Time) error {
-	wanted, bundles, states, problems, err := certs.Load(ctx, cli, keys)
-	if err != nil {
-		return err
-	}
-	for _, p := range problems {
-		rep.Store = append(rep.Store, p.Error())
-	}
-	rep.Certs = certs.Report(wanted, bundles, states, now)
-	return nil
 }

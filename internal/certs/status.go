@@ -105,20 +105,39 @@ func Load(ctx context.Context, kv Getter, keys store.Keys) (wanted []store.Wante
 	if err != nil {
 		return nil, nil, nil, nil, fmt.Errorf("read %q: %w", keys.Certs(), err)
 	}
+	entries := make(map[string]store.Entry, len(resp.Kvs))
 	for _, e := range resp.Kvs {
-		k := string(e.Key)
+		entries[string(e.Key)] = store.Entry{Value: e.Value, ModRevision: e.ModRevision, CreateRevision: e.CreateRevision}
+	}
+	wanted, bundles, states, problems = LoadEntries(entries, keys)
+	return wanted, bundles, states, problems, nil
+}
+
+// LoadEntries is Load on a snapshot of the store, such as a store.Mirror's:
+// keys outside keys.Certs() are ignored. It is pure and visits the keys in
+// order, so its results do not depend on map order.
+func LoadEntries(entries map[string]store.Entry, keys store.Keys) (wanted []store.WantedCert, bundles []store.CertBundle, states []store.CertState, problems []error) {
+	names := make([]string, 0, len(entries))
+	for k := range entries {
+		if strings.HasPrefix(k, keys.Certs()) {
+			names = append(names, k)
+		}
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		v := entries[k].Value
 		var derr error
 		switch {
 		case k == keys.CertsWanted():
-			derr = store.Decode(k, e.Value, &wanted)
+			derr = store.Decode(k, v, &wanted)
 		case strings.HasPrefix(k, keys.CertData()):
 			var b store.CertBundle
-			if derr = store.Decode(k, e.Value, &b); derr == nil {
+			if derr = store.Decode(k, v, &b); derr == nil {
 				bundles = append(bundles, b)
 			}
 		case strings.HasPrefix(k, keys.CertStates()):
 			var st store.CertState
-			if derr = store.Decode(k, e.Value, &st); derr == nil {
+			if derr = store.Decode(k, v, &st); derr == nil {
 				states = append(states, st)
 			}
 		}
@@ -126,5 +145,5 @@ func Load(ctx context.Context, kv Getter, keys store.Keys) (wanted []store.Wante
 			problems = append(problems, derr)
 		}
 	}
-	return wanted, bundles, states, problems, nil
+	return wanted, bundles, states, problems
 }

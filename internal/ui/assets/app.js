@@ -1,0 +1,186 @@
+// Portico's operator page. Everything from the store is put into the page
+// as text (textContent, createTextNode), never as markup.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  // el builds an element; children are nodes or strings (made text nodes).
+  function el(tag, props, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(props || {})) {
+      if (k === "class") e.className = v;
+      else e.setAttribute(k, String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === "") continue;
+      e.appendChild(typeof c === "string" || typeof c === "number" ? document.createTextNode(String(c)) : c);
+    }
+    return e;
+  }
+
+  function table(headers, rows) {
+    return el("table", {},
+      el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
+      el("tbody", {}, rows.map((cells) => el("tr", {}, cells.map((c, i) =>
+        el("td", { "data-label": headers[i] }, c))))));
+  }
+
+  function empty(text) { return el("p", { class: "empty" }, text); }
+  function list(xs) { return (xs || []).join(", "); }
+  function dash(s) { return s === undefined || s === null || s === "" ? "–" : String(s); }
+
+  // ago renders a duration the way `portico status` does: days from two
+  // days up, then days and hours, hours, minutes, seconds (truncated).
+  function ago(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000), day = 86400;
+    if (s >= 2 * day) return Math.floor(s / day) + "d";
+    if (s >= day) { const h = Math.floor((s % day) / 3600); return h ? "1d " + h + "h" : "1d"; }
+    if (s >= 3600) return Math.floor(s / 3600) + "h";
+    if (s >= 60) return Math.floor(s / 60) + "m";
+    return s + "s";
+  }
+  function when(t) {
+    if (!t) return "–";
+    const d = new Date(t);
+    if (isNaN(d)) return dash(t);
+    const ms = d - Date.now();
+    const abs = d.toISOString().slice(0, 16).replace("T", " ");
+    return abs + (ms >= 0 ? " (in " + ago(ms) + ")" : " (" + ago(ms) + " ago)");
+  }
+
+  function count(id, n) { $(id).textContent = "(" + n + ")"; }
+  function fill(id, node) { $(id).replaceChildren(node); }
+
+  function renderProblems(r) {
+    const ps = r.problems || [];
+    count("problems-n", ps.length);
+    if (!ps.length) { fill("problems", el("p", { class: "empty ok" }, "No problems.")); return; }
+    fill("problems", table(["Severity", "Container", "Host", "Label", "Value", "Problem"], ps.map((p) => [
+      el("span", { class: "sev-" + p.severity }, dash(p.severity)),
+      dash(p.container),
+      dash(p.node),
+      el("code", {}, dash(p.label)),
+      el("code", { class: "wrap" }, dash(p.value) + (p.value_bytes ? " … (" + p.value_bytes + " bytes)" : "")),
+      dash(p.message) + (p.more ? " (+" + p.more + " more)" : ""),
+    ])));
+  }
+
+  function renderRoutes(r) {
+    const rs = r.routes || [];
+    count("routes-n", rs.length);
+    if (!rs.length) { fill("routes", empty("No routes yet: label a container with portico.vhost.")); return; }
+    fill("routes", table(["Host", "Protocol", "HTTPS", "Replicas (live upstreams)", "Containers"], rs.map((rt) => [
+      el("span", { class: "mono" }, rt.Host + (rt.Default ? " (default)" : "")),
+      dash(rt.Protocol),
+      dash(rt.HTTPS),
+      (rt.Upstreams && rt.Upstreams.length)
+        ? el("ul", { class: "plain mono" }, rt.Upstreams.map((u) => el("li", {}, u)))
+        : el("span", { class: "down" }, "none live (503)"),
+      el("ul", { class: "plain" }, (rt.Containers || []).map((c) => el("li", {}, c))),
+    ])));
+  }
+
+  function renderContainers(r) {
+    const cs = r.containers || [];
+    count("containers-n", cs.length);
+    if (!cs.length) { fill("containers", empty("No containers reported.")); return; }
+    const byNode = new Map();
+    for (const c of cs) {
+      if (!byNode.has(c.node)) byNode.set(c.node, []);
+      byNode.get(c.node).push(c);
+    }
+    const nodes = [...byNode.keys()].sort();
+    fill("containers", el("div", {}, nodes.map((n) => el("div", {},
+      el("h3", {}, "Docker host ", el("span", { class: "mono" }, dash(n)), " ",
+        el("span", { class: "muted" }, "(" + byNode.get(n).length + ")")),
+      table(["Name", "ID", "State", "Vhosts", "Upstream"], byNode.get(n).map((c) => [
+        c.name,
+        el("span", { class: "mono" }, dash(c.id)),
+        el("span", { class: c.state === "running" ? "ok" : "pending" }, dash(c.state) + (c.health ? " (" + c.health + ")" : "")),
+        dash(list(c.vhosts)),
+        c.addr ? el("span", { class: c.live ? "mono" : "mono down" }, c.addr + (c.live ? "" : " (not live)")) : "–",
+      ]))))));
+  }
+
+  function renderCerts(r) {
+    const cs = r.certs || [];
+    count("certs-n", cs.length);
+    if (!cs.length) { fill("certs", empty("No certificates.")); return; }
+    fill("certs", table(["Names", "Issuer", "Condition", "Expires", "Next renewal", "Last error"], cs.map((c) => [
+      el("ul", { class: "plain mono" }, (c.names && c.names.length ? c.names : [c.primary]).map((x) => el("li", {}, x))),
+      dash(c.issuer),
+      el("span", { class: c.condition === "valid" ? "ok" : (c.condition === "failing" || c.condition === "expired") ? "error" : "pending" }, dash(c.condition)),
+      when(c.not_after),
+      when(c.next_renewal),
+      c.error ? el("span", { class: "error" }, c.error + (c.retry_at ? " (retry " + when(c.retry_at) + ")" : "")) : "–",
+    ])));
+  }
+
+  function renderNginx(r) {
+    const ns = r.nginx || [];
+    count("nginx-n", ns.length);
+    if (!ns.length) { fill("nginx", empty("No nginx instance has reported yet.")); return; }
+    fill("nginx", table(["Instance", "Config", "Applied", "Routes", "Reloads", "Listens", "Last error"], ns.map((n) => [
+      el("span", { class: "mono" }, n.instance),
+      el("span", { class: "mono", title: dash(n.applied) }, n.applied ? n.applied.slice(0, 12) : "–"),
+      when(n.applied_at),
+      String(n.routes || 0),
+      String(n.reloads || 0),
+      el("ul", { class: "plain mono" },
+        (n.http_addrs || []).map((a) => el("li", {}, "http " + a)),
+        (n.https_addrs || []).map((a) => el("li", {}, "https " + a))),
+      n.error ? el("span", { class: "error" }, n.error + (n.error_routes ? " (routes: " + list(n.error_routes) + ")" : "")) : "–",
+    ])));
+  }
+
+  function renderStore(r) {
+    const ss = r.store_errors || [];
+    $("store-section").hidden = !ss.length;
+    count("store-n", ss.length);
+    fill("store", el("ul", { class: "plain" }, ss.map((s) => el("li", { class: "error mono" }, s))));
+  }
+
+  let last = null;
+  function render(snap) {
+    last = snap;
+    const r = snap.report || {};
+    const c = r.counts || {};
+    $("counts").textContent = [
+      (c.routes || 0) + " routes", (c.containers || 0) + " containers",
+      (c.errors || 0) + " errors", (c.warnings || 0) + " warnings",
+    ].join(" · ");
+    $("counts").className = "counts" + (c.errors ? " error" : "");
+    $("truncated").hidden = !snap.truncated;
+    renderProblems(r); renderRoutes(r); renderContainers(r); renderCerts(r); renderNginx(r); renderStore(r);
+    tick();
+    document.body.setAttribute("data-revision", String(snap.revision));
+  }
+  function tick() {
+    if (last) $("updated").textContent = "store revision " + last.revision + ", updated " + ago(Date.now() - new Date(last.generated_at)) + " ago";
+  }
+
+  function conn(state, text) {
+    const c = $("conn");
+    c.className = "pill " + state;
+    c.textContent = text;
+  }
+
+  function connect() {
+    const es = new EventSource("events");
+    es.addEventListener("snapshot", (ev) => {
+      try {
+        const snap = JSON.parse(ev.data);
+        render(snap);
+        if (snap.synced) conn("live", "live"); else conn("pending", "reading the store…");
+      } catch (e) { conn("down", "bad data: " + e.message); }
+    });
+    es.onerror = () => conn("down", "disconnected, retrying…"); // EventSource reconnects itself
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    connect();
+    setInterval(() => { if (last) render(last); }, 30000); // relative times
+    setInterval(tick, 5000);
+  });
+})();

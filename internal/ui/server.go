@@ -1,0 +1,281 @@
+// Package ui serves Portico's web page for operators: one page that shows
+// the status report (routes, containers by Docker host, certificates,
+// nginx instances, problems) and updates live over server-sent events.
+// Every asset is embedded; the page loads nothing from elsewhere.
+package ui
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/status"
+	"github.com/portico/portico/internal/store"
+)
+
+//go:embed assets
+var assets embed.FS
+
+// Defaults for Config's zero values.
+const (
+	DefaultMaxClients  = 32
+	DefaultMaxSnapshot = 4 << 20
+	DefaultDebounce    = 250 * time.Millisecond
+	DefaultHeartbeat   = 25 * time.Second
+	// writeTimeout bounds one write to an event stream.
+	writeTimeout = 30 * time.Second
+)
+
+// Config is the page's server.
+type Config struct {
+	// Addr is host:port to listen on; CheckAddr decides whether it needs
+	// a Token.
+	Addr string
+	// Token, when set, is required on every request (see authorize).
+	Token   string
+	Keys    store.Keys
+	Routing routing.Options
+	// MaxClients bounds the live (SSE) connections; more get 503.
+	MaxClients int
+	// MaxSnapshot bounds one snapshot's JSON in bytes (see Encode).
+	MaxSnapshot int
+	// Debounce is how long a change waits for more before a snapshot.
+	Debounce time.Duration
+	// Heartbeat is how often an idle event stream gets a comment line.
+	Heartbeat time.Duration
+	Log       *slog.Logger
+}
+
+// Server serves the page. New listens; Run serves until its context ends.
+type Server struct {
+	cfg     Config
+	l       net.Listener
+	mirror  *store.Mirror
+	notify  chan struct{}
+	clients atomic.Int64
+
+	mu   sync.Mutex
+	snap []byte
+	// changed is closed and replaced on every new snapshot.
+	changed chan struct{}
+}
+
+// New checks cfg, listens on cfg.Addr and prepares a mirror of the store
+// through cli.
+func New(cfg Config, cli store.Watcher) (*Server, error) {
+	if err := CheckAddr(cfg.Addr, cfg.Token); err != nil {
+		return nil, fmt.Errorf("--ui-addr: %w", err)
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.MaxSnapshot <= 0 {
+		cfg.MaxSnapshot = DefaultMaxSnapshot
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	l, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("--ui-addr %q: %w", cfg.Addr, err)
+	}
+	s := &Server{cfg: cfg, l: l, notify: make(chan struct{}, 1), changed: make(chan struct{})}
+	s.mirror = store.NewMirror(cli, cfg.Keys.Prefix()+"/", s.notify, cfg.Log.With("component", "ui"))
+	s.publish(time.Now())
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.l.Addr().String() }
+
+// Run serves the page until ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.mirror.Run(ctx) }()
+	go func() { defer wg.Done(); s.debounce(ctx) }()
+	s.cfg.Log.Info("serving the web page", "addr", s.Addr(), "token", s.cfg.Token != "")
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.l) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	srv.Close()
+	wg.Wait()
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ui: %w", err)
+	}
+	return ctx.Err()
+}
+
+// debounce turns the mirror's notifications into snapshots: the first
+// change starts a timer, the changes during it ride along.
+func (s *Server) debounce(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.notify:
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.cfg.Debounce):
+		}
+		select { // changes during the wait are in this snapshot
+		case <-s.notify:
+		default:
+		}
+		s.publish(time.Now())
+	}
+}
+
+// publish builds a snapshot from the mirror and wakes the event streams.
+func (s *Server) publish(now time.Time) {
+	entries, rev, synced := s.mirror.Snapshot()
+	rep := status.Gather(entries, s.cfg.Keys, s.cfg.Routing, now)
+	b, err := Encode(rep, rev, synced, now, s.cfg.MaxSnapshot)
+	if err != nil {
+		s.cfg.Log.Error("ui snapshot", "err", err, "revision", rev)
+		return
+	}
+	s.mu.Lock()
+	s.snap = b
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+
+func (s *Server) current() ([]byte, <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap, s.changed
+}
+
+// Handler is the page's HTTP handler, with authorization and headers.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	static, _ := fs.Sub(assets, "assets")
+	files := http.FileServerFS(static)
+	mux.Handle("GET /{$}", files)
+	mux.Handle("GET /app.js", files)
+	mux.Handle("GET /app.css", files)
+	mux.HandleFunc("GET /api/status", s.serveStatus)
+	mux.HandleFunc("GET /events", s.serveEvents)
+	return s.guard(mux)
+}
+
+// guard sets the security headers and checks the token.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cache-Control", "no-store")
+		fromQuery, err := authorize(r, s.cfg.Token)
+		if err != nil {
+			s.cfg.Log.Debug("ui request refused", "remote", r.RemoteAddr, "path", r.URL.Path, "err", err)
+			if s.cfg.Token == "" {
+				http.Error(w, "forbidden: open the page by a loopback address", http.StatusForbidden)
+				return
+			}
+			h.Set("WWW-Authenticate", `Bearer realm="portico"`)
+			http.Error(w, "unauthorized: open the page with ?token=<token> once, or send Authorization: Bearer <token>", http.StatusUnauthorized)
+			return
+		}
+		if fromQuery {
+			http.SetCookie(w, &http.Cookie{Name: CookieName, Value: cookieValue(s.cfg.Token), Path: "/",
+				HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+			http.Redirect(w, r, withoutToken(r.URL), http.StatusSeeOther)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
+	b, _ := s.current()
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// serveEvents streams a snapshot now and after every change, to at most
+// MaxClients clients at once.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	if n := s.clients.Add(1); n > int64(s.cfg.MaxClients) {
+		s.clients.Add(-1)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, fmt.Sprintf("too many live clients (at most %d)", s.cfg.MaxClients), http.StatusServiceUnavailable)
+		return
+	}
+	defer s.clients.Add(-1)
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	beat := time.NewTicker(s.cfg.Heartbeat)
+	defer beat.Stop()
+	var sent []byte
+	for {
+		b, changed := s.current()
+		// A client that stops reading loses its slot instead of holding
+		// it: each write has a deadline.
+		rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if b != nil && !sameSlice(b, sent) {
+			if _, err := fmt.Fprintf(w, "event: snapshot\ndata: %s\n\n", b); err != nil {
+				return
+			}
+			sent = b
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			return
+		case <-changed:
+		case <-beat.C:
+			rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := fmt.Fprint(w, ": ping\n\n"); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// sameSlice says whether a and b are the same snapshot (not just equal).
+func sameSlice(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// Clients is the number of open event streams.
+func (s *Server) Clients() int { return int(s.clients.Load()) }
