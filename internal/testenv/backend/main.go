@@ -13,6 +13,9 @@
 //	remote=172.18.0.1:41234
 //	X-Forwarded-For: 203.0.113.7
 //
+// GET /ws with "Upgrade: websocket" is a websocket echo (RFC 6455): each
+// data frame comes back with the same opcode and payload, until a close.
+//
 // `backend healthcheck` probes http://127.0.0.1:80/healthz and exits 0 or 1,
 // for Docker health checks in an image without a shell.
 //
@@ -69,6 +72,7 @@ func main() {
 			}
 		}
 	})
+	mux.HandleFunc("/ws", wsEcho)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "name=%s host=%s path=%s\n", name, r.Host, r.URL.Path)
