@@ -27,13 +27,21 @@ import (
 	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
-// startRunTLS is startRun with an HTTPS listener on a free port; it returns
-// the run and the HTTPS address.
+// startRunOwn is startRun whose reporter sees only this run's containers
+// (--label-filter): other tests on the same Docker daemon would otherwise
+// add their changes (and reloads, and certificates) to the figures.
+func startRunOwn(b *testing.B, d *dockertest.Env, network string, extra ...string) *run {
+	b.Helper()
+	return startRun(b, d, network, append([]string{"--label-filter", dockertest.RunLabel + "=" + d.RunID}, extra...)...)
+}
+
+// startRunTLS is startRunOwn with an HTTPS listener on a free port; it
+// returns the run and the HTTPS address.
 func startRunTLS(b *testing.B, d *dockertest.Env, network string, extra ...string) (*run, string) {
 	b.Helper()
 	https := addr(freePort(b))
 	// Flags given later win: this --https-addr replaces startRun's "".
-	r := startRun(b, d, network, append([]string{"--https-addr", https}, extra...)...)
+	r := startRunOwn(b, d, network, append([]string{"--https-addr", https}, extra...)...)
 	return r, https
 }
 

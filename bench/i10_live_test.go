@@ -52,7 +52,7 @@ func routeLive(b *testing.B, group string, others int, https bool) {
 	if https {
 		r, httpsAddr = startRunTLS(b, d, net)
 	} else {
-		r = startRun(b, d, net)
+		r = startRunOwn(b, d, net)
 	}
 	if others > 0 {
 		_, ip := backend(b, d, net, "synthback", nil)

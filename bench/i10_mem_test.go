@@ -29,8 +29,12 @@ func BenchmarkI10Memory(b *testing.B) {
 		_, ip := backend(b, d, net, "i10memback", nil)
 		const small, large = 200, 10000
 		writeSyntheticTLS(b, r, d.RunID, net, ip, 0, small, true)
+		names := make([]string, small)
+		for i := range names {
+			names[i] = synthHost(d.RunID, i)
+		}
 		waitRoutes(b, r, small, 2*time.Minute)
-		waitBundles(b, r, small, 3*time.Minute)
+		waitBundles(b, r, names, 3*time.Minute)
 		settle := func(what string) {
 			// The store quiet for a moment, then one pacing window for the
 			// last apply, then one worker generation.
