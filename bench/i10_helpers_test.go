@@ -113,6 +113,26 @@ func withChildren(pid int) ([]int, error) {
 	return pids, nil
 }
 
+// retiring is an error while a child of the nginx master in pidFile is a
+// worker of an older generation ("worker process is shutting down"): a
+// reload is not finished yet.
+func retiring(pidFile string) error {
+	procs, err := nginxProcs(pidFile)
+	if err != nil {
+		return err
+	}
+	for _, p := range procs[1:] {
+		cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if strings.Contains(string(cmd), "shutting down") {
+			return fmt.Errorf("nginx worker %d is shutting down", p)
+		}
+	}
+	return nil
+}
+
 // cpuTicks sums utime+stime (clock ticks, 100 per second on Linux) of pids.
 func cpuTicks(pids []int) (int64, error) {
 	var sum int64
