@@ -206,6 +206,27 @@ func pipelinePSS(b *testing.B, r *run) (total, porticoPart int64) {
 	return p + n, p
 }
 
+// nginxPSSDetail lists the PSS of each nginx process of r with its title,
+// e.g. "master 20.1 MB, worker 300.2 MB, worker 299.8 MB".
+func nginxPSSDetail(b *testing.B, r *run) string {
+	b.Helper()
+	procs, err := nginxProcs(nginxPIDFile(r.dataDir))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var parts []string
+	for _, p := range procs {
+		n, err := pssBytes([]int{p})
+		if err != nil {
+			continue // gone meanwhile
+		}
+		title, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		kind, _, _ := strings.Cut(strings.TrimPrefix(string(title), "nginx: "), " ")
+		parts = append(parts, fmt.Sprintf("%s %.1f MB", kind, float64(n)/1e6))
+	}
+	return strings.Join(parts, ", ")
+}
+
 // wsConn is a websocket client connection (RFC 6455, text frames).
 type wsConn struct {
 	c  net.Conn

@@ -66,8 +66,8 @@ func BenchmarkI10Memory(b *testing.B) {
 		mb := func(x int64) string { return fmt.Sprintf("%.1f MB", float64(x)/1e6) }
 		idle, idleP := pipelinePSS(b, r)
 		conf200 := confSize()
-		b.Logf("I10 memory: %d routes with local-CA certificates, idle: PSS %s (portico %s, nginx %s); config %d KB (goal <= 75 MB)",
-			small, mb(idle), mb(idleP), mb(idle-idleP), conf200>>10)
+		b.Logf("I10 memory: %d routes with local-CA certificates, idle: PSS %s (portico %s, nginx %s: %s); config %d KB (goal <= 75 MB)",
+			small, mb(idle), mb(idleP), mb(idle-idleP), nginxPSSDetail(b, r), conf200>>10)
 
 		host := synthHost(d.RunID, 0)
 		waitLive(b, r, host)
@@ -82,8 +82,8 @@ func BenchmarkI10Memory(b *testing.B) {
 		waitRoutes(b, r, large, 5*time.Minute)
 		settle("10,000 routes")
 		big, bigP := pipelinePSS(b, r)
-		b.Logf("I10 memory: %d routes (%d with certificates, the rest HTTP): PSS %s (portico %s, nginx %s); config %d KB (goal <= 150 MB)",
-			large, small, mb(big), mb(bigP), mb(big-bigP), confSize()>>10)
+		b.Logf("I10 memory: %d routes (%d with certificates, the rest HTTP): PSS %s (portico %s, nginx %s: %s); config %d KB (goal <= 150 MB)",
+			large, small, mb(big), mb(bigP), mb(big-bigP), nginxPSSDetail(b, r), confSize()>>10)
 		b.ReportMetric(float64(idle)/1e6, "pss-MB/200")
 		b.ReportMetric(float64(later)/float64(idle), "after-load/idle")
 		b.ReportMetric(float64(big)/1e6, "pss-MB/10000")

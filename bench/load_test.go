@@ -232,7 +232,7 @@ func BenchmarkP5GeneratedVsHandWritten(b *testing.B) {
 	for b.Loop() {
 		d := newDocker(b)
 		net := d.Network(b, "p5")
-		r := startRun(b, d, net)
+		r := startRunOwn(b, d, net) // other tests on the daemon would reload it meanwhile
 		host := "p5-" + d.RunID + ".test"
 		_, ip := backend(b, d, net, "p5", map[string]string{"portico.vhost": host, "portico.https": "off"})
 		waitLive(b, r, host)
