@@ -92,6 +92,14 @@ func synthHost(runID string, i int) string { return fmt.Sprintf("s%05d-%s.test",
 // network. HTTPS is off so the certs stage issues nothing.
 func writeSynthetic(b *testing.B, r *run, runID, network, backendIP string, from, to int) {
 	b.Helper()
+	writeSyntheticTLS(b, r, runID, network, backendIP, from, to, false)
+}
+
+// writeSyntheticTLS is writeSynthetic; with https the records leave
+// portico.https unset (auto), so the certs stage issues a local-CA
+// certificate for each .test name.
+func writeSyntheticTLS(b *testing.B, r *run, runID, network, backendIP string, from, to int, https bool) {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var ops []clientv3.Op
@@ -105,7 +113,7 @@ func writeSynthetic(b *testing.B, r *run, runID, network, backendIP string, from
 		ops = ops[:0]
 	}
 	for i := from; i < to; i++ {
-		key, v := synthRecord(b, r, runID, network, backendIP, i)
+		key, v := synthRecordTLS(b, r, runID, network, backendIP, i, https)
 		ops = append(ops, clientv3.OpPut(key, v))
 		if len(ops) == 100 {
 			flush()
@@ -118,6 +126,12 @@ func writeSynthetic(b *testing.B, r *run, runID, network, backendIP string, from
 // only created (no address) when backendIP is "".
 func synthRecord(b *testing.B, r *run, runID, network, backendIP string, i int) (key, value string) {
 	b.Helper()
+	return synthRecordTLS(b, r, runID, network, backendIP, i, false)
+}
+
+// synthRecordTLS is synthRecord; with https portico.https is left unset.
+func synthRecordTLS(b *testing.B, r *run, runID, network, backendIP string, i int, https bool) (key, value string) {
+	b.Helper()
 	id := fmt.Sprintf("synthetic%06d", i)
 	c := store.Container{ID: id, Name: id, Host: "synthetic-" + runID, Image: "synthetic", State: "running",
 		Labels:   map[string]string{"portico.vhost": synthHost(runID, i), "portico.https": "off"},
@@ -126,6 +140,9 @@ func synthRecord(b *testing.B, r *run, runID, network, backendIP string, i int) 
 	}
 	if backendIP == "" {
 		c.State = "created"
+	}
+	if https {
+		delete(c.Labels, "portico.https")
 	}
 	v, err := store.Encode(c)
 	if err != nil {

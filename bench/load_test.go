@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
 // wrkResult is what wrk reported.
@@ -231,7 +232,7 @@ func BenchmarkP5GeneratedVsHandWritten(b *testing.B) {
 	for b.Loop() {
 		d := newDocker(b)
 		net := d.Network(b, "p5")
-		r := startRun(b, d, net)
+		r := startRunOwn(b, d, net) // other tests on the daemon would reload it meanwhile
 		host := "p5-" + d.RunID + ".test"
 		_, ip := backend(b, d, net, "p5", map[string]string{"portico.vhost": host, "portico.https": "off"})
 		waitLive(b, r, host)
@@ -284,14 +285,8 @@ func BenchmarkP5GeneratedVsHandWritten(b *testing.B) {
 // the same main config settings as supervised mode.
 func handNginx(b *testing.B, upstream string) string {
 	b.Helper()
-	dir, err := os.MkdirTemp("", "portico-p5-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.RemoveAll(dir) })
-	listen := addr(freePort(b))
-	inc := filepath.Join(dir, "hand.conf")
-	conf := fmt.Sprintf(`upstream backend {
+	listen, _ := startHandNginx(b, func(listen string) string {
+		return fmt.Sprintf(`upstream backend {
     server %s;
     keepalive 32;
 }
@@ -308,7 +303,29 @@ server {
     }
 }
 `, upstream, listen)
-	if err := os.WriteFile(inc, []byte(conf), 0o644); err != nil {
+	}, func(listen string) error {
+		if code, _, err := get(listen, "x"); err != nil || code != 200 {
+			return fmt.Errorf("hand-written nginx: %d %v", code, err)
+		}
+		return nil
+	})
+	return listen
+}
+
+// startHandNginx runs nginx on a hand-written http{} include, conf(listen)
+// for a free listen address, with the same main config as supervised mode,
+// and waits until ready(listen) succeeds. It returns the listen address and
+// the master's pid; the nginx is stopped when the benchmark ends.
+func startHandNginx(b *testing.B, conf func(listen string) string, ready func(listen string) error) (string, int) {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "portico-hand-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(dir) })
+	listen := addr(freePort(b))
+	inc := filepath.Join(dir, "hand.conf")
+	if err := os.WriteFile(inc, []byte(conf(listen)), 0o644); err != nil {
 		b.Fatal(err)
 	}
 	mainPath := filepath.Join(dir, "nginx.conf")
@@ -331,14 +348,6 @@ server {
 			<-done
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if code, _, err := get(listen, "x"); err == nil && code == 200 {
-			return listen
-		}
-		if time.Now().After(deadline) {
-			b.Fatal("hand-written nginx does not answer")
-		}
-		<-time.After(20 * time.Millisecond)
-	}
+	porticotest.Eventually(b, 10*time.Second, "hand-written nginx answers", func() error { return ready(listen) })
+	return listen, cmd.Process.Pid
 }

@@ -13,6 +13,14 @@
 //	remote=172.18.0.1:41234
 //	X-Forwarded-For: 203.0.113.7
 //
+// With HANG_ON_TERM=<duration> (e.g. 5s) a SIGTERM does not end the
+// process at once: for that long it keeps its ports open but answers no
+// request (each waits until the process exits), like an application busy
+// shutting down, then it exits.
+//
+// GET /ws with "Upgrade: websocket" is a websocket echo (RFC 6455): each
+// data frame comes back with the same opcode and payload, until a close.
+//
 // `backend healthcheck` probes http://127.0.0.1:80/healthz and exits 0 or 1,
 // for Docker health checks in an image without a shell.
 //
@@ -20,6 +28,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"log"
 	"maps"
@@ -46,6 +55,11 @@ func main() {
 		name = h
 	}
 	var failing atomic.Bool
+	hangOnTerm, err := time.ParseDuration(cmp.Or(os.Getenv("HANG_ON_TERM"), "0s"))
+	if err != nil {
+		log.Fatalf("HANG_ON_TERM: %v", err)
+	}
+	terminating := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Query().Get("set") {
@@ -69,6 +83,7 @@ func main() {
 			}
 		}
 	})
+	mux.HandleFunc("/ws", wsEcho)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "name=%s host=%s path=%s\n", name, r.Host, r.URL.Path)
@@ -82,7 +97,16 @@ func main() {
 	}
 	errs := make(chan error, len(ports))
 	for _, p := range ports {
-		srv := &http.Server{Addr: ":" + p, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-terminating:
+				<-r.Context().Done() // hang until the process exits
+				return
+			default:
+			}
+			mux.ServeHTTP(w, r)
+		})
+		srv := &http.Server{Addr: ":" + p, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errs <- fmt.Errorf("port %s: %w", p, srv.ListenAndServe()) }()
 	}
 	log.Printf("backend %s listening on %v", name, ports)
@@ -94,6 +118,11 @@ func main() {
 	case err := <-errs:
 		log.Fatal(err)
 	case s := <-stop:
+		if hangOnTerm > 0 {
+			log.Printf("backend %s: %v, answering nothing for %s, then exiting", name, s, hangOnTerm)
+			close(terminating)
+			time.Sleep(hangOnTerm)
+		}
 		log.Printf("backend %s: %v, exiting", name, s)
 	}
 }
