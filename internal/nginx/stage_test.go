@@ -22,6 +22,7 @@ import (
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
+	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
 // harness is one stage with real etcd and a supervised real nginx.
@@ -39,12 +40,7 @@ type harness struct {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return porticotest.Addr(porticotest.FreePort(t))
 }
 
 func startStage(t *testing.T, withTLS bool, mutate func(*Config)) *harness {

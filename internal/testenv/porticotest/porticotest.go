@@ -125,12 +125,39 @@ func (p *Proc) Kill() {
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return handedOut.next(t)
+}
+
+// portSet remembers every port FreePort handed out in this test binary:
+// the kernel may give the same free port to two listen-and-close calls in
+// a row, and two servers of one test (nginx's HTTPS and the metrics, say)
+// then collide. It is shared by every test of the binary on purpose.
+type portSet struct {
+	mu   sync.Mutex
+	seen map[int]bool
+}
+
+var handedOut = &portSet{seen: map[int]bool{}}
+
+func (s *portSet) next(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		s.mu.Lock()
+		fresh := !s.seen[port]
+		s.seen[port] = true
+		s.mu.Unlock()
+		if fresh {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port that was not handed out before")
+	return 0
 }
 
 // Addr is 127.0.0.1:port.
