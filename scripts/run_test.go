@@ -166,7 +166,7 @@ func TestRunAsRootInstallsBuildsAndStarts(t *testing.T) {
 		t.Errorf("go calls:\n%s\nwant one go build -o %s ./cmd/portico in the checkout", g, bin)
 	}
 	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", "/var/lib/portico", "--http-addr", ":80", "--https-addr", ":443",
-		"--log-level", "debug", "--acme-email=ops@example.test")
+		"--ui-addr", "127.0.0.1:8099", "--log-level", "debug", "--acme-email=ops@example.test")
 	for _, want := range []string{
 		bin + " status --data-dir /var/lib/portico\n",
 		"http :80; https :443",
@@ -206,7 +206,7 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 		http, https = ":80", ":443"
 	}
 	dir := filepath.Join(state, "portico")
-	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https)
+	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099")
 	if !strings.Contains(out, "status --data-dir "+dir) {
 		t.Errorf("output lacks the status command for %s:\n%s", dir, out)
 	}
@@ -215,7 +215,7 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 	if out, err := e.run(t, []string{"FAKE_UID=1000", "XDG_STATE_HOME=relative"}); err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
-	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", filepath.Join(e.home, ".local", "state", "portico"), "--http-addr", http, "--https-addr", https)
+	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", filepath.Join(e.home, ".local", "state", "portico"), "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099")
 }
 
 func TestRunAsUserWithoutSudo(t *testing.T) {
@@ -242,7 +242,7 @@ func TestRunKeepsGivenSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
-	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", "/srv/p", "--http-addr=127.0.0.1:8081", "--https-addr", "")
+	wantArgs(t, e.porticoArgs(t), "run", "--ui-addr", "127.0.0.1:8099", "--data-dir", "/srv/p", "--http-addr=127.0.0.1:8081", "--https-addr", "")
 	if a := readOr(t, e.aptLog); a != "" {
 		t.Errorf("apt-get ran although nginx is there:\n%s", a)
 	}
@@ -254,12 +254,13 @@ func TestRunKeepsGivenSettings(t *testing.T) {
 	}
 
 	// PORTICO_* variables given: portico reads them, so no flag is added.
-	out, err = e.run(t, []string{"FAKE_UID=0", "PORTICO_DATA_DIR=/srv/q", "PORTICO_HTTP_ADDR=127.0.0.1:8082", "PORTICO_HTTPS_ADDR=127.0.0.1:8443"}, "--log-format", "json")
+	out, err = e.run(t, []string{"FAKE_UID=0", "PORTICO_DATA_DIR=/srv/q", "PORTICO_HTTP_ADDR=127.0.0.1:8082", "PORTICO_HTTPS_ADDR=127.0.0.1:8443", "PORTICO_UI_ADDR=127.0.0.1:8098"}, "--log-format", "json")
 	if err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
 	wantArgs(t, e.porticoArgs(t), "run", "--log-format", "json")
-	if !strings.Contains(out, "status --data-dir /srv/q\n") || !strings.Contains(out, "http 127.0.0.1:8082; https 127.0.0.1:8443") {
+	if !strings.Contains(out, "status --data-dir /srv/q\n") || !strings.Contains(out, "http 127.0.0.1:8082; https 127.0.0.1:8443") ||
+		!strings.Contains(out, "web page:  http://127.0.0.1:8098/") {
 		t.Errorf("output should name the data dir and addresses from the environment:\n%s", out)
 	}
 }
