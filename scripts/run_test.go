@@ -238,15 +238,16 @@ func TestRunAsUserWithoutSudo(t *testing.T) {
 func TestRunKeepsGivenSettings(t *testing.T) {
 	e := newRunEnv(t, true, true)
 	// Flags given: no default is added, nothing is installed.
-	out, err := e.run(t, []string{"FAKE_UID=0"}, "--data-dir", "/srv/p", "--http-addr=127.0.0.1:8081", "--https-addr", "")
+	out, err := e.run(t, []string{"FAKE_UID=0"}, "--data-dir", "/srv/p", "--http-addr=127.0.0.1:8081", "--https-addr", "", "--ui-addr", "")
 	if err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
-	wantArgs(t, e.porticoArgs(t), "run", "--ui-addr", "127.0.0.1:8099", "--data-dir", "/srv/p", "--http-addr=127.0.0.1:8081", "--https-addr", "")
+	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", "/srv/p", "--http-addr=127.0.0.1:8081", "--https-addr", "", "--ui-addr", "")
 	if a := readOr(t, e.aptLog); a != "" {
 		t.Errorf("apt-get ran although nginx is there:\n%s", a)
 	}
-	if !strings.Contains(out, "status --data-dir /srv/p\n") || !strings.Contains(out, "http 127.0.0.1:8081; https none") {
+	if !strings.Contains(out, "status --data-dir /srv/p\n") || !strings.Contains(out, "http 127.0.0.1:8081; https none") ||
+		!strings.Contains(out, "web page:  off") {
 		t.Errorf("output should name the given data dir and addresses:\n%s", out)
 	}
 	if strings.Contains(out, "local-ca-cert") {
