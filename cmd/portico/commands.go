@@ -170,6 +170,20 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
+// readPrefix reads every key under the prefix, with the revisions that
+// ownership and caching need: what status, explain and the page show.
+func readPrefix(ctx context.Context, cli *clientv3.Client, keys store.Keys) (map[string]store.Entry, error) {
+	resp, err := cli.Get(ctx, keys.Prefix()+"/", clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("read %s from etcd: %w", keys.Prefix(), err)
+	}
+	kvs := make(map[string]store.Entry, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		kvs[string(kv.Key)] = store.Entry{Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision}
+	}
+	return kvs, nil
+}
+
 func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
 	c := newCommand("status", "Show containers, routes, certificates, warnings and errors from the store.", stderr)
 	so := addStore(c.fs)
@@ -212,13 +226,9 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		_, err = stdout.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 		return err
 	}
-	resp, err := cli.Get(gctx, keys.Prefix()+"/", clientv3.WithPrefix())
+	kvs, err := readPrefix(gctx, cli, keys)
 	if err != nil {
-		return fmt.Errorf("read %s from etcd: %w", keys.Prefix(), err)
-	}
-	kvs := make(map[string]store.Entry, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		kvs[string(kv.Key)] = store.Entry{Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision}
+		return err
 	}
 	now := time.Now()
 	rep := status.Gather(kvs, keys, ropts, now)

@@ -11,12 +11,9 @@ import (
 	"strings"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
-
 	"github.com/portico/portico/internal/explain"
 	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/status"
-	"github.com/portico/portico/internal/store"
 )
 
 // cmdExplain is `portico explain <host>`: the chain from the records that
@@ -65,7 +62,7 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		}
 		settings.Template = string(b)
 	}
-	cli, err := connect(so, *dataDir)
+	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
 	if err != nil {
 		return err
 	}
@@ -73,13 +70,9 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 	keys := so.keys()
 	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(gctx, keys.Prefix()+"/", clientv3.WithPrefix())
+	entries, err := readPrefix(gctx, cli, keys)
 	if err != nil {
-		return fmt.Errorf("read %s from etcd: %w", keys.Prefix(), err)
-	}
-	entries := make(map[string]store.Entry, len(resp.Kvs))
-	for _, kv := range resp.Kvs {
-		entries[string(kv.Key)] = store.Entry{Value: kv.Value, ModRevision: kv.ModRevision, CreateRevision: kv.CreateRevision}
+		return err
 	}
 	now := time.Now()
 	x := explain.Build(explain.Input{Host: host, Entries: entries, Keys: keys, Routing: ropts, Render: settings, Now: now})
