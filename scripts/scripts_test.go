@@ -101,7 +101,7 @@ func TestInstallAsksOutsideCI(t *testing.T) {
 }
 
 // TestScriptsKillNothing: the test command must never kill processes it did
-// not start (it once ran `pkill -x nginx` and `pkill -x named`).
+// not start (it once ended every nginx and named on the machine by name).
 func TestScriptsKillNothing(t *testing.T) {
 	kill := regexp.MustCompile(`(^|[\s;&|(])(pkill|killall|kill)\s`)
 	for _, f := range []string{"test", "install-test-deps", "run", "lib/apt.sh", "../.ci/run"} {
