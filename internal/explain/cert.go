@@ -2,6 +2,7 @@ package explain
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -18,7 +19,7 @@ import (
 func explainCert(x *Explanation, in Input, s snapshot, route routing.Route) {
 	refs, rejected := nginx.UsableCerts(s.bundles)
 	c := &Certificate{}
-	for _, key := range sortedKeys(rejected) {
+	for _, key := range slices.Sorted(maps.Keys(rejected)) {
 		if b := s.bundles[key]; certs.Covers(b.Names, route.Host) || slices.Contains(b.Names, route.Host) {
 			c.Rejected = append(c.Rejected, redact.String(rejected[key].Error()))
 		}
@@ -38,7 +39,7 @@ func explainCert(x *Explanation, in Input, s snapshot, route routing.Route) {
 	// The certificate: the one the renderer picked, else the one the certs
 	// stage wants for this name.
 	var bundles []store.CertBundle
-	for _, key := range sortedKeys(s.bundles) {
+	for _, key := range slices.Sorted(maps.Keys(s.bundles)) {
 		bundles = append(bundles, s.bundles[key])
 	}
 	report := certs.Report(s.wanted, bundles, s.states, in.Now)

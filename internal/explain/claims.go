@@ -2,6 +2,7 @@ package explain
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -26,7 +27,7 @@ type snapshot struct {
 func readSnapshot(in Input) snapshot {
 	s := snapshot{keyOf: map[string]string{}, bundles: map[string]store.CertBundle{}}
 	k := in.Keys
-	for _, key := range sortedKeys(in.Entries) {
+	for _, key := range slices.Sorted(maps.Keys(in.Entries)) {
 		e := in.Entries[key]
 		var err error
 		switch {
@@ -35,7 +36,7 @@ func readSnapshot(in Input) snapshot {
 			if c, err = store.DecodeContainerEntry(key, e); err == nil {
 				if c.Rejected != "" {
 					s.unreadable = append(s.unreadable, fmt.Sprintf("key %q: container %q on node %q was rejected by the reporter, so its names are unknown: %s",
-						key, c.Name, c.Host, redact.String(clip(c.Rejected))))
+						key, c.Name, c.Host, redact.String(routing.Clip(c.Rejected, 256))))
 				}
 				s.containers = append(s.containers, c)
 				s.keyOf[c.Host+"\x00"+c.ID] = key
@@ -240,20 +241,4 @@ func porticoLabels(m map[string]string) map[string]string {
 		return nil
 	}
 	return out
-}
-
-func clip(s string) string {
-	if len(s) > 256 {
-		return strings.ToValidUTF8(s[:256], "") + "…"
-	}
-	return s
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

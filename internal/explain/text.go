@@ -3,6 +3,8 @@ package explain
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -52,10 +54,10 @@ func (x Explanation) WriteText(w io.Writer, now time.Time) error {
 		if c.Name != x.Host {
 			fmt.Fprintf(tw, "    claims\t%s (covers %s)\n", e(c.Name), e(x.Host))
 		}
-		for _, k := range sortedKeys(c.Labels) {
+		for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
 			fmt.Fprintf(tw, "    label\t%s=%s\n", e(k), e(strconv.Quote(c.Labels[k])))
 		}
-		for _, k := range sortedKeys(c.Env) {
+		for _, k := range slices.Sorted(maps.Keys(c.Env)) {
 			fmt.Fprintf(tw, "    env\t%s=%s\n", e(k), e(strconv.Quote(c.Env[k])))
 		}
 		if c.Reason != "" {

@@ -57,7 +57,7 @@ func Build(cs []store.Container, opts Options) Result {
 		k := nodeID{c.Host, c.ID}
 		if seen[k] {
 			res.Problems = append(res.Problems, newProblem(SeverityError, c.ID, strings.TrimPrefix(c.Name, "/"), c.Host, "", "",
-				fmt.Sprintf("duplicate record for container id %q on node %q; ignored", clipped(c.ID, maxItemBytes), clipped(c.Host, maxItemBytes))))
+				fmt.Sprintf("duplicate record for container id %q on node %q; ignored", Clip(c.ID, maxItemBytes), Clip(c.Host, maxItemBytes))))
 			continue
 		}
 		seen[k] = true
@@ -174,10 +174,7 @@ const maxReasonBytes = 256
 
 // rejectedProblem reports a record the reporter marked as rejected.
 func rejectedProblem(c store.Container) Problem {
-	reason := c.Rejected
-	if len(reason) > maxReasonBytes {
-		reason = strings.ToValidUTF8(reason[:maxReasonBytes], "") + "…"
-	}
+	reason := Clip(c.Rejected, maxReasonBytes)
 	return Problem{
 		Severity: SeverityError, ContainerID: c.ID, Container: strings.TrimPrefix(c.Name, "/"), Node: c.Host,
 		Message: fmt.Sprintf("not routed: the reporter rejected the container: %q", reason),

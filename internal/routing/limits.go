@@ -63,7 +63,9 @@ func clip(s string, n int) (string, bool) {
 }
 
 // clipped is clip for message text: a cut string ends in "…".
-func clipped(s string, n int) string {
+// Clip cuts s to at most n bytes at a UTF-8 boundary and marks a cut with
+// "…": how every stored or shown value from a hostile input is bounded.
+func Clip(s string, n int) string {
 	c, cut := clip(s, n)
 	if cut {
 		return c + "…"
@@ -76,10 +78,10 @@ func clipped(s string, n int) string {
 func newProblem(sev Severity, id, container, node, label, value, msg string) Problem {
 	p := Problem{
 		Severity:    sev,
-		ContainerID: clipped(id, maxNameBytes),
-		Container:   clipped(container, maxNameBytes),
-		Node:        clipped(node, maxNameBytes),
-		Label:       clipped(label, maxItemBytes),
+		ContainerID: Clip(id, maxNameBytes),
+		Container:   Clip(container, maxNameBytes),
+		Node:        Clip(node, maxNameBytes),
+		Label:       Clip(label, maxItemBytes),
 		Message:     msg,
 	}
 	var cut bool

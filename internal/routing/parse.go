@@ -161,7 +161,7 @@ func (p *parser) lookup(forms ...form) setting {
 			continue
 		}
 		if v != won.value {
-			p.add(SeverityWarning, f.key, v, "overridden by %s=%q", won.key, clipped(won.value, maxItemBytes))
+			p.add(SeverityWarning, f.key, v, "overridden by %s=%q", won.key, Clip(won.value, maxItemBytes))
 		}
 	}
 	return won
@@ -199,7 +199,7 @@ func (p *parser) parse(opts Options) (Service, bool) {
 	svc.Hosts = p.hosts(vh)
 	for _, h := range svc.Hosts {
 		if !opts.Allowed.Allows(p.c.Host, h) {
-			p.add(SeverityError, vh.key, h, "host name not allowed for node %q (--allowed-domains)", clipped(p.c.Host, maxItemBytes))
+			p.add(SeverityError, vh.key, h, "host name not allowed for node %q (--allowed-domains)", Clip(p.c.Host, maxItemBytes))
 		}
 	}
 	if len(svc.Hosts) == 0 && !p.failed {
@@ -266,7 +266,7 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		}
 		for i, h := range svc.CertHosts {
 			if !own[h] {
-				p.add(SeverityError, cert.key, raws[i], "certificate name %q is not one of this container's vhosts", clipped(h, maxItemBytes))
+				p.add(SeverityError, cert.key, raws[i], "certificate name %q is not one of this container's vhosts", Clip(h, maxItemBytes))
 			}
 		}
 	default:
@@ -378,7 +378,7 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 			return "", ""
 		}
 		if !validDockerName(network) {
-			p.add(SeverityError, "", "", "network name %q in the record is not a valid Docker network name", clipped(network, maxItemBytes))
+			p.add(SeverityError, "", "", "network name %q in the record is not a valid Docker network name", Clip(network, maxItemBytes))
 			return "", ""
 		}
 	}
@@ -392,7 +392,7 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 		parsed, why := upstreamAddr(a.fam, a.s, opts)
 		if why != "" {
 			p.add(SeverityError, "", "", "network %q: %s address %q in the record is not a usable unicast %s address: %s",
-				network, a.fam, clipped(a.s, maxItemBytes), a.fam, why)
+				network, a.fam, Clip(a.s, maxItemBytes), a.fam, why)
 			return network, ""
 		}
 		if !ip.IsValid() {
@@ -407,7 +407,7 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 
 // netList names a record's networks for a message, bounded.
 func netList(nets map[string]store.Network) string {
-	return clipped(strings.Join(sortedKeys(nets), ", "), 4*maxItemBytes)
+	return Clip(strings.Join(sortedKeys(nets), ", "), 4*maxItemBytes)
 }
 
 // unknownLabels warns about portico.* labels Portico does not know, in key
