@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
@@ -110,6 +111,8 @@ type nginxOpts struct {
 	confOut    *string
 	instance   *string
 	allowed    *listFlag
+	dynamic    *string
+	modulesDir *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
@@ -121,7 +124,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
 		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
 		trusted:    newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
-		debounce:   durationFlag(fs, "debounce", 25*time.Millisecond, "wait this long after a change for more before rendering"),
+		debounce:   durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
 		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this"),
 		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
 		pidFile:    fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
@@ -130,7 +133,22 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		confOut:    fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
 		instance:   fs.String("instance", host, "name of this nginx stage in the store's status keys"),
 		allowed:    addAllowedDomains(fs),
+		dynamic:    fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
+		modulesDir: fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
 	}
+}
+
+// dynamicPath resolves --nginx-dynamic.
+func (o *nginxOpts) dynamicPath() (bool, error) {
+	switch *o.dynamic {
+	case "on":
+		return true, nil
+	case "off":
+		return false, nil
+	case "auto", "":
+		return !o.external() && *o.template == "" && *o.includeDir == "" && nginx.LuaAvailable(*o.modulesDir), nil
+	}
+	return false, fmt.Errorf("--nginx-dynamic %q: want on, off or auto", *o.dynamic)
 }
 
 func (o *nginxOpts) external() bool { return *o.pidFile != "" || *o.reloadCmd != "" }

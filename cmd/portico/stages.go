@@ -242,6 +242,10 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	cfg.TrustedProxies = trusted
+	if cfg.Dynamic, err = no.dynamicPath(); err != nil {
+		return nil, err
+	}
+	cfg.ModulesDir = *no.modulesDir
 	if no.external() {
 		cfg.Mode = nginx.ModeExternal
 		cfg.MainConfig = *no.mainConf

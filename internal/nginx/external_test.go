@@ -77,7 +77,7 @@ func TestStageExternal(t *testing.T) {
 	}
 	h := startStage(t, false, func(c *Config) {
 		c.TemplatePath = tmpl
-		c.Mode = ModeExternal
+		c.Mode, c.Dynamic = ModeExternal, false
 		c.ConfPath = confPath
 		c.MainConfig = mainPath
 		c.PidFile = pidFile

@@ -123,7 +123,7 @@ func TestIsolate(t *testing.T) {
 // applies the rest, new vhosts included. Every probe is a real nginx -t.
 func TestStageIsolatesBrokenInclude(t *testing.T) {
 	inc := t.TempDir()
-	h := startStage(t, false, func(c *Config) { c.IncludeDir = inc })
+	h := startStage(t, false, func(c *Config) { c.IncludeDir, c.Dynamic = inc, false })
 	a := echoServer(t, "A")
 	for _, host := range []string{"one.test", "two.test", "three.test"} {
 		h.putContainer(strings.TrimSuffix(host, ".test"), a, map[string]string{routing.LabelVhost: host})

@@ -42,6 +42,7 @@ func (h *harness) restart(cli Client, mutate func(*Config), whileDown func()) (*
 	cfg := Config{Keys: h.keys, Dir: h.dir, HTTPAddrs: []string{h.http}, NginxBinary: nginxBin, Instance: "test",
 		Debounce: 20 * time.Millisecond, Metrics: reg,
 		Routing: routing.Options{LoopbackUpstreams: true}} // the upstreams are test servers on 127.0.0.1
+	cfg.Dynamic = h.stage.cfg.Dynamic
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -118,7 +119,7 @@ func TestStageStartsFromLastGoodConfigWithoutStore(t *testing.T) {
 // an empty config: 404 for every site.
 func TestStageRestartWithOneBadInputKeepsSites(t *testing.T) {
 	inc := t.TempDir()
-	h := startStage(t, false, func(c *Config) { c.IncludeDir = inc })
+	h := startStage(t, false, func(c *Config) { c.IncludeDir, c.Dynamic = inc, false })
 	a := echoServer(t, "A")
 	h.putContainer("one", a, map[string]string{routing.LabelVhost: "one.test"})
 	h.putContainer("two", a, map[string]string{routing.LabelVhost: "two.test"})

@@ -33,6 +33,9 @@ type Supervisor struct {
 	// StopTimeout bounds a graceful quit before the group is killed; 0
 	// means 15s (nginx's worker_shutdown_timeout is 10s).
 	StopTimeout time.Duration
+	// Sockets are unix sockets nginx listens on: one left by a master that
+	// was killed is removed before a start, or nginx could not bind it.
+	Sockets []string
 
 	mu   sync.Mutex
 	pid  int           // master pid; 0 when not running
@@ -114,6 +117,13 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 func (s *Supervisor) start() (*exec.Cmd, chan struct{}, chan struct{}, *bindWatch, error) {
+	for _, sock := range s.Sockets {
+		if fi, err := os.Lstat(sock); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			if err := os.Remove(sock); err != nil {
+				return nil, nil, nil, nil, fmt.Errorf("stale socket: %w", err)
+			}
+		}
+	}
 	cmd := exec.Command(s.Binary, "-p", s.Prefix, "-c", s.Main, "-g", "daemon off;")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A plain pipe, not StderrPipe: workers inherit it, and the master's

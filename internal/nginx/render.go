@@ -50,6 +50,9 @@ type Settings struct {
 	// in X-Forwarded-For and X-Real-IP, never a client-supplied one. See
 	// ParseTrustedProxies.
 	TrustedProxies []netip.Prefix
+	// Dynamic, when set, renders the dynamic path instead of one server
+	// per vhost (dynamicconf.go); the input's routes must then be empty.
+	Dynamic *DynamicPaths
 }
 
 // Input is everything a render depends on.
@@ -72,6 +75,7 @@ type view struct {
 	// VhostBlocks is where every vhost's "vhost" template output goes, in
 	// order (Render splices them in).
 	VhostBlocks string
+	Dynamic     *dynamicView
 }
 
 // shared is what every server block needs; vhosts point to it so that the
@@ -276,6 +280,14 @@ func buildView(in Input) (view, error) {
 	if len(trusted) > 0 {
 		v.XForwardedFor = xffTrusted
 	}
+	if s.Dynamic != nil {
+		if len(in.Routes) > 0 {
+			return view{}, errors.New("dynamic path: routes are pushed, not rendered")
+		}
+		if v.Dynamic, err = newDynamicView(*s.Dynamic); err != nil {
+			return view{}, err
+		}
+	}
 
 	routes := slices.Clone(in.Routes)
 	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
@@ -311,24 +323,16 @@ func buildView(in Input) (view, error) {
 			slices.Sort(servers)
 			h.Servers = slices.Compact(servers)
 		}
-		if tls && r.HTTPS != routing.HTTPSOff {
-			if c, ok := CertFor(r.Host, in.Certs); ok {
-				key, err := certs.add(c)
-				if err != nil {
-					return view{}, fmt.Errorf("route %q: %w", r.Host, err)
-				}
-				certs.sni = append(certs.sni, mapEntry{Key: mapKey(r.Host), Value: key})
-				h.TLS = true
-				h.CertName = c.Primary
-				h.CertFingerprint = hexOnly(c.Fingerprint)
-				switch r.HTTPS {
-				case routing.HTTPSBoth:
-				case routing.HTTPSAuto, "":
-					h.Redirect = !c.Local
-				default:
-					h.Redirect = true
-				}
+		if c, redirect, ok := routeTLS(r, in.Certs, tls); ok {
+			key, err := certs.add(c)
+			if err != nil {
+				return view{}, fmt.Errorf("route %q: %w", r.Host, err)
 			}
+			certs.sni = append(certs.sni, mapEntry{Key: mapKey(r.Host), Value: key})
+			h.TLS = true
+			h.CertName = c.Primary
+			h.CertFingerprint = hexOnly(c.Fingerprint)
+			h.Redirect = redirect
 		}
 		if !h.TLS {
 			h.HSTS = 0 // HSTS only ever goes on TLS responses
@@ -357,6 +361,27 @@ func buildView(in Input) (view, error) {
 	v.CatchAllHTTP = !defaultSeen
 	v.CatchAllTLS = tls && !slices.ContainsFunc(v.Vhosts, func(h vhost) bool { return h.TLSDefault })
 	return v, nil
+}
+
+// routeTLS says whether r is served over TLS, with which certificate,
+// and whether its plain-HTTP requests are redirected: both paths, static
+// and dynamic, decide it here.
+func routeTLS(r routing.Route, certs []CertRef, tls bool) (CertRef, bool, bool) {
+	if !tls || r.HTTPS == routing.HTTPSOff {
+		return CertRef{}, false, false
+	}
+	c, ok := CertFor(r.Host, certs)
+	if !ok {
+		return CertRef{}, false, false
+	}
+	switch r.HTTPS {
+	case routing.HTTPSBoth:
+		return c, false, true
+	case routing.HTTPSAuto, "":
+		return c, !c.Local, true
+	default:
+		return c, true, true
+	}
 }
 
 // pemPart is how many PEM bytes go in one nginx string: nginx refuses a

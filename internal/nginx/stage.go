@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -82,6 +83,13 @@ type Config struct {
 	// IsolateProbes bounds the `nginx -t` runs spent finding the routes a
 	// refused config fails with; 0 means 24.
 	IsolateProbes int
+	// Dynamic serves routes and certificates on the dynamic path
+	// (docs/nginx.md): supervised mode, the embedded template and no
+	// include dir only; nginx needs the Lua module (LuaModules).
+	Dynamic bool
+	// ModulesDir is where nginx's dynamic modules are; "" means
+	// DefaultModulesDir.
+	ModulesDir string
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -98,7 +106,8 @@ type Stage struct {
 	settings Settings
 	certs    *CertFiles
 	applier  *Applier
-	sup      *Supervisor // nil in external mode
+	sup      *Supervisor     // nil in external mode
+	pusher   *dynamic.Pusher // nil unless cfg.Dynamic
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -131,6 +140,10 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = 25 * time.Millisecond
+		if cfg.Dynamic {
+			// A push costs little and reloads nothing.
+			cfg.Debounce = 2 * time.Millisecond
+		}
 	}
 	if cfg.NginxBinary == "" {
 		cfg.NginxBinary = "nginx"
@@ -164,6 +177,12 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, oneLine(out))
 	}
 	s.settings.NginxVersion = ver
+	var modules []string
+	if cfg.Dynamic {
+		if modules, err = s.dynamicSetup(); err != nil {
+			return nil, err
+		}
+	}
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := Render(Input{Settings: Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies}}); err != nil {
@@ -175,8 +194,11 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 
 	switch cfg.Mode {
 	case "", ModeSupervised:
-		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir}
+		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir, Modules: modules}
 		s.sup = &Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
+		if s.settings.Dynamic != nil {
+			s.sup.Sockets = []string{s.settings.Dynamic.ControlSocket}
+		}
 		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: mc.Include, Supervised: &mc, Reloader: s.sup}
 	case ModeExternal:
 		if cfg.ConfPath == "" {
@@ -277,6 +299,9 @@ func (s *Stage) Run(ctx context.Context) error {
 }
 
 func (s *Stage) prepareDirs() error {
+	if err := s.prepareDynamic(); err != nil {
+		return err
+	}
 	dirs := []string{s.certs.Dir}
 	if s.sup != nil {
 		mc := *s.applier.Supervised
@@ -325,7 +350,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		st.HTTPAddrs, st.HTTPSAddrs, st.AppliedAt = s.listenAddrs()
 	}
 	var retry time.Duration
-	o := s.applyRoutes(ctx, routes, refs)
+	o := s.apply(ctx, routes, refs)
 	if ctx.Err() != nil {
 		return 0 // shutting down: an nginx -t killed by the cancel is no failure
 	}

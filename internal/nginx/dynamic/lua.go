@@ -1,0 +1,34 @@
+package dynamic
+
+import (
+	_ "embed"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+//go:embed portico.lua
+var luaSource []byte
+
+// LuaModule is the file name nginx requires as "portico".
+const LuaModule = "portico.lua"
+
+// WriteLua writes the Lua module into dir (created 0755: nginx's master
+// loads it before its workers start).
+func WriteLua(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("lua dir %s: %w", dir, err)
+	}
+	p := filepath.Join(dir, LuaModule)
+	if old, err := os.ReadFile(p); err == nil && string(old) == string(luaSource) {
+		return nil
+	}
+	tmp := p + ".tmp"
+	if err := os.WriteFile(tmp, luaSource, 0o644); err != nil {
+		return fmt.Errorf("lua module: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		return fmt.Errorf("lua module: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package dynamic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Control talks to nginx's control endpoint: a unix socket in a directory
+// only Portico's user may enter, so no other local user and no network
+// client can change what nginx serves.
+type Control struct {
+	socket string
+	client *http.Client
+}
+
+// NewControl returns a client of the control endpoint at socket.
+func NewControl(socket string) *Control {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConns:      2,
+		IdleConnTimeout:   30 * time.Second,
+		DisableKeepAlives: false,
+	}
+	return &Control{socket: socket, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+}
+
+// Close drops idle connections.
+func (c *Control) Close() { c.client.CloseIdleConnections() }
+
+// maxReply bounds what is read of a reply.
+const maxReply = 4096
+
+func (c *Control) do(ctx context.Context, method, path string, body []byte) (string, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://portico-control"+path, r)
+	if err != nil {
+		return "", err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("nginx control %s %s: %w", method, c.socket, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxReply))
+	text := strings.TrimSpace(string(b))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("nginx control %s %s: %s: %q", method, path, resp.Status, text)
+	}
+	return text, nil
+}
+
+// State returns the running nginx's boot id (new at every start and
+// reload) and the version of the table it holds.
+func (c *Control) State(ctx context.Context) (boot, version string, err error) {
+	s, err := c.do(ctx, http.MethodGet, "/state", nil)
+	if err != nil {
+		return "", "", err
+	}
+	boot, version, _ = strings.Cut(s, "\t")
+	if boot == "" {
+		return "", "", fmt.Errorf("nginx control state %q: no boot id", s)
+	}
+	return boot, version, nil
+}
+
+// PutCert stores a certificate by id; nginx parses it first and refuses
+// one it cannot use.
+func (c *Control) PutCert(ctx context.Context, cert Cert) error {
+	body := make([]byte, 0, len(cert.FullChain)+len(cert.Key)+1)
+	body = append(append(append(body, cert.FullChain...), 0), cert.Key...)
+	_, err := c.do(ctx, http.MethodPut, "/cert?id="+url.QueryEscape(cert.ID), body)
+	return err
+}
+
+// PutRoutes replaces the route table (Table.Encode's bytes).
+func (c *Control) PutRoutes(ctx context.Context, body []byte) error {
+	_, err := c.do(ctx, http.MethodPut, "/routes", body)
+	return err
+}
+
+// Pusher keeps a running nginx's dynamic state equal to the wanted one,
+// level-triggered: each Push asks nginx what it holds and sends only what
+// differs, then records the state in StateFile for nginx's next start.
+type Pusher struct {
+	Control *Control
+	// StateFile is where the table and the certificates' files are listed
+	// for nginx's start (mode 0600).
+	StateFile string
+
+	boot   string
+	pushed map[string]bool // certificate ids the nginx of boot holds
+	onDisk []byte
+}
+
+// Push makes nginx serve body (Table.Encode) with certs. It reports
+// whether nginx's table changed. On error nginx keeps what it had; the
+// caller retries.
+func (p *Pusher) Push(ctx context.Context, body []byte, version string, certs []Cert) (bool, error) {
+	changed, err := p.push(ctx, body, version, certs)
+	// The state file says what nginx should serve at its next start,
+	// whether or not this push went through; written after the push, so
+	// that its fsync does not delay the change.
+	state, serr := StateFile(body, certs)
+	if serr == nil && !bytes.Equal(state, p.onDisk) {
+		if serr = writeAtomic(p.StateFile, state); serr == nil {
+			p.onDisk = state
+		}
+	}
+	return changed, errors.Join(err, serr)
+}
+
+func (p *Pusher) push(ctx context.Context, body []byte, version string, certs []Cert) (bool, error) {
+	boot, have, err := p.Control.State(ctx)
+	if err != nil {
+		return false, err
+	}
+	if boot != p.boot {
+		// A new nginx (start or reload): it loaded the state file, whose
+		// certificates it holds if its table is the one wanted now.
+		p.boot, p.pushed = boot, map[string]bool{}
+		if have == version {
+			for _, c := range certs {
+				p.pushed[c.ID] = true
+			}
+		}
+	}
+	if have == version {
+		return false, nil
+	}
+	for _, c := range certs {
+		if p.pushed[c.ID] {
+			continue
+		}
+		if err := p.Control.PutCert(ctx, c); err != nil {
+			return false, fmt.Errorf("certificate %s: %w", c.ID, err)
+		}
+		p.pushed[c.ID] = true
+	}
+	if err := p.Control.PutRoutes(ctx, body); err != nil {
+		return false, err
+	}
+	// nginx dropped the certificates the table does not name.
+	keep := make(map[string]bool, len(certs))
+	for _, c := range certs {
+		keep[c.ID] = p.pushed[c.ID]
+	}
+	p.pushed = keep
+	return true, nil
+}
+
+// Reset forgets what nginx holds, so the next Push checks everything.
+func (p *Pusher) Reset() { p.boot, p.pushed = "", nil }
+
+func writeAtomic(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".state-*")
+	if err != nil {
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("state file %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,173 @@
+// Package dynamic is nginx's dynamic path: the route table and the
+// certificates that Portico pushes into a running nginx's shared memory
+// through a local control socket, so that a new, changed or removed route,
+// a replica joining or leaving, and a new or renewed certificate are served
+// without a reload (docs/nginx.md).
+//
+// The table is data, never nginx syntax: the Lua side (portico.lua) only
+// stores and reads it. This file holds the table and its wire format, which
+// is also the state file nginx loads at start; push.go talks to nginx.
+package dynamic
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Route is one vhost on the dynamic path. Every field must be validated
+// before it gets here (routing.Build, nginx.CheckRoutes): Encode refuses
+// the bytes that would break the line format, nothing more.
+type Route struct {
+	// Host is the lower-case server name, possibly "*.example.com".
+	Host string
+	// Scheme is how the upstream is spoken to: http, https, grpc or grpcs.
+	Scheme string
+	// Redirect sends plain-HTTP requests to HTTPS with a 301.
+	Redirect bool
+	// HSTS is Strict-Transport-Security's max-age on HTTPS responses; 0
+	// sends none.
+	HSTS int
+	// Cert is the content id (CertID) of the certificate served for the
+	// host; "" serves no TLS for it (handshakes are rejected).
+	Cert string
+	// Peers are the upstream addresses, "ip:port" or "[ip6]:port". None
+	// answers 503 at once.
+	Peers []string
+}
+
+// Table is everything the dynamic path serves, but the certificates'
+// bytes, which are pushed by id.
+type Table struct {
+	// Routes, in any order; Encode sorts them.
+	Routes []Route
+	// Default is the host whose route answers unknown names ("" answers
+	// 404 and rejects unknown TLS names).
+	Default string
+	// RedirectPort is appended to the host in HTTPS redirects (":8443"),
+	// "" for 443.
+	RedirectPort string
+}
+
+// Cert is a certificate as the dynamic path stores it.
+type Cert struct {
+	// ID is CertID(FullChain, Key).
+	ID string
+	// FullChain and Key are PEM; FullChainFile and KeyFile hold the same
+	// bytes on disk, for the state file nginx loads at start.
+	FullChain, Key         string
+	FullChainFile, KeyFile string
+}
+
+// CertID is the content id of a certificate: the first 32 hex digits of
+// SHA-256 over the chain, a zero byte and the key. An id never changes
+// content, so nginx's parsed copies never go stale.
+func CertID(fullChain, key string) string {
+	h := sha256.New()
+	h.Write([]byte(fullChain))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+// header starts the wire format; a change of format changes it.
+const header = "portico-routes 1\n"
+
+// Encode writes t in the line format the Lua side reads:
+//
+//	portico-routes 1
+//	version	<hex>
+//	redirect_port	<:port or empty>
+//	default	<host>                       (only with a default)
+//	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...
+//
+// The same table always gives the same bytes; the version is a hash of
+// the lines after it.
+func (t Table) Encode() (body []byte, version string, err error) {
+	routes := slices.Clone(t.Routes)
+	slices.SortFunc(routes, func(a, b Route) int { return strings.Compare(a.Host, b.Host) })
+	var b bytes.Buffer
+	b.Grow(64 + 96*len(routes))
+	if err := clean("redirect port", t.RedirectPort); err != nil {
+		return nil, "", err
+	}
+	fmt.Fprintf(&b, "redirect_port\t%s\n", t.RedirectPort)
+	if t.Default != "" {
+		if err := clean("default", t.Default); err != nil {
+			return nil, "", err
+		}
+		fmt.Fprintf(&b, "default\t%s\n", t.Default)
+	}
+	for i, r := range routes {
+		if i > 0 && routes[i-1].Host == r.Host {
+			return nil, "", fmt.Errorf("route %q given twice", r.Host)
+		}
+		for what, v := range map[string]string{"host": r.Host, "scheme": r.Scheme, "certificate id": r.Cert} {
+			if err := clean(what, v); err != nil {
+				return nil, "", fmt.Errorf("route %q: %w", r.Host, err)
+			}
+		}
+		if r.Host == "" {
+			return nil, "", fmt.Errorf("route with no host")
+		}
+		for _, p := range r.Peers {
+			if err := clean("peer", p); err != nil || p == "" || strings.ContainsRune(p, ' ') {
+				return nil, "", fmt.Errorf("route %q: peer %q: not an address", r.Host, p)
+			}
+		}
+		redirect := "0"
+		if r.Redirect {
+			redirect = "1"
+		}
+		b.WriteString("route\t")
+		b.WriteString(r.Host)
+		b.WriteByte('\t')
+		b.WriteString(r.Scheme)
+		b.WriteByte('\t')
+		b.WriteString(redirect)
+		b.WriteByte('\t')
+		b.WriteString(strconv.Itoa(max(0, r.HSTS)))
+		b.WriteByte('\t')
+		b.WriteString(r.Cert)
+		b.WriteByte('\t')
+		b.WriteString(strings.Join(r.Peers, " "))
+		b.WriteByte('\n')
+	}
+	sum := sha256.Sum256(b.Bytes())
+	version = hex.EncodeToString(sum[:])[:32]
+	out := make([]byte, 0, len(header)+48+b.Len())
+	out = append(out, header...)
+	out = append(out, "version\t"+version+"\n"...)
+	out = append(out, b.Bytes()...)
+	return out, version, nil
+}
+
+// clean refuses the bytes that separate fields and lines.
+func clean(what, v string) error {
+	if strings.ContainsAny(v, "\t\n\r\x00") {
+		return fmt.Errorf("%s %q: holds a tab, newline or NUL", what, v)
+	}
+	return nil
+}
+
+// StateFile is body followed by one line per certificate naming its
+// files, which nginx reads at start (as its master's user, before workers
+// start):
+//
+//	certfile	<id>	<fullchain path>	<key path>
+func StateFile(body []byte, certs []Cert) ([]byte, error) {
+	out := slices.Clip(body)
+	for _, c := range certs {
+		for what, v := range map[string]string{"id": c.ID, "chain file": c.FullChainFile, "key file": c.KeyFile} {
+			if err := clean(what, v); err != nil {
+				return nil, fmt.Errorf("certificate %s: %w", c.ID, err)
+			}
+		}
+		out = append(out, "certfile\t"+c.ID+"\t"+c.FullChainFile+"\t"+c.KeyFile+"\n"...)
+	}
+	return out, nil
+}
