@@ -13,12 +13,14 @@
 ARG BASE=debian:trixie-slim
 FROM ${BASE}
 
-# The official slim image has no nginx; the test base already holds it and
-# needs no network here.
+# The official slim image has no nginx; the test base already holds it, with
+# the Lua module of the dynamic path (docs/nginx.md), and needs no network
+# here.
 RUN set -eu; \
-    if ! command -v nginx >/dev/null 2>&1 || [ ! -e /etc/ssl/certs/ca-certificates.crt ]; then \
+    if ! command -v nginx >/dev/null 2>&1 || [ ! -e /etc/ssl/certs/ca-certificates.crt ] \
+        || [ ! -e /usr/lib/nginx/modules/ngx_http_lua_module.so ]; then \
       apt-get update; \
-      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx ca-certificates; \
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nginx libnginx-mod-http-lua lua-resty-core ca-certificates; \
       rm -rf /var/lib/apt/lists/*; \
     fi; \
     # Portico runs its own nginx; the packaged site and logs are unused.

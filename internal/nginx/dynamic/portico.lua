@@ -25,7 +25,7 @@ local parsed = {}
 local parsed_count = 0
 local MAX_PARSED = 20000
 local cert_cache
-local rr = {}
+local rr = {} -- host -> the last peer index picked
 
 local function split_tabs(s)
   local out, i = {}, 1
@@ -78,7 +78,7 @@ local function get(key)
   if p and p.raw == raw then return p end
   if not p then
     parsed_count = parsed_count + 1
-    if parsed_count > MAX_PARSED then parsed, parsed_count = {}, 1 end
+    if parsed_count > MAX_PARSED then parsed, parsed_count, rr = {}, 1, {} end
   end
   p = parse_route(raw)
   parsed[key] = p
@@ -137,14 +137,13 @@ end
 -- balance picks the peer: round robin per route, then the next peers on
 -- retries (proxy_next_upstream), each at most once.
 function M.balance()
-  local _, r = lookup(ngx.var.host)
+  local key, r = lookup(ngx.var.host)
   if not r or #r.peers == 0 then return ngx.exit(502) end
   local peers, ctx = r.peers, ngx.ctx
   local n, i = #peers, ctx.portico_peer
   if not i then
-    local k = r.raw
-    i = ((rr[k] or 0) % n) + 1
-    rr[k] = i
+    i = ((rr[key] or 0) % n) + 1
+    rr[key] = i
     if n > 1 then balancer.set_more_tries(n - 1) end
   else
     i = (i % n) + 1
@@ -198,33 +197,42 @@ local function is_id(id)
 end
 
 -- store_routes replaces the route table with the one in body (the format
--- of docs/nginx.md). Routes are set before the old ones go, so a request
--- always finds either the old or the new route of a host.
+-- of docs/nginx.md). The whole body is checked before anything changes;
+-- then routes are set before the old ones go, so a request always finds
+-- either the old or the new route of a host.
 local function store_routes(body)
-  local hosts, n = {}, 0
+  if sub(body, 1, 17) ~= "portico-routes 1\n" then return nil, "not a route table" end
+  local hosts, values, n = {}, {}, 0
   local meta = {}
-  local i = 1
-  local len = #body
+  local i, len = 18, #body
   while i <= len do
     local j = find(body, "\n", i, true) or (len + 1)
     local line = sub(body, i, j - 1)
     i = j + 1
     local t = find(line, "\t", 1, true)
-    if t then
-      local kind = sub(line, 1, t - 1)
-      local rest = sub(line, t + 1)
-      if kind == "route" then
-        local t2 = find(rest, "\t", 1, true)
-        if not t2 then return nil, "route line without fields" end
-        local host = sub(rest, 1, t2 - 1)
-        local ok, err = routes:safe_set("r:" .. host, sub(rest, t2 + 1))
-        if not ok then return nil, "route " .. host .. ": " .. err end
-        n = n + 1
-        hosts[n] = host
-      elseif kind == "default" or kind == "redirect_port" or kind == "version" then
-        meta[kind] = rest
+    if not t then return nil, "line without a field" end
+    local kind, rest = sub(line, 1, t - 1), sub(line, t + 1)
+    if kind == "route" then
+      local t2 = find(rest, "\t", 1, true)
+      local host = t2 and sub(rest, 1, t2 - 1)
+      if not host or host == "" or find(host, "[^%w%.%-_%*]") then return nil, "route line without a valid host" end
+      local v = sub(rest, t2 + 1)
+      local f = split_tabs(v)
+      if #f ~= 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs")
+        or not (f[2] == "0" or f[2] == "1") or not tonumber(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
+        return nil, "route " .. host .. ": bad fields"
       end
+      n = n + 1
+      hosts[n], values[n] = host, v
+    elseif kind == "default" or kind == "redirect_port" or kind == "version" then
+      meta[kind] = rest
+    elseif kind ~= "certfile" then
+      return nil, "unknown line kind"
     end
+  end
+  for k = 1, n do
+    local ok, err = routes:safe_set("r:" .. hosts[k], values[k])
+    if not ok then return nil, "route " .. hosts[k] .. ": " .. err end
   end
   local old = routes:get("meta:hosts")
   local keep = {}

@@ -1,0 +1,87 @@
+package dynamic
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestEncode(t *testing.T) {
+	tab := Table{
+		RedirectPort: ":8443",
+		Default:      "b.test",
+		Routes: []Route{
+			{Host: "b.test", Scheme: "http", Peers: []string{"10.0.0.2:80", "10.0.0.3:80"}},
+			{Host: "*.a.test", Scheme: "grpcs", Redirect: true, HSTS: 300, Cert: "0123456789abcdef0123456789abcdef", Peers: []string{"[fd00::1]:443"}},
+			{Host: "down.test", Scheme: "http"},
+		},
+	}
+	body, version, err := tab.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "portico-routes 1\nversion\t" + version + "\n" +
+		"redirect_port\t:8443\n" +
+		"default\tb.test\n" +
+		"route\t*.a.test\tgrpcs\t1\t300\t0123456789abcdef0123456789abcdef\t[fd00::1]:443\n" +
+		"route\tb.test\thttp\t0\t0\t\t10.0.0.2:80 10.0.0.3:80\n" +
+		"route\tdown.test\thttp\t0\t0\t\t\n"
+	if string(body) != want {
+		t.Errorf("body:\n%s\nwant:\n%s", body, want)
+	}
+	// The same table in another order gives the same bytes.
+	tab.Routes[0], tab.Routes[2] = tab.Routes[2], tab.Routes[0]
+	again, v2, err := tab.Encode()
+	if err != nil || string(again) != string(body) || v2 != version {
+		t.Errorf("order changed the encoding: %v", err)
+	}
+	// Any change of content changes the version.
+	tab.Routes[1].HSTS = 301
+	if _, v3, _ := tab.Encode(); v3 == version {
+		t.Error("a changed route kept the version")
+	}
+}
+
+// The line format's separators can never come from a field: a value that
+// holds one is refused, not written.
+func TestEncodeRefusesSeparators(t *testing.T) {
+	for name, tab := range map[string]Table{
+		"tab in host":      {Routes: []Route{{Host: "a\tb", Scheme: "http"}}},
+		"newline in host":  {Routes: []Route{{Host: "a.test\nroute\tevil.test", Scheme: "http"}}},
+		"NUL in scheme":    {Routes: []Route{{Host: "a.test", Scheme: "ht\x00tp"}}},
+		"space in peer":    {Routes: []Route{{Host: "a.test", Scheme: "http", Peers: []string{"1.2.3.4:80 5.6.7.8:80"}}}},
+		"empty peer":       {Routes: []Route{{Host: "a.test", Scheme: "http", Peers: []string{""}}}},
+		"newline in cert":  {Routes: []Route{{Host: "a.test", Scheme: "http", Cert: "ab\ncd"}}},
+		"newline default":  {Default: "a\nb"},
+		"CR redirect port": {RedirectPort: ":1\r"},
+		"duplicate host":   {Routes: []Route{{Host: "a.test", Scheme: "http"}, {Host: "a.test", Scheme: "http"}}},
+		"no host":          {Routes: []Route{{Scheme: "http"}}},
+	} {
+		if _, _, err := tab.Encode(); err == nil {
+			t.Errorf("%s: encoded", name)
+		}
+	}
+}
+
+func TestStateFile(t *testing.T) {
+	body, _, err := Table{Routes: []Route{{Host: "a.test", Scheme: "http"}}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := StateFile(body, []Cert{{ID: "ab", FullChainFile: "/d/a/fullchain.pem", KeyFile: "/d/a/privkey.pem"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(st), string(body)) || !strings.HasSuffix(string(st), "certfile\tab\t/d/a/fullchain.pem\t/d/a/privkey.pem\n") {
+		t.Errorf("state file:\n%s", st)
+	}
+	if _, err := StateFile(body, []Cert{{ID: "ab", FullChainFile: "/d/a\n/x", KeyFile: "/k"}}); err == nil {
+		t.Error("a newline in a file name was written")
+	}
+}
+
+func TestCertID(t *testing.T) {
+	a := CertID("chain", "key")
+	if len(a) != 32 || CertID("chain", "key") != a || CertID("chai", "nkey") == a {
+		t.Errorf("CertID: %q", a)
+	}
+}
