@@ -184,6 +184,8 @@ func notLive(c store.Container, svc routing.Service) string {
 	switch {
 	case svc.Addr == "":
 		return fmt.Sprintf("no address on network %q", svc.Network)
+	case c.Stopping && c.State == "running":
+		return "stopping: Docker sent its stop signal and it has not exited yet"
 	case c.Health != "":
 		return fmt.Sprintf("state %s, health %s", c.State, c.Health)
 	}

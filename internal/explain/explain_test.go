@@ -96,6 +96,14 @@ func TestWhy(t *testing.T) {
 		want: want{served: true, why: []string{`conflict: container "aaa-intruder" on node "h1": claim on this vhost rejected: portico.https off differs from auto set by container "zzz-owner"`},
 			outcomes: map[string]string{"zzz-owner": ClaimAccepted, "aaa-intruder": ClaimConflict}, route: "a.test", https: true},
 	}, {
+		name: "stopping: its only replica is out of rotation, the vhost still answers (503)",
+		host: "web.test",
+		setup: func(w *world) {
+			w.container("c1", "web", vhost("web.test"), func(c *store.Container) { c.Stopping = true })
+			w.applied("n1", w.routes(proxy)...)
+		},
+		want: want{served: true, route: "web.test", why: []string{"no replica is live: nginx answers 503 for it"}, outcomes: map[string]string{"web": ClaimAccepted}},
+	}, {
 		name: "not allowed by --allowed-domains",
 		host: "web.test",
 		opts: routing.Options{Network: "proxy", Allowed: allowOrg},
@@ -280,5 +288,14 @@ func TestWhy(t *testing.T) {
 				t.Errorf("a credential reached the output:\n%s", dump())
 			}
 		})
+	}
+}
+
+// TestNotLiveStopping: a stopping container's claim says why it is no
+// upstream, not just "state running".
+func TestNotLiveStopping(t *testing.T) {
+	c := store.Container{ID: "c1", Name: "web", Host: "h1", State: "running", Stopping: true}
+	if got := notLive(c, routing.Service{Addr: "172.18.0.1:80"}); !strings.Contains(got, "stopping") {
+		t.Errorf("notLive = %q, want it to say stopping", got)
 	}
 }

@@ -165,6 +165,7 @@ func TestEventContainer(t *testing.T) {
 	}{
 		{events.Message{Type: "container", Action: "start", Actor: events.Actor{ID: "c1"}}, "c1"},
 		{events.Message{Type: "container", Action: "die", Actor: events.Actor{ID: "c1"}}, "c1"},
+		{events.Message{Type: "container", Action: "kill", Actor: events.Actor{ID: "c1", Attributes: map[string]string{"signal": "15"}}}, "c1"},
 		{events.Message{Type: "container", Action: "destroy", Actor: events.Actor{ID: "c1"}}, "c1"},
 		{events.Message{Type: "container", Action: "rename", Actor: events.Actor{ID: "c1"}}, "c1"},
 		{events.Message{Type: "container", Action: "health_status: unhealthy", Actor: events.Actor{ID: "c1"}}, "c1"},

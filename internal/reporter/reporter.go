@@ -7,6 +7,7 @@
 package reporter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +73,10 @@ type Reporter struct {
 	// knows: each key's ModRevision and value hash from the last full read
 	// plus its own writes since. Only Run's goroutine uses it.
 	cache map[string]store.Version
+	// marks remembers the containers being stopped (kill events), which
+	// inspect does not tell; it survives resyncs and reconnects. Only Run's
+	// goroutine uses it.
+	marks stopMarks
 }
 
 type metrics struct {
@@ -129,7 +134,7 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 			}
 		}
 	}
-	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}}, nil
+	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}, marks: stopMarks{}}, nil
 }
 
 // Synced is closed once the first full list of containers has been
@@ -255,8 +260,10 @@ func (r *Reporter) session(ctx context.Context) (synced bool, err error) {
 	}
 }
 
-// note marks the container an event concerns as dirty.
+// note marks the container an event concerns as dirty, and follows its
+// stop (kill, pause, unpause, start, restart).
 func (r *Reporter) note(m events.Message, dirty map[string]bool) {
+	r.marks.event(m)
 	if id := EventContainer(m); id != "" {
 		r.m.events.Inc()
 		dirty[id] = true
@@ -269,8 +276,8 @@ func EventContainer(m events.Message) string {
 	switch m.Type {
 	case events.ContainerEventType:
 		switch m.Action {
-		case events.ActionCreate, events.ActionStart, events.ActionRestart, events.ActionStop,
-			events.ActionDie, events.ActionPause, events.ActionUnPause, events.ActionRename,
+		case events.ActionCreate, events.ActionStart, events.ActionRestart, events.ActionKill,
+			events.ActionStop, events.ActionDie, events.ActionPause, events.ActionUnPause, events.ActionRename,
 			events.ActionDestroy, events.ActionUpdate:
 			return m.Actor.ID
 		}
@@ -329,6 +336,7 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 	for _, s := range list.Items {
 		listed[s.ID] = true
 	}
+	r.marks.keepOnly(listed)
 	var fails failures
 	deletes := r.deleteAll(ctx, Stale(r.cfg.Keys, r.cfg.Host, listed, r.cache), &fails)
 	if fails.etcdDown() {
@@ -349,9 +357,11 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 			// others; its old record stays.
 			fails.add(res.err, false)
 		case !res.ok:
+			r.marks.forget(res.id)
 			gone = append(gone, r.cfg.Keys.Container(r.cfg.Host, res.id))
 		default:
 			containers++
+			r.judgeStop(&res.c, res.stopSignal)
 			changed, err := r.putRecord(ctx, res.c)
 			fails.add(err, true)
 			if fails.etcdDown() {
@@ -431,10 +441,11 @@ func (r *Reporter) deleteAll(ctx context.Context, keys []string, fails *failures
 const inspectWorkers = 8
 
 type inspected struct {
-	id  string
-	c   store.Container
-	ok  bool
-	err error
+	id         string
+	c          store.Container
+	stopSignal string // Docker's Config.StopSignal; "" means SIGTERM
+	ok         bool
+	err        error
 }
 
 // inspectAll inspects the listed containers on inspectWorkers goroutines,
@@ -448,9 +459,9 @@ func (r *Reporter) inspectAll(ctx context.Context, items []container.Summary) <-
 		wg.Go(func() {
 			for id := range ids {
 				cctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
-				c, ok, err := r.inspect(cctx, id)
+				res := r.inspect(cctx, id)
 				cancel()
-				out <- inspected{id: id, c: c, ok: ok, err: err}
+				out <- res
 			}
 		})
 	}
@@ -467,51 +478,69 @@ func (r *Reporter) inspectAll(ctx context.Context, items []container.Summary) <-
 	return out
 }
 
-// inspect returns a container's record; ok is false when the container is
-// gone or does not match the label filter. A container that cannot be
-// converted (logged) gets a rejected record.
-func (r *Reporter) inspect(ctx context.Context, id string) (store.Container, bool, error) {
+// inspect returns a container's record and stop signal; ok is false when
+// the container is gone or does not match the label filter. A container that
+// cannot be converted (logged) gets a rejected record. It does not set the
+// record's Stopping: judgeStop does, on Run's goroutine.
+func (r *Reporter) inspect(ctx context.Context, id string) inspected {
 	res, err := r.docker.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
 	if cerrdefs.IsNotFound(err) {
-		return store.Container{}, false, nil
+		return inspected{id: id}
 	}
 	if err != nil {
-		return store.Container{}, false, fmt.Errorf("%w: inspect container %s: %w", errDocker, id, err)
+		return inspected{id: id, err: fmt.Errorf("%w: inspect container %s: %w", errDocker, id, err)}
 	}
 	var labels map[string]string
-	if res.Container.Config != nil {
-		labels = res.Container.Config.Labels
+	var stopSignal string
+	if cfg := res.Container.Config; cfg != nil {
+		labels, stopSignal = cfg.Labels, cfg.StopSignal
 	}
 	if !MatchLabels(labels, r.cfg.Labels) {
-		return store.Container{}, false, nil
+		return inspected{id: id}
 	}
 	c, err := Convert(r.cfg.Host, res.Container, r.cfg.Labels)
 	if err != nil {
 		if res.Container.ID == "" {
 			r.log.Error("container not reported", "host", r.cfg.Host, "id", id, "err", err)
-			return store.Container{}, false, nil
+			return inspected{id: id}
 		}
 		var state string
 		if res.Container.State != nil {
 			state = string(res.Container.State.Status)
 		}
-		return Rejected(store.Container{ID: res.Container.ID, Name: strings.TrimPrefix(res.Container.Name, "/"), Host: r.cfg.Host, State: state}, err.Error()), true, nil
+		c = Rejected(store.Container{ID: res.Container.ID, Name: strings.TrimPrefix(res.Container.Name, "/"), Host: r.cfg.Host, State: state}, err.Error())
 	}
-	return c, true, nil
+	return inspected{id: id, c: c, stopSignal: stopSignal, ok: true}
+}
+
+// judgeStop settles the container's pending kill events against its stop
+// signal and state, and sets the record's Stopping from its mark. A
+// rejected record never routes and does not carry the mark.
+func (r *Reporter) judgeStop(c *store.Container, stopSignal string) {
+	stopping, became := r.marks.judge(c.ID, c.State, stopSignal)
+	if c.Rejected != "" {
+		return
+	}
+	c.Stopping = stopping
+	if became {
+		r.log.Info("container stopping", "host", r.cfg.Host, "container", c.Name, "id", c.ID, "stop_signal", cmp.Or(stopSignal, "SIGTERM"))
+	}
 }
 
 // update re-inspects one container and writes or deletes its record.
 func (r *Reporter) update(ctx context.Context, id string) error {
 	ictx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
-	c, ok, err := r.inspect(ictx, id)
+	res := r.inspect(ictx, id)
 	cancel()
-	if err != nil {
-		return err
+	if res.err != nil {
+		return res.err
 	}
-	if !ok {
+	if !res.ok {
+		r.marks.forget(id)
 		return r.delete(ctx, r.cfg.Keys.Container(r.cfg.Host, id))
 	}
-	_, err = r.putRecord(ctx, c)
+	r.judgeStop(&res.c, res.stopSignal)
+	_, err := r.putRecord(ctx, res.c)
 	return err
 }
 

@@ -23,7 +23,9 @@ import (
 //   - Containers claiming one vhost join one Route. Upstreams are the live
 //     claimants' Addrs, sorted and unique (empty when none is live: nginx
 //     answers 503 for the known vhost). Containers are the accepted
-//     claimants' names, sorted and unique, live or not.
+//     claimants' names, sorted and unique, live or not. A stopping
+//     container is not live but still claims its vhosts, so it keeps
+//     owning them while it stops.
 //   - The earliest claimant of a vhost defines its Protocol, HTTPS and HSTS.
 //     Claimants are ordered by their record's etcd CreateRevision (0, i.e.
 //     unknown, last), then by (Name, Node, ID): a container cannot take a

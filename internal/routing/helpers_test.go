@@ -48,6 +48,10 @@ func withState(state, health string) func(*store.Container) {
 	return func(c *store.Container) { c.State, c.Health = state, health }
 }
 
+// isStopping marks a running container as being stopped (Docker sent its
+// stop signal; it has not exited).
+func isStopping(c *store.Container) { c.Stopping = true }
+
 func withPorts(ps ...store.Port) func(*store.Container) {
 	return func(c *store.Container) { c.Ports = ps }
 }

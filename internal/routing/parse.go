@@ -43,8 +43,9 @@ import (
 //     none/host) still yields a Service with Addr "" and Live false, so its
 //     vhost stays known and its certificate kept; a running one also gets a
 //     warning.
-//   - Live = c.Live() && Addr != "": running, not paused, and healthy or
-//     without a health check ("starting" and "unhealthy" are not live).
+//   - Live = c.Live() && Addr != "": running, not paused, not stopping (the
+//     reporter saw Docker send the stop signal), and healthy or without a
+//     health check ("starting" and "unhealthy" are not live).
 //   - portico.hsts with portico.https=off is ignored with a warning (HSTS is
 //     only sent over HTTPS).
 //   - LETSENCRYPT_HOST beats ACME_HOST. A certificate name that is not one of

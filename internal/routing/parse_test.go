@@ -250,6 +250,10 @@ func TestParseService(t *testing.T) {
 		{name: "starting", c: ctr("web", vhost("a.test"), withState("running", "starting")),
 			want: base(func(s *Service) { s.Live = false })},
 		{name: "healthy", c: ctr("web", vhost("a.test"), withState("running", "healthy")), want: base(nil)},
+		{name: "stopping keeps address, not live", c: ctr("web", vhost("a.test"), isStopping),
+			want: base(func(s *Service) { s.Live = false })},
+		{name: "healthy but stopping, not live", c: ctr("web", vhost("a.test"), withState("running", "healthy"), isStopping),
+			want: base(func(s *Service) { s.Live = false })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -32,14 +32,17 @@ type Report struct {
 
 // Container is one container line.
 type Container struct {
-	Name   string   `json:"name"`
-	Node   string   `json:"node"`
-	ID     string   `json:"id"`
-	State  string   `json:"state"`
-	Health string   `json:"health,omitempty"`
-	Vhosts []string `json:"vhosts,omitempty"`
-	Addr   string   `json:"addr,omitempty"`
-	Live   bool     `json:"live"`
+	Name   string `json:"name"`
+	Node   string `json:"node"`
+	ID     string `json:"id"`
+	State  string `json:"state"`
+	Health string `json:"health,omitempty"`
+	// Stopping: Docker sent the container its stop signal and it has not
+	// exited; it is out of rotation.
+	Stopping bool     `json:"stopping,omitempty"`
+	Vhosts   []string `json:"vhosts,omitempty"`
+	Addr     string   `json:"addr,omitempty"`
+	Live     bool     `json:"live"`
 }
 
 // Build derives the report from every key under keys' prefix, without
@@ -83,7 +86,7 @@ func BuildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.
 		svc[s.Node+"/"+s.ContainerID] = s
 	}
 	for _, c := range cs {
-		line := Container{Name: c.Name, Node: c.Host, ID: shortID(c.ID), State: c.State, Health: c.Health}
+		line := Container{Name: c.Name, Node: c.Host, ID: shortID(c.ID), State: c.State, Health: c.Health, Stopping: c.Stopping}
 		if s, ok := svc[c.Host+"/"+c.ID]; ok {
 			line.Vhosts, line.Addr, line.Live = s.Hosts, s.Addr, s.Live
 		}
@@ -123,6 +126,9 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		state := c.State
 		if c.Health != "" {
 			state += " (" + c.Health + ")"
+		}
+		if c.Stopping {
+			state += " (stopping)"
 		}
 		up := c.Addr
 		if up != "" && !c.Live {

@@ -52,3 +52,32 @@ func TestBuildAndText(t *testing.T) {
 		}
 	}
 }
+
+// TestStoppingShown: a container being stopped is listed as such, with its
+// address not live, and its route has no upstream.
+func TestStoppingShown(t *testing.T) {
+	keys := store.NewKeys("/portico")
+	c := store.Container{ID: "cccccccccccccccc", Name: "web", Host: "h1", State: "running", Stopping: true,
+		Labels:   map[string]string{"portico.vhost": "web.test"},
+		Networks: map[string]store.Network{"proxy": {IPv4: "172.18.0.2"}}}
+	b, err := store.Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Build(map[string][]byte{keys.Container("h1", c.ID): b}, keys, routing.Options{Network: "proxy"})
+	if len(r.Containers) != 1 || !r.Containers[0].Stopping || r.Containers[0].Live {
+		t.Fatalf("containers %+v, want one stopping, not live", r.Containers)
+	}
+	if len(r.Routes) != 1 || len(r.Routes[0].Upstreams) != 0 {
+		t.Fatalf("routes %+v, want web.test without upstreams", r.Routes)
+	}
+	var out bytes.Buffer
+	if err := r.WriteText(&out, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"running (stopping)", "172.18.0.2:80 (not live)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -37,6 +37,11 @@ type Container struct {
 	State string `json:"state"`
 	// Health is "", "starting", "healthy" or "unhealthy".
 	Health string `json:"health,omitempty"`
+	// Stopping is set while a running container is being stopped: Docker
+	// sent it its stop signal (or SIGKILL, SIGINT, SIGQUIT) and it has not
+	// exited yet. Such a container gets no traffic (see Live). Absent in
+	// records of older reporters, which means false.
+	Stopping bool `json:"stopping,omitempty"`
 	// Rejected, when set, says why the reporter could not publish this
 	// container (for instance its record exceeded the reporter's size cap).
 	// Such a record holds only ID, Name, Host and State; it never routes.
@@ -62,9 +67,10 @@ type Port struct {
 }
 
 // Live reports whether the container should receive traffic: running, not
-// paused, and not failing (or still starting) a health check.
+// paused, not being stopped, and not failing (or still starting) a health
+// check.
 func (c Container) Live() bool {
-	return c.State == "running" && (c.Health == "" || c.Health == "healthy")
+	return c.State == "running" && !c.Stopping && (c.Health == "" || c.Health == "healthy")
 }
 
 // NginxStatus is what one nginx stage last did, under NginxStatusKey.

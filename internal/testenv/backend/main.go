@@ -16,7 +16,8 @@
 // With HANG_ON_TERM=<duration> (e.g. 5s) a SIGTERM does not end the
 // process at once: for that long it keeps its ports open but answers no
 // request (each waits until the process exits), like an application busy
-// shutting down, then it exits.
+// shutting down, then it exits. SIGHUP is logged and otherwise ignored, like
+// a server reloading its configuration.
 //
 // GET /ws with "Upgrade: websocket" is a websocket echo (RFC 6455): each
 // data frame comes back with the same opcode and payload, until a close.
@@ -114,16 +115,24 @@ func main() {
 	// SIGTERM/SIGINT so `docker stop` is quick.
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case err := <-errs:
-		log.Fatal(err)
-	case s := <-stop:
-		if hangOnTerm > 0 {
-			log.Printf("backend %s: %v, answering nothing for %s, then exiting", name, s, hangOnTerm)
-			close(terminating)
-			time.Sleep(hangOnTerm)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for {
+		select {
+		case err := <-errs:
+			log.Fatal(err)
+		case s := <-hup:
+			log.Printf("backend %s: %v, ignored", name, s)
+			continue
+		case s := <-stop:
+			if hangOnTerm > 0 {
+				log.Printf("backend %s: %v, answering nothing for %s, then exiting", name, s, hangOnTerm)
+				close(terminating)
+				time.Sleep(hangOnTerm)
+			}
+			log.Printf("backend %s: %v, exiting", name, s)
 		}
-		log.Printf("backend %s: %v, exiting", name, s)
+		return
 	}
 }
 

@@ -317,6 +317,29 @@ func (e *Env) Stop(t testing.TB, id string) {
 	}
 }
 
+// TryStop stops a container as `docker stop -t` does: its stop signal, then
+// SIGKILL after timeout (whole seconds). It returns when the container is
+// down, and the error; unlike Stop it may be called from any goroutine.
+func (e *Env) TryStop(id string, timeout time.Duration) error {
+	c, cancel := context.WithTimeout(context.Background(), opTimeout+timeout)
+	defer cancel()
+	secs := int(timeout / time.Second)
+	if _, err := e.Client.ContainerStop(c, id, client.ContainerStopOptions{Timeout: &secs}); err != nil {
+		return fmt.Errorf("stop container %s: %w", id, err)
+	}
+	return nil
+}
+
+// Kill sends a container a signal ("SIGHUP", "15"), as `docker kill -s`.
+func (e *Env) Kill(t testing.TB, id, signal string) {
+	t.Helper()
+	c, cancel := ctx()
+	defer cancel()
+	if _, err := e.Client.ContainerKill(c, id, client.ContainerKillOptions{Signal: signal}); err != nil {
+		t.Fatalf("send %s to container %s: %v", signal, id, err)
+	}
+}
+
 // Remove force-removes a container.
 func (e *Env) Remove(t testing.TB, id string) {
 	t.Helper()
