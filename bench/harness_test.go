@@ -65,6 +65,9 @@ func startRun(b *testing.B, d *dockertest.Env, network string, extra ...string) 
 	r := &run{dataDir: b.TempDir(), http: addr(freePort(b)), metrics: addr(freePort(b)), keys: store.NewKeys(store.DefaultPrefix)}
 	args := append([]string{"run", "--data-dir", r.dataDir, "--http-addr", r.http, "--https-addr", "",
 		"--metrics-addr", r.metrics, "--network", network, "--host", "bench-" + d.RunID, "--log-level", "warn"}, extra...)
+	// PORTICO_BENCH_ARGS adds flags to every `portico run`, e.g.
+	// "--nginx-dynamic=off" for the static path's column in the same run.
+	args = append(args, strings.Fields(os.Getenv("PORTICO_BENCH_ARGS"))...)
 	r.proc = porticotest.Start(b, binary, nil, args...)
 	porticotest.Eventually(b, 60*time.Second, "portico run serves its default 404", func() error {
 		code, _, err := get(r.http, "unknown.invalid")
