@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/routing"
@@ -68,6 +69,9 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	tls := len(v.TLSListens) > 0
 	t := dynamic.Table{RedirectPort: v.RedirectPort, Routes: make([]dynamic.Route, 0, len(routes))}
 	byID := map[string]dynamic.Cert{}
+	// By host, as Render: the first default route by host wins.
+	routes = slices.Clone(routes)
+	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
 	for _, r := range routes {
 		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol}
 		if d.Scheme == "" {
@@ -103,15 +107,7 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	for _, c := range byID {
 		certs = append(certs, c)
 	}
-	slices.SortFunc(certs, func(a, b dynamic.Cert) int {
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(certs, func(a, b dynamic.Cert) int { return strings.Compare(a.ID, b.ID) })
 	return t, certs, nil
 }
 
