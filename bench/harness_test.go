@@ -38,6 +38,13 @@ func TestMain(m *testing.M) {
 		// `go test ./...` runs no benchmark here: skip the build.
 		os.Exit(m.Run())
 	}
+	// BENCH_PORTICO_BIN runs the benchmarks against another build (an
+	// older commit's, for a before/after in one session) instead of this
+	// tree's.
+	if bin := os.Getenv("BENCH_PORTICO_BIN"); bin != "" {
+		binary = bin
+		os.Exit(m.Run())
+	}
 	porticotest.Main(m, &binary)
 }
 

@@ -36,6 +36,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
 	uo := addUI(c.fs, "", no.network, no.allowed)
+	mo := addMemory(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
@@ -47,6 +48,10 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	c.logWarnings(log)
+	memAttrs, err := mo.apply(e)
+	if err != nil {
+		return err
+	}
 	// The data dir is the store's only door: the embedded etcd serves on a
 	// unix socket in it, so it must be the owner's alone.
 	loose, err := store.PrepareDataDir(*dataDir)
@@ -108,7 +113,9 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
+	stages["memory"] = newMemTrimmer(log)
 	attrs := startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)
+	attrs = append(attrs, memAttrs...)
 	page, err := newUI(uo, so, cli, log)
 	if err != nil {
 		return err

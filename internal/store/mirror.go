@@ -40,7 +40,14 @@ type Mirror struct {
 	kv     map[string]Entry
 	rev    int64
 	synced bool
+	// peak is the most keys kv held since it was made: a Go map never
+	// gives back the room of deleted keys, so once it holds a quarter of
+	// that it is copied into one of its size (shrink).
+	peak int
 }
+
+// shrinkFrom is the smallest peak worth a copy.
+const shrinkFrom = 1024
 
 // NewMirror mirrors prefix. notify should have capacity 1; several mirrors
 // may share it.
@@ -95,7 +102,7 @@ func (m *Mirror) once(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	changed := !m.synced || !sameEntries(m.kv, kv)
-	m.kv, m.rev, m.synced = kv, resp.Header.Revision, true
+	m.kv, m.rev, m.synced, m.peak = kv, resp.Header.Revision, true, len(kv)
 	m.mu.Unlock()
 	if changed {
 		m.poke()
@@ -103,7 +110,10 @@ func (m *Mirror) once(ctx context.Context) error {
 
 	wctx, wcancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer wcancel()
-	wch := m.cli.Watch(wctx, m.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1), clientv3.WithPrevKV())
+	// No WithPrevKV: the mirror needs only the new value, and the previous
+	// one would double what etcd reads and sends, and what is decoded
+	// here, for every change.
+	wch := m.cli.Watch(wctx, m.prefix, clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
 	for wr := range wch {
 		if err := wr.Err(); err != nil {
 			return fmt.Errorf("watch %s: %w: %w", m.prefix, errWatchRan, err)
@@ -121,6 +131,7 @@ func (m *Mirror) once(ctx context.Context) error {
 			}
 		}
 		m.rev = wr.Header.Revision
+		m.shrink()
 		m.mu.Unlock()
 		m.poke()
 	}
@@ -128,6 +139,18 @@ func (m *Mirror) once(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return fmt.Errorf("watch %s: %w: channel closed", m.prefix, errWatchRan)
+}
+
+// shrink copies kv into a map of its size once it holds less than a
+// quarter of its peak; m.mu must be held.
+func (m *Mirror) shrink() {
+	m.peak = max(m.peak, len(m.kv))
+	if m.peak < shrinkFrom || len(m.kv) >= m.peak/4 {
+		return
+	}
+	kv := make(map[string]Entry, len(m.kv))
+	maps.Copy(kv, m.kv)
+	m.kv, m.peak = kv, len(kv)
 }
 
 func (m *Mirror) poke() {
