@@ -125,7 +125,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
 		trusted:    newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
 		debounce:   durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
-		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this"),
+		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this (the dynamic path's pushes: up to 50ms)"),
 		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
 		pidFile:    fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
 		reloadCmd:  fs.String("nginx-reload-cmd", "", "external mode: command that reloads nginx (split on spaces, no shell), instead of running one"),

@@ -42,7 +42,7 @@ type RenewalInfoer interface {
 const (
 	DefaultCheckInterval = time.Hour
 	DefaultPollInterval  = time.Second
-	DefaultDebounce      = 200 * time.Millisecond
+	DefaultDebounce      = 20 * time.Millisecond // a new .test name waits for it before its certificate
 	DefaultRetryBase     = time.Minute
 	DefaultRetryMax      = 24 * time.Hour
 	DefaultGrace         = 30 * 24 * time.Hour

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/routing"
@@ -110,6 +111,12 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	slices.SortFunc(certs, func(a, b dynamic.Cert) int { return strings.Compare(a.ID, b.ID) })
 	return t, certs, nil
 }
+
+// pushMaxGap caps the pacer's gap between two pushes during a burst of
+// changes: a push costs a table encode and a local request, and the gap is
+// added to a change's time to go live (a stopping replica's exit among
+// them), so it stays short.
+const pushMaxGap = 50 * time.Millisecond
 
 // DefaultModulesDir is where Debian's nginx packages put dynamic modules.
 const DefaultModulesDir = "/usr/lib/nginx/modules"

@@ -59,7 +59,8 @@ type Config struct {
 	// 25ms. A continuous stream of changes still applies every 10 Debounce.
 	Debounce time.Duration
 	// MaxReloadGap caps the spacing of applies during a burst of changes
-	// (see pacer); 0 means 2s.
+	// (see pacer); 0 means 2s. The dynamic path spaces its pushes by
+	// pushMaxGap at most.
 	MaxReloadGap time.Duration
 	// NginxBinary is the nginx executable; "" means "nginx" from PATH.
 	NginxBinary string
@@ -272,6 +273,10 @@ func (s *Stage) Run(ctx context.Context) error {
 	var first, last time.Time
 	pending := false
 	pace := pacer{debounce: s.cfg.Debounce, maxGap: s.cfg.MaxReloadGap}
+	if s.pusher != nil {
+		// Pushes reload nothing: a burst is spaced by pushMaxGap at most.
+		pace.maxGap = min(pace.maxGap, pushMaxGap)
+	}
 	for {
 		select {
 		case <-ctx.Done():

@@ -51,7 +51,7 @@ local function parse_peers(s)
     if colon > 1 then
       local host = sub(p, 1, colon - 1)
       if byte(host, 1) == 91 then host = sub(host, 2, -2) end
-      peers[#peers + 1] = { host, tonumber(sub(p, colon + 1)) }
+      peers[#peers + 1] = { host, tonumber(sub(p, colon + 1)), p }
     end
     i = j + 1
   end
@@ -132,27 +132,60 @@ function M.route()
   local s = r.scheme
   if s == "grpc" or s == "grpcs" then return ngx.exec("@portico_" .. s) end
   if s == "https" then var.portico_proto = "https" end
+  -- The balancer reads the route from here (an internal redirect, as for
+  -- gRPC, clears it: the balancer then looks it up again).
+  local ctx = ngx.ctx
+  ctx.portico_key, ctx.portico_route = key, r
 end
 
--- balance picks the peer: round robin per route, then the next peers on
--- retries (proxy_next_upstream), each at most once.
+-- failed remembers, per worker, the peers a connection to which failed in
+-- the last FAIL_TIMEOUT seconds (as nginx's max_fails=1 fail_timeout=10s):
+-- the balancer skips them while another peer is left, so a replica that
+-- vanished costs one failed try, not one per request, until its route
+-- changes.
+local failed, failed_count = {}, 0
+local FAIL_TIMEOUT = 10
+
+local function note_failure(peer)
+  if failed_count > 1000 then failed, failed_count = {}, 0 end
+  if not failed[peer] then failed_count = failed_count + 1 end
+  failed[peer] = ngx.now()
+end
+
+-- balance picks the peer: round robin per route, skipping recently failed
+-- peers, then the next peers on retries (proxy_next_upstream), each at
+-- most once.
 function M.balance()
-  local key, r = lookup(ngx.var.host)
-  if not r or #r.peers == 0 then return ngx.exit(502) end
-  local peers, ctx = r.peers, ngx.ctx
+  local ctx = ngx.ctx
+  local key, r = ctx.portico_key, ctx.portico_route
+  if not r then
+    key, r = lookup(ngx.var.host)
+    if not r or #r.peers == 0 then return ngx.exit(502) end
+    ctx.portico_key, ctx.portico_route = key, r
+  end
+  local peers = r.peers
   local n, i = #peers, ctx.portico_peer
   if not i then
     i = ((rr[key] or 0) % n) + 1
     rr[key] = i
-    if n > 1 then balancer.set_more_tries(n - 1) end
+    if n > 1 then
+      balancer.set_more_tries(n - 1)
+      local now = ngx.now()
+      for _ = 1, n do
+        local t = failed[peers[i][3]]
+        if not t or now - t > FAIL_TIMEOUT then break end
+        i = (i % n) + 1
+      end
+    end
   else
+    if balancer.get_last_failure() then note_failure(peers[i][3]) end
     i = (i % n) + 1
   end
   ctx.portico_peer = i
   local p = peers[i]
   local ok, err = balancer.set_current_peer(p[1], p[2])
   if not ok then
-    ngx.log(ngx.ERR, "portico: peer ", p[1], ":", p[2], ": ", err)
+    ngx.log(ngx.ERR, "portico: peer ", p[3], ": ", err)
     return ngx.exit(502)
   end
 end
@@ -260,12 +293,14 @@ local function store_cert(id, chain, key)
   if not cc then return nil, "chain: " .. (err or "unparsable") end
   local kc, kerr = ssl.parse_pem_priv_key(key)
   if not kc then return nil, "key: " .. (kerr or "unparsable") end
-  local ok, serr = certs:safe_set("c:" .. id, chain)
-  if ok then ok, serr = certs:safe_set("k:" .. id, key) end
+  local ok, serr = certs:safe_set("k:" .. id, key)
+  if ok then ok, serr = certs:safe_set("c:" .. id, chain) end
   if not ok then
     certs:delete("c:" .. id)
+    certs:delete("k:" .. id)
     return nil, serr
   end
+  routes:incr("meta:certgen", 1, 0)
   return true
 end
 
@@ -320,8 +355,34 @@ function M.init(state_file)
   if err then ngx.log(ngx.ERR, "portico: state file ", state_file, ": ", err) end
 end
 
+-- preload parses, in each worker, the certificates it has not parsed yet,
+-- whenever a push stored new ones (checked every second), so that a
+-- handshake never pays for a parse, as with certificates nginx loads from
+-- its config at start.
+local CERT_CACHE = 10000
+local preloaded_gen = -1
+local function preload(premature)
+  if premature then return end
+  local gen = routes:get("meta:certgen") or 0
+  if gen == preloaded_gen then return end
+  preloaded_gen = gen
+  local n = 0
+  for _, k in ipairs(certs:get_keys(0)) do
+    if byte(k, 1) == 99 then -- "c:<id>"
+      local id = sub(k, 3)
+      if not cert_cache:get(id) then
+        parsed_cert(id)
+        n = n + 1
+        if n >= CERT_CACHE then return end
+      end
+    end
+  end
+end
+
 function M.init_worker()
-  cert_cache = lrucache.new(10000)
+  cert_cache = lrucache.new(CERT_CACHE)
+  ngx.timer.at(0, preload)
+  ngx.timer.every(1, preload)
 end
 
 local function body()
