@@ -149,7 +149,7 @@ func TestRunAsRootInstallsBuildsAndStarts(t *testing.T) {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
 	apt := readOr(t, e.aptLog)
-	if !strings.Contains(apt, "install -y -qq --no-install-recommends nginx-light\n") {
+	if !strings.Contains(apt, "install -y -qq --no-install-recommends nginx-light libnginx-mod-http-lua lua-resty-core\n") {
 		t.Errorf("apt-get calls:\n%s\nwant an install of nginx-light", apt)
 	}
 	if !strings.Contains(apt, "policy-rc.d exit 101") {
@@ -195,7 +195,7 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
-	if s := readOr(t, e.sudoLog); !strings.Contains(s, "sudo apt-get install -y -qq --no-install-recommends nginx-light") {
+	if s := readOr(t, e.sudoLog); !strings.Contains(s, "sudo apt-get install -y -qq --no-install-recommends nginx-light libnginx-mod-http-lua lua-resty-core") {
 		t.Errorf("as a user apt-get must run through sudo; sudo saw:\n%s", s)
 	}
 	if _, err := os.Stat(e.policy); !os.IsNotExist(err) {

@@ -16,8 +16,9 @@ import (
 // Memory of `portico run` (docs/store.md, "Memory of portico run"). The Go
 // runtime's defaults suit a process that may use what it likes; `portico
 // run` sits beside nginx on small machines and is mostly idle, so it
-// collects earlier (GOGC 50 instead of 100) and returns what a burst of
-// changes left behind once the process is quiet again (memTrimmer).
+// collects earlier (GOGC 50 instead of 100), returns what a burst of
+// changes left behind once the process is quiet again (memTrimmer), and
+// lets go of the executable pages its start-up touched (dropExePages).
 
 const (
 	// defaultGCPercent is `portico run`'s GOGC when the environment sets
@@ -108,6 +109,9 @@ type memTrimmer struct {
 	// floor is what the heap held right after the last trim: what a
 	// collection cannot give back (fragmentation) never triggers another.
 	floor uint64
+	// exeDropped: the executable's pages touched at start were let go
+	// (dropExePages) at the first quiet look.
+	exeDropped bool
 }
 
 func newMemTrimmer(log *slog.Logger) *memTrimmer {
@@ -147,6 +151,15 @@ func (t *memTrimmer) look() {
 	alloc, live, held := v[0], v[1], v[2]+v[3]+v[4]
 	quiet := alloc-t.lastAlloc < trimQuietAlloc
 	t.lastAlloc = alloc
+	if quiet && !t.exeDropped {
+		t.exeDropped = true
+		n, err := dropExePages()
+		if err != nil {
+			t.log.Warn("let go of the executable's start-up pages", "err", err)
+		} else {
+			t.log.Debug("let go of the executable's start-up pages", "advised_bytes", n)
+		}
+	}
 	if !trimDue(quiet, live, held, t.floor) {
 		return
 	}
