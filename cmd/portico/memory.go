@@ -109,10 +109,16 @@ type memTrimmer struct {
 	// floor is what the heap held right after the last trim: what a
 	// collection cannot give back (fragmentation) never triggers another.
 	floor uint64
-	// exeDropped: the executable's pages touched at start were let go
-	// (dropExePages) at the first quiet look.
-	exeDropped bool
+	// exeDropped is when the executable's pages were last let go
+	// (dropExePages): at the first quiet look, then at a quiet look at
+	// most every exeDropEvery, so that code a burst ran (a resync, a
+	// certificate order) does not stay resident once it is over.
+	exeDropped time.Time
 }
+
+// exeDropEvery spaces dropExePages: the pages in use come back at their
+// next access, a few hundred minor faults.
+const exeDropEvery = time.Minute
 
 func newMemTrimmer(log *slog.Logger) *memTrimmer {
 	return &memTrimmer{log: log, samples: []metrics.Sample{
@@ -151,8 +157,8 @@ func (t *memTrimmer) look() {
 	alloc, live, held := v[0], v[1], v[2]+v[3]+v[4]
 	quiet := alloc-t.lastAlloc < trimQuietAlloc
 	t.lastAlloc = alloc
-	if quiet && !t.exeDropped {
-		t.exeDropped = true
+	if now := time.Now(); quiet && now.Sub(t.exeDropped) >= exeDropEvery {
+		t.exeDropped = now
 		n, err := dropExePages()
 		if err != nil {
 			t.log.Warn("let go of the executable's start-up pages", "err", err)
