@@ -292,3 +292,54 @@ func TestDynamicSessionResumption(t *testing.T) {
 		}
 	}
 }
+
+// Hostile records never reach the dynamic state as anything but data:
+// whatever their labels hold, each line of the table nginx loads is well
+// formed, every host passes validation (a label's list is split on
+// whitespace and commas, so a fragment that is a valid name is a claim like
+// any other), and every peer is a container's own address, never one a
+// label spelled out.
+func TestDynamicHostileRecordsNeverReachTheTable(t *testing.T) {
+	h := startStage(t, true, nil)
+	a := echoServer(t, "A")
+	hostile := []string{
+		"evil.test\nroute\tinjected.test\thttp\t0\t0\t\t127.0.0.1:1",
+		"evil.test\troute",
+		"evil.test\x00x",
+		"evil.test\r\nX: y",
+		"EVIL.test; return 200",
+		"evil.test} server {",
+		"*.*.evil.test",
+		strings.Repeat("a", 300) + ".test",
+	}
+	for i, v := range hostile {
+		h.putContainer(fmt.Sprintf("bad%d", i), a, map[string]string{routing.LabelVhost: v})
+	}
+	h.putContainer("good", a, map[string]string{routing.LabelVhost: "good.test"})
+	h.want("good.test", 200, "A host=good.test")
+	b, err := os.ReadFile(NewDynamicPaths(h.dir).StateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "portico-routes 1" {
+		t.Fatalf("state file header %q", lines[0])
+	}
+	own := "127.0.0.1:" + strconv.Itoa(a)
+	for _, l := range lines[1:] {
+		f := strings.Split(l, "\t")
+		switch f[0] {
+		case "version", "redirect_port", "default":
+			if len(f) != 2 {
+				t.Errorf("malformed line %q", l)
+			}
+		case "route":
+			if len(f) != 7 || !ValidHost(f[1]) || f[2] != "http" || f[6] != own {
+				t.Errorf("route line %q: want a valid host routed to %s only", l, own)
+			}
+		default:
+			t.Errorf("unexpected line %q", l)
+		}
+	}
+	h.want("good.test", 200, "A host=good.test")
+}
