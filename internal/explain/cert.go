@@ -35,6 +35,7 @@ func explainCert(x *Explanation, in Input, s snapshot, route routing.Route) {
 		}
 	}
 	c.HTTPS, c.Redirect = v.TLS, v.Redirect
+	x.DynamicLine = dynamicLine(route, refs, in.Render)
 
 	// The certificate: the one the renderer picked, else the one the certs
 	// stage wants for this name.
@@ -127,4 +128,23 @@ func dash(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// dynamicLine is route's line in the dynamic path's table, decided by the
+// nginx stage's own DynamicTable; "" when it cannot be built.
+func dynamicLine(route routing.Route, refs []nginx.CertRef, st nginx.Settings) string {
+	tab, _, err := nginx.DynamicTable([]routing.Route{route}, refs, st, "")
+	if err != nil {
+		return ""
+	}
+	body, _, err := tab.Encode()
+	if err != nil {
+		return ""
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "route\t") {
+			return l
+		}
+	}
+	return ""
 }

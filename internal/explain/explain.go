@@ -51,7 +51,11 @@ type Explanation struct {
 	Certificate *Certificate `json:"certificate,omitempty"`
 	// ServerBlock is the route's server block rendered with the real
 	// template; RenderError says why there is none.
-	ServerBlock string     `json:"server_block,omitempty"`
+	ServerBlock string `json:"server_block,omitempty"`
+	// DynamicLine is the route's line in the dynamic path's table
+	// (docs/nginx.md): what nginx serves instead of ServerBlock when the
+	// nginx stage runs the dynamic path, its default.
+	DynamicLine string     `json:"dynamic_line,omitempty"`
 	RenderError string     `json:"render_error,omitempty"`
 	Nginx       []Instance `json:"nginx"`
 	// Unreadable are records that could not be read or were rejected by

@@ -150,6 +150,10 @@ func (x Explanation) WriteText(w io.Writer, now time.Time) error {
 	default:
 		fmt.Fprintln(w, "  - (no route)")
 	}
+	if x.DynamicLine != "" {
+		fmt.Fprintf(w, "  on the dynamic path (docs/nginx.md), nginx serves this table line instead:\n  %s\n",
+			e(strings.ReplaceAll(x.DynamicLine, "\t", " | ")))
+	}
 
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "\n6. NGINX (%d)\n", len(x.Nginx))
