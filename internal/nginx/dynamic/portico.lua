@@ -10,6 +10,9 @@
 local ssl = require "ngx.ssl"
 local balancer = require "ngx.balancer"
 local lrucache = require "resty.lrucache"
+local ffi = require "ffi"
+local get_request = require("resty.core.base").get_request
+local ffi_cast, uintptr_t = ffi.cast, ffi.typeof("uintptr_t")
 
 local routes = ngx.shared.portico_routes
 local certs = ngx.shared.portico_certs
@@ -112,12 +115,25 @@ local function lookup(host)
 end
 M.lookup = lookup
 
--- route runs in the rewrite phase of the dynamic server's location.
-function M.route()
+-- The balancer finds the route route() chose by the request's address:
+-- cheaper than ngx.ctx on every request. An entry lives as long as its
+-- request (no other request has that address meanwhile) and is
+-- overwritten by the next request at the same address, which route()
+-- always runs for first, so the tables hold at most one entry per
+-- concurrent request slot.
+local pend_key, pend_route, pend_peer = {}, {}, {}
+local function req_id()
+  return tonumber(ffi_cast(uintptr_t, get_request()))
+end
+
+-- route runs in the rewrite phase of the dynamic servers' location.
+local function route(https)
   local var = ngx.var
-  local key, r = lookup(var.host)
+  local id = req_id()
+  pend_route[id], pend_peer[id] = nil, nil
+  local host = var.host
+  local key, r = lookup(host)
   if not r then return ngx.exit(404) end
-  local https = var.https == "on"
   if https then
     -- A request may name another site than its TLS handshake did: it is
     -- answered only if both pick the same route, so a site's content never
@@ -126,17 +142,16 @@ function M.route()
     if skey ~= key then return ngx.exit(421) end
     if r.hsts > 0 then var.portico_hsts = "max-age=" .. r.hsts end
   elseif r.redirect then
-    return ngx.redirect("https://" .. var.host .. (routes:get("meta:redirect_port") or "") .. var.request_uri, 301)
+    return ngx.redirect("https://" .. host .. (routes:get("meta:redirect_port") or "") .. var.request_uri, 301)
   end
   if #r.peers == 0 then return ngx.exit(503) end
   local s = r.scheme
-  if s == "grpc" or s == "grpcs" then return ngx.exec("@portico_" .. s) end
-  if s == "https" then var.portico_proto = "https" end
-  -- The balancer reads the route from here (an internal redirect, as for
-  -- gRPC, clears it: the balancer then looks it up again).
-  local ctx = ngx.ctx
-  ctx.portico_key, ctx.portico_route = key, r
+  if s ~= "http" then return ngx.exec("@portico_" .. s) end
+  pend_key[id], pend_route[id] = key, r
 end
+
+function M.route_http() return route(false) end
+function M.route_https() return route(true) end
 
 -- failed remembers, per worker, the peers a connection to which failed in
 -- the last FAIL_TIMEOUT seconds (as nginx's max_fails=1 fail_timeout=10s):
@@ -156,15 +171,16 @@ end
 -- peers, then the next peers on retries (proxy_next_upstream), each at
 -- most once.
 function M.balance()
-  local ctx = ngx.ctx
-  local key, r = ctx.portico_key, ctx.portico_route
+  local id = req_id()
+  local key, r = pend_key[id], pend_route[id]
   if not r then
+    -- After an internal redirect (https or gRPC upstreams).
     key, r = lookup(ngx.var.host)
     if not r or #r.peers == 0 then return ngx.exit(502) end
-    ctx.portico_key, ctx.portico_route = key, r
+    pend_key[id], pend_route[id] = key, r
   end
   local peers = r.peers
-  local n, i = #peers, ctx.portico_peer
+  local n, i = #peers, pend_peer[id]
   if not i then
     i = ((rr[key] or 0) % n) + 1
     rr[key] = i
@@ -181,7 +197,7 @@ function M.balance()
     if balancer.get_last_failure() then note_failure(peers[i][3]) end
     i = (i % n) + 1
   end
-  ctx.portico_peer = i
+  pend_peer[id] = i
   local p = peers[i]
   local ok, err = balancer.set_current_peer(p[1], p[2])
   if not ok then
