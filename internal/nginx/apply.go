@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portico/portico/internal/atomicfile"
 )
 
 // Reloader makes the running nginx read its config again. It reports
@@ -155,7 +157,7 @@ func (a *Applier) swapExternal(ctx context.Context, conf []byte) error {
 
 func (a *Applier) testSupervised(ctx context.Context, conf []byte, install bool) error {
 	cand := a.ConfPath + ".candidate"
-	if err := writeAtomic(cand, conf, confMode); err != nil {
+	if err := atomicfile.Write(cand, conf, confMode); err != nil {
 		return err
 	}
 	defer os.Remove(cand)
@@ -166,7 +168,7 @@ func (a *Applier) testSupervised(ctx context.Context, conf []byte, install bool)
 		return err
 	}
 	candMain := filepath.Join(mc.Prefix, "nginx.candidate.conf")
-	if err := writeAtomic(candMain, main, 0o644); err != nil {
+	if err := atomicfile.Write(candMain, main, 0o644); err != nil {
 		return err
 	}
 	defer os.Remove(candMain)
@@ -185,7 +187,7 @@ func (a *Applier) testExternal(ctx context.Context, conf []byte, install bool) e
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("read %s: %w", a.ConfPath, err)
 	}
-	if err := writeAtomic(a.ConfPath, conf, confMode); err != nil {
+	if err := atomicfile.Write(a.ConfPath, conf, confMode); err != nil {
 		return err
 	}
 	args := []string{}
@@ -198,7 +200,7 @@ func (a *Applier) testExternal(ctx context.Context, conf []byte, install bool) e
 	}
 	var rerr error
 	if hadPrev {
-		rerr = writeAtomic(a.ConfPath, prev, confMode)
+		rerr = atomicfile.Write(a.ConfPath, prev, confMode)
 	} else {
 		rerr = os.Remove(a.ConfPath)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/portico/portico/internal/atomicfile"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -57,7 +58,7 @@ func writeBundle(dir string, b store.CertBundle) (CertRef, error) {
 		if name == "privkey.pem" {
 			mode = 0o600
 		}
-		if err := writeAtomic(p, files[name], mode); err != nil {
+		if err := atomicfile.Write(p, files[name], mode); err != nil {
 			return CertRef{}, fmt.Errorf("certificate %q: %w", b.Primary, err)
 		}
 	}

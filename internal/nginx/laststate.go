@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/portico/portico/internal/atomicfile"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -112,7 +113,7 @@ func (s *Stage) markSettings() {
 	if s.sup == nil || s.settingsMarked {
 		return
 	}
-	if err := writeAtomic(s.settingsFile(), []byte(s.settingsKey), 0o600); err != nil {
+	if err := atomicfile.Write(s.settingsFile(), []byte(s.settingsKey), 0o600); err != nil {
 		s.log.Warn("record the settings of the config on disk", "err", err)
 		return
 	}

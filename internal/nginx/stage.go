@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico/portico/internal/atomicfile"
 	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
@@ -320,7 +321,7 @@ func (s *Stage) prepareDirs() error {
 				return fmt.Errorf("nginx dir: %w", err)
 			}
 		}
-		return writeAtomic(s.sup.Main, main, 0o644)
+		return atomicfile.Write(s.sup.Main, main, 0o644)
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/portico/portico/internal/atomicfile"
 )
 
 // EmbeddedConfig configures the single-node etcd that `portico run` starts
@@ -249,7 +251,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 	}
 	em := &Embedded{etcd: e, endpoint: curl.String(), dir: dir}
-	if err := writeFileAtomic(EndpointFile(dir), []byte(em.endpoint+"\n"), 0o600); err != nil {
+	if err := atomicfile.Write(EndpointFile(dir), []byte(em.endpoint+"\n"), 0o600); err != nil {
 		e.Close()
 		return nil, fmt.Errorf("embedded etcd: %w", err)
 	}
@@ -289,24 +291,4 @@ func (e *Embedded) Err() <-chan error { return e.etcd.Err() }
 func (e *Embedded) Close() {
 	os.Remove(EndpointFile(e.dir))
 	e.etcd.Close()
-}
-
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

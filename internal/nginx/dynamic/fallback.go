@@ -11,6 +11,8 @@ import (
 	"math/big"
 	"os"
 	"time"
+
+	"github.com/portico/portico/internal/atomicfile"
 )
 
 // Fallback writes, if missing, the certificate nginx needs at config time
@@ -43,8 +45,8 @@ func Fallback(certFile, keyFile string) error {
 	if err != nil {
 		return fmt.Errorf("fallback certificate: %w", err)
 	}
-	if err := writeAtomic(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})); err != nil {
+	if err := atomicfile.Write(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return atomicfile.Write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
 }

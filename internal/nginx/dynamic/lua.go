@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/portico/portico/internal/atomicfile"
 )
 
 //go:embed portico.lua
@@ -23,11 +25,7 @@ func WriteLua(dir string) error {
 	if old, err := os.ReadFile(p); err == nil && string(old) == string(luaSource) {
 		return nil
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, luaSource, 0o644); err != nil {
-		return fmt.Errorf("lua module: %w", err)
-	}
-	if err := os.Rename(tmp, p); err != nil {
+	if err := atomicfile.Write(p, luaSource, 0o644); err != nil {
 		return fmt.Errorf("lua module: %w", err)
 	}
 	return nil

@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portico/portico/internal/atomicfile"
 )
 
 // Control talks to nginx's control endpoint: a unix socket in a directory
@@ -118,7 +118,7 @@ func (p *Pusher) Push(ctx context.Context, body []byte, version string, certs []
 	// that its fsync does not delay the change.
 	state, serr := StateFile(body, certs)
 	if serr == nil && !bytes.Equal(state, p.onDisk) {
-		if serr = writeAtomic(p.StateFile, state); serr == nil {
+		if serr = atomicfile.Write(p.StateFile, state, 0o600); serr == nil {
 			p.onDisk = state
 		}
 	}
@@ -166,27 +166,3 @@ func (p *Pusher) push(ctx context.Context, body []byte, version string, certs []
 
 // Reset forgets what nginx holds, so the next Push checks everything.
 func (p *Pusher) Reset() { p.boot, p.pushed = "", nil }
-
-func writeAtomic(path string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".state-*")
-	if err != nil {
-		return fmt.Errorf("state file %s: %w", path, err)
-	}
-	_, werr := f.Write(b)
-	if werr == nil {
-		werr = f.Sync()
-	}
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("state file %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("state file %s: %w", path, err)
-	}
-	return nil
-}

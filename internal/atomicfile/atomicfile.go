@@ -1,4 +1,8 @@
-package nginx
+// Package atomicfile replaces files so that a reader sees the old or the
+// new content, never a part: the one way Portico writes a file others read
+// (nginx's config, certificates, the dynamic path's state, domains.txt, the
+// etcd endpoint file).
+package atomicfile
 
 import (
 	"fmt"
@@ -6,9 +10,9 @@ import (
 	"path/filepath"
 )
 
-// writeAtomic replaces path with b so that a reader sees the old or the new
-// content, never a part: temp file in the same dir, fsync, rename, fsync dir.
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
+// Write replaces path with b, with mode: temp file in the same dir, fsync,
+// rename, fsync dir.
+func Write(path string, b []byte, mode os.FileMode) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
