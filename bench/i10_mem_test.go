@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,23 +36,8 @@ func BenchmarkI10Memory(b *testing.B) {
 		waitRoutes(b, r, small, 2*time.Minute)
 		waitBundles(b, r, names, 3*time.Minute)
 		settle := func(what string) {
-			// The store quiet for a moment, then one pacing window for the
-			// last apply, then no worker of an older generation left.
-			var last int64 = -1
-			porticotest.Eventually(b, 3*time.Minute, what+": store settled", func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				resp, err := r.cli.Get(ctx, "/portico-bench-revision-probe")
-				if err != nil {
-					return err
-				}
-				if resp.Header.Revision != last {
-					last = resp.Header.Revision
-					return fmt.Errorf("revision moved to %d", last)
-				}
-				return nil
-			})
-			<-time.After(3 * time.Second)
+			// The store quiet, then no worker of an older generation left.
+			settleStore(b, r, what)
 			porticotest.Eventually(b, time.Minute, what+": no worker shutting down", func() error { return retiring(nginxPIDFile(r.dataDir)) })
 			// At rest: `portico run` returns a burst's memory, and lets go of
 			// its start-up pages, at its first look after 10 s of quiet
