@@ -140,15 +140,23 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 
 // dynamicPath resolves --nginx-dynamic.
 func (o *nginxOpts) dynamicPath() (bool, error) {
-	switch *o.dynamic {
+	staticOnly := o.external() || *o.template != "" || *o.includeDir != ""
+	return resolveDynamic(*o.dynamic, staticOnly, func() bool { return nginx.LuaAvailable(*o.modulesDir) })
+}
+
+// resolveDynamic decides --nginx-dynamic: on and off are kept; auto is on
+// unless the stage must stay static (external mode, a template, an include
+// dir) or nginx has no Lua module.
+func resolveDynamic(mode string, staticOnly bool, luaAvailable func() bool) (bool, error) {
+	switch mode {
 	case "on":
 		return true, nil
 	case "off":
 		return false, nil
 	case "auto", "":
-		return !o.external() && *o.template == "" && *o.includeDir == "" && nginx.LuaAvailable(*o.modulesDir), nil
+		return !staticOnly && luaAvailable(), nil
 	}
-	return false, fmt.Errorf("--nginx-dynamic %q: want on, off or auto", *o.dynamic)
+	return false, fmt.Errorf("--nginx-dynamic %q: want on, off or auto", mode)
 }
 
 func (o *nginxOpts) external() bool { return *o.pidFile != "" || *o.reloadCmd != "" }

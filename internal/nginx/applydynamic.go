@@ -25,14 +25,15 @@ func (s *Stage) apply(ctx context.Context, routes []routing.Route, refs []CertRe
 	return s.applyDynamic(ctx, routes, refs)
 }
 
-// applyDynamic keeps the static config (which depends on the settings
-// alone, so this is a no-op after the first time) and pushes the route
+// applyDynamic keeps the static config (settingsConf, rendered once: a
+// no-op after the first time) and pushes the route
 // table and certificates: no nginx -t, no reload.
 func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs []CertRef) outcome {
 	all := hostsOf(routes)
-	conf, err := Render(Input{Settings: s.settings})
-	if err != nil {
-		return outcome{errRoutes: all, err: &RenderError{Err: err}}
+	conf := s.settingsConf
+	if conf == nil { // the settings did not render at New
+		_, err := Render(Input{Settings: s.settings})
+		return outcome{errRoutes: all, err: &RenderError{Err: errors.Join(err, errors.New("no config for these settings"))}}
 	}
 	res, err := s.applier.Apply(ctx, conf)
 	if err != nil {

@@ -123,8 +123,11 @@ type Stage struct {
 	// settingsMarked says it was written next to the config this run.
 	settingsKey    string
 	settingsMarked bool
-	reloads        atomic.Int64
-	syncs          atomic.Int64 // renders done, for tests
+	// settingsConf is the config of the settings alone: on the dynamic
+	// path, the whole config (routes are pushed, not rendered).
+	settingsConf []byte
+	reloads      atomic.Int64
+	syncs        atomic.Int64 // renders done, for tests
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -192,6 +195,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	}
 	if empty, err := Render(Input{Settings: s.settings}); err == nil {
 		s.settingsKey = Hash(empty)
+		s.settingsConf = empty
 	}
 
 	switch cfg.Mode {
