@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -132,6 +133,11 @@ func FreePort(t testing.TB) int {
 // the kernel may give the same free port to two listen-and-close calls in
 // a row, and two servers of one test (nginx's HTTPS and the metrics, say)
 // then collide. It is shared by every test of the binary on purpose.
+//
+// Ports come from below the kernel's ephemeral range when there is room:
+// a port from that range may meanwhile become the source port of any
+// outgoing connection (another test's client to 127.0.0.1), and a server
+// that binds it then fails with "address already in use".
 type portSet struct {
 	mu   sync.Mutex
 	seen map[int]bool
@@ -141,13 +147,24 @@ var handedOut = &portSet{seen: map[int]bool{}}
 
 func (s *portSet) next(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	lo, hi := belowEphemeral()
+	for range 200 {
+		var port int
+		if hi > lo {
+			port = lo + rand.IntN(hi-lo)
+			l, err := net.Listen("tcp", Addr(port))
+			if err != nil {
+				continue // taken
+			}
+			l.Close()
+		} else {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			port = l.Addr().(*net.TCPAddr).Port
+			l.Close()
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
 		s.mu.Lock()
 		fresh := !s.seen[port]
 		s.seen[port] = true
@@ -158,6 +175,29 @@ func (s *portSet) next(t testing.TB) int {
 	}
 	t.Fatal("no free port that was not handed out before")
 	return 0
+}
+
+// belowEphemeral is the range [lo, hi) of up to 12,000 ports just below
+// the kernel's ephemeral ports (ip_local_port_range), never below 10,000;
+// empty when the ephemeral range starts too low to leave room.
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 0, 0
+	}
+	hi, err = strconv.Atoi(f[0])
+	if err != nil {
+		return 0, 0
+	}
+	lo = max(10000, hi-12000)
+	if hi-lo < 1000 {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // Addr is 127.0.0.1:port.
