@@ -196,6 +196,12 @@ func (r *Reporter) session(ctx context.Context) (synced bool, err error) {
 	var retry <-chan time.Time
 	etcdBackoff := minBackoff
 	var periodic <-chan time.Time
+	// lapse fires at the earliest deadline of a stop mark, so that a
+	// container that outlived its stop timeout is inspected and put back
+	// in rotation then, not at the next event or resync.
+	lapse := time.NewTimer(time.Hour)
+	lapse.Stop()
+	defer lapse.Stop()
 	if r.cfg.ResyncInterval > 0 {
 		t := time.NewTicker(r.cfg.ResyncInterval)
 		defer t.Stop()
@@ -235,9 +241,19 @@ func (r *Reporter) session(ctx context.Context) (synced bool, err error) {
 				delete(dirty, id)
 			}
 		}
+		var lapsed <-chan time.Time
+		// Armed only while updates run: a resync judges every mark anyway.
+		if at, ok := r.marks.next(); ok && !needResync {
+			lapse.Reset(time.Until(at))
+			lapsed = lapse.C
+		}
 		select {
 		case <-ctx.Done():
 			return synced, ctx.Err()
+		case <-lapsed:
+			for _, id := range r.marks.due(time.Now()) {
+				dirty[id] = true
+			}
 		case err := <-ev.Err:
 			return synced, fmt.Errorf("%w: event stream: %w", errDocker, err)
 		case m := <-ev.Messages:
@@ -361,7 +377,7 @@ func (r *Reporter) resync(ctx context.Context, repeated bool) error {
 			gone = append(gone, r.cfg.Keys.Container(r.cfg.Host, res.id))
 		default:
 			containers++
-			r.judgeStop(&res.c, res.stopSignal)
+			r.judgeStop(&res.c, res)
 			changed, err := r.putRecord(ctx, res.c)
 			fails.add(err, true)
 			if fails.etcdDown() {
@@ -441,11 +457,12 @@ func (r *Reporter) deleteAll(ctx context.Context, keys []string, fails *failures
 const inspectWorkers = 8
 
 type inspected struct {
-	id         string
-	c          store.Container
-	stopSignal string // Docker's Config.StopSignal; "" means SIGTERM
-	ok         bool
-	err        error
+	id          string
+	c           store.Container
+	stopSignal  string // Docker's Config.StopSignal; "" means SIGTERM
+	stopTimeout *int   // Docker's Config.StopTimeout in seconds; nil means 10
+	ok          bool
+	err         error
 }
 
 // inspectAll inspects the listed containers on inspectWorkers goroutines,
@@ -492,8 +509,9 @@ func (r *Reporter) inspect(ctx context.Context, id string) inspected {
 	}
 	var labels map[string]string
 	var stopSignal string
+	var stopTimeout *int
 	if cfg := res.Container.Config; cfg != nil {
-		labels, stopSignal = cfg.Labels, cfg.StopSignal
+		labels, stopSignal, stopTimeout = cfg.Labels, cfg.StopSignal, cfg.StopTimeout
 	}
 	if !MatchLabels(labels, r.cfg.Labels) {
 		return inspected{id: id}
@@ -510,21 +528,33 @@ func (r *Reporter) inspect(ctx context.Context, id string) inspected {
 		}
 		c = Rejected(store.Container{ID: res.Container.ID, Name: strings.TrimPrefix(res.Container.Name, "/"), Host: r.cfg.Host, State: state}, err.Error())
 	}
-	return inspected{id: id, c: c, stopSignal: stopSignal, ok: true}
+	return inspected{id: id, c: c, stopSignal: stopSignal, stopTimeout: stopTimeout, ok: true}
 }
 
 // judgeStop settles the container's pending kill events against its stop
-// signal and state, and sets the record's Stopping from its mark. A
-// rejected record never routes and does not carry the mark.
-func (r *Reporter) judgeStop(c *store.Container, stopSignal string) {
-	stopping, became := r.marks.judge(c.ID, c.State, stopSignal)
+// signal, stop timeout and state, and sets the record's Stopping from its
+// mark. A rejected record never routes and does not carry the mark.
+func (r *Reporter) judgeStop(c *store.Container, res inspected) {
+	stopping, change := r.marks.judge(c.ID, c.State, res.stopSignal, res.stopTimeout, time.Now())
 	if c.Rejected != "" {
 		return
 	}
 	c.Stopping = stopping
-	if became {
-		r.log.Info("container stopping", "host", r.cfg.Host, "container", c.Name, "id", c.ID, "stop_signal", cmp.Or(stopSignal, "SIGTERM"))
+	switch change {
+	case stopBegan:
+		r.log.Info("container stopping", "host", r.cfg.Host, "container", c.Name, "id", c.ID, "stop_signal", cmp.Or(res.stopSignal, "SIGTERM"))
+	case stopLapsed:
+		r.log.Warn("container still running after its stop timeout; back in rotation", "host", r.cfg.Host, "container", c.Name, "id", c.ID,
+			"stop_signal", cmp.Or(res.stopSignal, "SIGTERM"), "stop_timeout", stopTimeoutText(res.stopTimeout))
 	}
+}
+
+// stopTimeoutText is a stop timeout for the log.
+func stopTimeoutText(t *int) string {
+	if t == nil {
+		return DefaultStopTimeout.String()
+	}
+	return (time.Duration(*t) * time.Second).String()
 }
 
 // update re-inspects one container and writes or deletes its record.
@@ -539,7 +569,7 @@ func (r *Reporter) update(ctx context.Context, id string) error {
 		r.marks.forget(id)
 		return r.delete(ctx, r.cfg.Keys.Container(r.cfg.Host, id))
 	}
-	r.judgeStop(&res.c, res.stopSignal)
+	r.judgeStop(&res.c, res)
 	_, err := r.putRecord(ctx, res.c)
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -148,6 +149,7 @@ func TestStopping(t *testing.T) {
 		}
 		return nil
 	})
+	h.waitSignalsHandled(t, id)
 
 	watched, killed := h.watchStopping(t, id), h.dockerKillEvent(t, id)
 	start := time.Now()
@@ -199,19 +201,55 @@ func TestStopping(t *testing.T) {
 	h.waitGone(t, wait, id)
 }
 
-// TestReloadSignalsDoNotStop: SIGHUP and SIGUSR1 (reload, reopen logs) leave
-// a container in rotation. A rename after them is the barrier: events reach
-// the reporter in order, so once the new name is recorded the signals were
-// handled.
+// ignores is a backend that logs and ignores SIGTERM and SIGINT, and keeps
+// serving (IGNORE_TERM), and ignores SIGHUP and SIGQUIT (a JVM's thread
+// dump) too.
+func ignores(name string) dockertest.RunOptions {
+	return dockertest.RunOptions{
+		Name:   name,
+		Env:    []string{"IGNORE_TERM=1"},
+		Labels: map[string]string{"portico.vhost": name + ".test"},
+	}
+}
+
+// waitSignalsHandled waits for the backend's "listening" line, which it
+// logs once it handles signals: one sent before would end it.
+func (h *harness) waitSignalsHandled(t *testing.T, id string) {
+	t.Helper()
+	dockertest.Poll(t, wait, "backend handles signals", func() error {
+		if logs := h.env.Logs(t, id); !strings.Contains(logs, " listening on ") {
+			return fmt.Errorf("logs: %q", logs)
+		}
+		return nil
+	})
+}
+
+// live: running, not stopping, routed.
+func live(c store.Container) error {
+	if c.State != "running" || c.Stopping || !c.Live() {
+		return fmt.Errorf("state %q, stopping %v, live %v; want running, live", c.State, c.Stopping, c.Live())
+	}
+	return nil
+}
+
+// TestReloadSignalsDoNotStop: SIGHUP and SIGUSR1 (reload, reopen logs),
+// SIGQUIT (a JVM's thread dump) and SIGINT leave a container whose stop
+// signal is SIGTERM in rotation. A rename after them is the barrier: events
+// reach the reporter in order, so once the new name is recorded the signals
+// were handled.
 func TestReloadSignalsDoNotStop(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.start(t, reporter.Config{Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}})
-	id := h.env.Run(t, hangs("reloads"))
-	h.waitRecord(t, id, "running", state("running"))
+	o := ignores("reloads")
+	o.StopSignal = "SIGTERM"
+	id := h.env.Run(t, o)
+	h.waitRecord(t, id, "running", live)
+	h.waitSignalsHandled(t, id)
 
-	h.env.Kill(t, id, "SIGHUP")
-	h.env.Kill(t, id, "SIGUSR1")
+	for _, sig := range []string{"SIGHUP", "SIGUSR1", "SIGQUIT", "SIGINT"} {
+		h.env.Kill(t, id, sig)
+	}
 	name := h.env.Rename(t, id, "reloaded")
 	c, _ := h.waitRecord(t, id, "renamed after the signals", func(c store.Container) error {
 		if c.Name != name {
@@ -219,10 +257,118 @@ func TestReloadSignalsDoNotStop(t *testing.T) {
 		}
 		return nil
 	})
-	h.requireRunning(t, id, "after SIGHUP and SIGUSR1")
-	if c.Stopping || !c.Live() {
-		t.Errorf("after SIGHUP and SIGUSR1: state %q, stopping %v, live %v; want live", c.State, c.Stopping, c.Live())
+	h.requireRunning(t, id, "after SIGHUP, SIGUSR1, SIGQUIT and SIGINT")
+	if err := live(c); err != nil {
+		t.Errorf("after SIGHUP, SIGUSR1, SIGQUIT and SIGINT: %v", err)
 	}
+}
+
+// stopFlip is a write of a record whose stopping differs from the last.
+type stopFlip struct {
+	at       time.Time
+	stopping bool
+}
+
+// watchStopFlips reports, by an etcd watch, each write of id's record that
+// changes its stopping.
+func (h *harness) watchStopFlips(t *testing.T, id string) <-chan stopFlip {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	key := keys.Container(h.host, id)
+	wch := h.etcd.Client.Watch(ctx, key)
+	out := make(chan stopFlip, 16)
+	go func() {
+		last := false
+		for resp := range wch {
+			for _, ev := range resp.Events {
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				if c, err := store.DecodeContainer(key, ev.Kv.Value); err == nil && c.Stopping != last {
+					last = c.Stopping
+					select {
+					case out <- stopFlip{time.Now(), last}:
+					default:
+					}
+				}
+			}
+		}
+	}()
+	return out
+}
+
+// TestStopMarkLapsesAfterStopTimeout: `docker kill -s TERM` on a container
+// that ignores SIGTERM and carries on takes it out of rotation, but only for
+// its stop timeout (1 s here, the container's --stop-timeout) plus a grace:
+// then, still running, it is live again, without any event or resync.
+func TestStopMarkLapsesAfterStopTimeout(t *testing.T) {
+	t.Parallel()
+	const timeout = 1 // seconds
+	h := newHarness(t)
+	h.start(t, reporter.Config{ResyncInterval: -1, Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}})
+	o := ignores("lapses")
+	o.StopTimeout = new(int)
+	*o.StopTimeout = timeout
+	id := h.env.Run(t, o)
+	h.waitRecord(t, id, "running and live", live)
+	h.waitSignalsHandled(t, id)
+
+	flips := h.watchStopFlips(t, id)
+	h.env.Kill(t, id, "SIGTERM")
+	h.waitRecord(t, id, "stopping after SIGTERM", runningStopping)
+	h.waitRecord(t, id, "live again after the stop timeout", live)
+	h.requireRunning(t, id, "back in rotation")
+
+	var marked, unmarked time.Time
+	for _, want := range []bool{true, false} {
+		select {
+		case f := <-flips:
+			if f.stopping != want {
+				t.Fatalf("record flipped to stopping %v, want %v", f.stopping, want)
+			}
+			if want {
+				marked = f.at
+			} else {
+				unmarked = f.at
+			}
+		case <-time.After(wait):
+			t.Fatalf("etcd watch saw no write with stopping %v", want)
+		}
+	}
+	if held := unmarked.Sub(marked); held < timeout*time.Second {
+		t.Errorf("out of rotation for %v, less than the stop timeout %ds", held, timeout)
+	} else {
+		t.Logf("out of rotation for %v (stop timeout %ds plus the grace)", held, timeout)
+	}
+}
+
+// TestStopMarkDoesNotOutliveTheReporter: a mark is the reporter's memory of
+// a kill event, not state of its own. A container that survived its stop
+// signal with a stop timeout of -1 (its mark never lapses) is stopping in
+// the record; a new reporter on the same store writes it live, since
+// nothing says it is stopping now.
+func TestStopMarkDoesNotOutliveTheReporter(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	cfg := reporter.Config{Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}}
+	rr := h.start(t, cfg)
+	o := ignores("forever")
+	o.StopTimeout = new(int)
+	*o.StopTimeout = -1
+	id := h.env.Run(t, o)
+	h.waitRecord(t, id, "running and live", live)
+	h.waitSignalsHandled(t, id)
+	h.env.Kill(t, id, "SIGTERM")
+	h.waitRecord(t, id, "stopping after SIGTERM", runningStopping)
+	rr.stop()
+	if c, _ := h.record(t, id); runningStopping(c) != nil {
+		t.Fatalf("record after the reporter stopped: %v", runningStopping(c))
+	}
+
+	h.start(t, cfg).waitSynced(t)
+	h.waitRecord(t, id, "live after a new reporter's resync", live)
+	h.requireRunning(t, id, "after the new reporter's resync")
 }
 
 // TestStoppingPaused: `docker stop` on a paused container sends the signal
@@ -234,6 +380,7 @@ func TestStoppingPaused(t *testing.T) {
 	h.start(t, reporter.Config{Labels: []string{dockertest.RunLabel + "=" + h.env.RunID}})
 	id := h.env.Run(t, hangs("paused"))
 	h.waitRecord(t, id, "running", state("running"))
+	h.waitSignalsHandled(t, id)
 	h.env.Pause(t, id)
 	h.waitRecord(t, id, "paused", state("paused"))
 

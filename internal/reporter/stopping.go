@@ -3,6 +3,7 @@ package reporter
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/types/events"
 )
@@ -17,7 +18,7 @@ import (
 // The reporter keeps what it learnt from kill events in memory (stopMarks),
 // keyed by container id, because Docker's inspect result does not say that a
 // stop is under way: a resync keeps the mark of a container that is still
-// running.
+// running, until its stop timeout has passed.
 
 // stopMark is what the reporter knows of one container's stop.
 type stopMark struct {
@@ -25,8 +26,13 @@ type stopMark struct {
 	// against the container's stop signal (which only inspect tells).
 	kills uint64
 	// stopping: a stop signal was judged, and the container has not started,
-	// restarted, been unpaused after a pause, or exited since.
+	// restarted, been unpaused after a pause, or exited since, and its
+	// deadline has not passed.
 	stopping bool
+	// deadline, when stopping, is when the mark lapses: the last stop
+	// signal's judgement plus the container's stop timeout plus stopGrace.
+	// Zero means never (a stop timeout of -1: Docker waits for ever).
+	deadline time.Time
 	// pausedAfterKill: a pause event came after the last kill event. Docker
 	// unpauses a paused container it stops, and logs that unpause just after
 	// the kill; only an unpause of a pause that followed the kill (the
@@ -72,28 +78,97 @@ func (s stopMarks) event(m events.Message) {
 }
 
 // judge settles id's pending kill events against its stop signal (Docker's
-// Config.StopSignal, "" meaning SIGTERM) and its state, both from an inspect,
-// and reports whether the container is stopping, and whether it became so
-// now. A container that is no longer running or paused (it exited, or is
-// restarting, or being removed) loses its mark: its process is gone.
-func (s stopMarks) judge(id, state, stopSignal string) (stopping, became bool) {
+// Config.StopSignal, "" meaning SIGTERM), its stop timeout
+// (Config.StopTimeout, nil meaning Docker's 10 s) and its state, all from an
+// inspect made at now, and reports whether the container is stopping, and
+// whether it became so now or its mark lapsed now. A container that is no
+// longer running or paused (it exited, or is restarting, or being removed)
+// loses its mark: its process is gone. A container still running past its
+// deadline (it survived its stop signal, which `docker stop` would have
+// followed with SIGKILL by then) loses it too.
+func (s stopMarks) judge(id, state, stopSignal string, stopTimeout *int, now time.Time) (stopping bool, change stopChange) {
 	mk := s[id]
 	if mk == nil {
-		return false, false
+		return false, stopSame
 	}
 	if state != "running" && state != "paused" {
 		delete(s, id)
-		return false, false
+		return false, stopSame
 	}
-	if mk.kills&stopSignals(stopSignal) != 0 && !mk.stopping {
-		mk.stopping, became = true, true
+	if mk.kills&stopSignals(stopSignal) != 0 {
+		if !mk.stopping {
+			change = stopBegan
+		}
+		mk.stopping = true
+		mk.deadline = stopDeadline(now, stopTimeout)
 	}
 	mk.kills = 0
+	if mk.stopping && !mk.deadline.IsZero() && !now.Before(mk.deadline) {
+		delete(s, id)
+		return false, stopLapsed
+	}
 	if !mk.stopping {
 		delete(s, id)
-		return false, false
+		return false, stopSame
 	}
-	return true, became
+	return true, change
+}
+
+// stopChange is what a judge did to a container's mark.
+type stopChange int
+
+const (
+	stopSame   stopChange = iota
+	stopBegan             // a stop signal marked it stopping
+	stopLapsed            // it outlived its stop timeout: back in rotation
+)
+
+// DefaultStopTimeout is Docker's stop timeout for a container that sets
+// none (`docker stop` without -t).
+const DefaultStopTimeout = 10 * time.Second
+
+// stopGrace is added to a stop timeout before a mark lapses: Docker sends
+// SIGKILL at the timeout, and the container's death (which clears the mark
+// anyway) takes a moment to be seen.
+const stopGrace = 2 * time.Second
+
+// stopDeadline is when the mark of a stop signal judged at now lapses:
+// now, plus the stop timeout (seconds; nil means DefaultStopTimeout), plus
+// stopGrace. A negative timeout (Docker waits for ever) never lapses: the
+// zero time.
+func stopDeadline(now time.Time, stopTimeout *int) time.Time {
+	d := DefaultStopTimeout
+	if stopTimeout != nil {
+		if *stopTimeout < 0 {
+			return time.Time{}
+		}
+		d = time.Duration(*stopTimeout) * time.Second
+	}
+	return now.Add(d + stopGrace)
+}
+
+// next returns the earliest deadline of a stopping mark, or false when no
+// mark lapses.
+func (s stopMarks) next() (time.Time, bool) {
+	var first time.Time
+	for _, mk := range s {
+		if mk.stopping && !mk.deadline.IsZero() && (first.IsZero() || mk.deadline.Before(first)) {
+			first = mk.deadline
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// due returns the containers whose marks lapse at or before now; an
+// inspect judges them again.
+func (s stopMarks) due(now time.Time) []string {
+	var ids []string
+	for id, mk := range s {
+		if mk.stopping && !mk.deadline.IsZero() && !now.Before(mk.deadline) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
 
 // forget drops the mark of a container that is gone.
@@ -108,8 +183,7 @@ func (s stopMarks) keepOnly(listed map[string]bool) {
 	}
 }
 
-// Linux signal numbers of the signals that always mean a container is on
-// its way out.
+// Linux signal numbers the reporter names.
 const (
 	sigINT  = 2
 	sigQUIT = 3
@@ -118,15 +192,18 @@ const (
 )
 
 // stopSignals returns, as a bit set, the signals that mark a container
-// stopping: its stop signal (SIGTERM when unset or unknown), SIGKILL,
-// SIGINT and SIGQUIT. SIGHUP, SIGUSR1 and the like, which applications use
-// to reload or reopen logs, do not.
+// stopping: its stop signal (SIGTERM when unset or unknown), which
+// `docker stop` sends, and SIGKILL, which nothing survives. Any other
+// signal is the operator's business with the application: SIGQUIT asks a
+// JVM for a thread dump, SIGINT, SIGHUP and SIGUSR1 mean what the
+// application makes of them, and a container sent one stays in rotation
+// (if it does exit, its death takes it out).
 func stopSignals(stopSignal string) uint64 {
 	n, ok := SignalNumber(stopSignal)
 	if !ok {
 		n = sigTERM
 	}
-	return sigBit(sigKILL) | sigBit(sigINT) | sigBit(sigQUIT) | sigBit(n)
+	return sigBit(sigKILL) | sigBit(n)
 }
 
 // sigBit is signal n's bit in a set of signals 1..64.

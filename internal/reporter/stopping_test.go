@@ -2,6 +2,7 @@ package reporter
 
 import (
 	"testing"
+	"time"
 
 	"github.com/moby/moby/api/types/events"
 )
@@ -38,8 +39,13 @@ func TestIsStopSignal(t *testing.T) {
 		{"15", "15", true},
 		{"SIGTERM", "", true},
 		{"9", "", true},
-		{"2", "", true},
-		{"3", "", true},
+		{"2", "", false}, // SIGINT: the application's business, unless it is the stop signal
+		{"3", "", false}, // SIGQUIT: a JVM's thread dump
+		{"2", "SIGINT", true},
+		{"3", "SIGQUIT", true},
+		{"3", "SIGTERM", false},
+		{"2", "15", false},
+		{"9", "SIGINT", true},
 		{"9", "SIGWINCH", true},
 		{"28", "SIGWINCH", true}, // httpd's graceful stop
 		{"15", "SIGWINCH", false},
@@ -73,14 +79,25 @@ func TestStopMarks(t *testing.T) {
 		m      *events.Message // an event, or nil: an inspect
 		state  string          // the inspect's state
 		want   bool            // the inspect's verdict
-		became bool
+		change stopChange
+		after  time.Duration // time passed before this step
 	}
-	inspect := func(state string, want, became bool) step { return step{state: state, want: want, became: became} }
+	inspect := func(state string, want, became bool) step {
+		st := step{state: state, want: want}
+		if became {
+			st.change = stopBegan
+		}
+		return st
+	}
+	later := func(d time.Duration, st step) step { st.after = d; return st }
+	lapsed := step{state: "running", change: stopLapsed}
 	on := func(m events.Message) step { return step{m: &m} }
+	secs := func(n int) *int { return &n }
 	tests := []struct {
-		name       string
-		stopSignal string
-		steps      []step
+		name        string
+		stopSignal  string
+		stopTimeout *int
+		steps       []step
 	}{
 		{name: "docker stop: stopping until it dies", steps: []step{
 			on(ev("kill", "15")), inspect("running", true, true),
@@ -139,18 +156,77 @@ func TestStopMarks(t *testing.T) {
 		{name: "unparseable signal ignored", steps: []step{
 			on(ev("kill", "TERMINATE")), inspect("running", false, false),
 		}},
+		{name: "SIGQUIT (thread dump) and SIGINT do not mark when the stop signal is SIGTERM", steps: []step{
+			on(ev("kill", "3")), inspect("running", false, false),
+			on(ev("kill", "2")), inspect("running", false, false),
+		}},
+		{name: "SIGINT marks when it is the stop signal", stopSignal: "SIGINT", steps: []step{
+			on(ev("kill", "2")), inspect("running", true, true),
+		}},
+		{name: "Docker's default stop timeout: stopping until 10 s plus the grace, then back", steps: []step{
+			on(ev("kill", "15")), inspect("running", true, true),
+			later(DefaultStopTimeout+stopGrace-time.Millisecond, inspect("running", true, false)),
+			later(time.Millisecond, lapsed),
+			inspect("running", false, false),
+		}},
+		{name: "the container's own stop timeout", stopTimeout: secs(1), steps: []step{
+			on(ev("kill", "15")), inspect("running", true, true),
+			later(time.Second+stopGrace-time.Millisecond, inspect("running", true, false)),
+			later(time.Millisecond, lapsed),
+		}},
+		{name: "a second stop signal restarts the clock", stopTimeout: secs(1), steps: []step{
+			on(ev("kill", "15")), inspect("running", true, true),
+			later(2*time.Second, on(ev("kill", "15"))), inspect("running", true, false),
+			later(time.Second+stopGrace-time.Millisecond, inspect("running", true, false)),
+			later(time.Millisecond, lapsed),
+		}},
+		{name: "a signal that is not a stop signal does not restart the clock", stopTimeout: secs(1), steps: []step{
+			on(ev("kill", "15")), inspect("running", true, true),
+			later(2*time.Second, on(ev("kill", "1"))), inspect("running", true, false),
+			later(time.Second, lapsed),
+		}},
+		{name: "a lapsed mark does not come back at a resync, a new stop signal marks again", stopTimeout: secs(0), steps: []step{
+			on(ev("kill", "15")), inspect("running", true, true),
+			later(stopGrace, lapsed),
+			later(time.Hour, inspect("running", false, false)),
+			on(ev("kill", "9")), inspect("running", true, true),
+		}},
+		{name: "a stop timeout of -1 never lapses", stopTimeout: secs(-1), steps: []step{
+			on(ev("kill", "15")), inspect("running", true, true),
+			later(24*time.Hour, inspect("running", true, false)),
+		}},
+		{name: "a paused container past its timeout lapses too", stopTimeout: secs(1), steps: []step{
+			on(ev("kill", "15")), inspect("paused", true, true),
+			later(time.Second+stopGrace, step{state: "paused", change: stopLapsed}),
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := stopMarks{}
+			now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 			for i, st := range tt.steps {
+				now = now.Add(st.after)
 				if st.m != nil {
 					s.event(*st.m)
 					continue
 				}
-				got, became := s.judge("c1", st.state, tt.stopSignal)
-				if got != st.want || became != st.became {
-					t.Errorf("step %d: inspect %s: stopping %v, became %v; want %v, %v", i, st.state, got, became, st.want, st.became)
+				// The session's timer (next) and what it re-inspects (due)
+				// agree with the verdict.
+				at, ok := s.next()
+				due := s.due(now)
+				if st.change == stopLapsed {
+					if !ok || at.After(now) {
+						t.Errorf("step %d: next deadline %v, %v; want one at or before the lapse at %v", i, at, ok, now)
+					}
+					if len(due) != 1 || due[0] != "c1" {
+						t.Errorf("step %d: due = %v, want [c1]", i, due)
+					}
+				} else if len(due) != 0 {
+					t.Errorf("step %d: due = %v before the deadline %v", i, due, at)
+				}
+				got, change := s.judge("c1", st.state, tt.stopSignal, tt.stopTimeout, now)
+				if got != st.want || change != st.change {
+					t.Errorf("step %d: inspect %s: stopping %v, change %v; want %v, %v", i, st.state, got, change, st.want, st.change)
 				}
 			}
 			if _, ok := s["c1"]; ok && !tt.steps[len(tt.steps)-1].want {

@@ -16,8 +16,10 @@
 // With HANG_ON_TERM=<duration> (e.g. 5s) a SIGTERM does not end the
 // process at once: for that long it keeps its ports open but answers no
 // request (each waits until the process exits), like an application busy
-// shutting down, then it exits. SIGHUP is logged and otherwise ignored, like
-// a server reloading its configuration.
+// shutting down, then it exits. With IGNORE_TERM=1 SIGTERM and SIGINT are
+// logged and otherwise ignored: the process carries on serving. SIGHUP is
+// logged and otherwise ignored, like a server reloading its configuration,
+// and so is SIGQUIT, like a JVM printing a thread dump.
 //
 // GET /ws with "Upgrade: websocket" is a websocket echo (RFC 6455): each
 // data frame comes back with the same opcode and payload, until a close.
@@ -60,6 +62,7 @@ func main() {
 	if err != nil {
 		log.Fatalf("HANG_ON_TERM: %v", err)
 	}
+	ignoreTerm := os.Getenv("IGNORE_TERM") == "1"
 	terminating := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -110,13 +113,15 @@ func main() {
 		srv := &http.Server{Addr: ":" + p, Handler: h, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errs <- fmt.Errorf("port %s: %w", p, srv.ListenAndServe()) }()
 	}
-	log.Printf("backend %s listening on %v", name, ports)
 	// As PID 1 the process gets no default signal handling: exit on
 	// SIGTERM/SIGINT so `docker stop` is quick.
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
+	signal.Notify(hup, syscall.SIGHUP, syscall.SIGQUIT)
+	// Logged once the signals are handled: a test that sends one waits for
+	// this line.
+	log.Printf("backend %s listening on %v", name, ports)
 	for {
 		select {
 		case err := <-errs:
@@ -125,6 +130,10 @@ func main() {
 			log.Printf("backend %s: %v, ignored", name, s)
 			continue
 		case s := <-stop:
+			if ignoreTerm {
+				log.Printf("backend %s: %v, ignored (IGNORE_TERM)", name, s)
+				continue
+			}
 			if hangOnTerm > 0 {
 				log.Printf("backend %s: %v, answering nothing for %s, then exiting", name, s, hangOnTerm)
 				close(terminating)

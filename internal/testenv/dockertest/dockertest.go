@@ -226,6 +226,10 @@ type RunOptions struct {
 	Healthcheck *container.HealthConfig
 	// NoStart only creates the container.
 	NoStart bool
+	// StopSignal and StopTimeout (seconds), if set, are the container's
+	// (`docker run --stop-signal`, `--stop-timeout`).
+	StopSignal  string
+	StopTimeout *int
 }
 
 // Run creates and (unless NoStart) starts a container and returns its id.
@@ -249,6 +253,8 @@ func (e *Env) Run(t testing.TB, o RunOptions) string {
 		Env:         env,
 		Cmd:         o.Cmd,
 		Healthcheck: o.Healthcheck,
+		StopSignal:  o.StopSignal,
+		StopTimeout: o.StopTimeout,
 	}
 	hc := &container.HostConfig{}
 	if o.Network != "" {
