@@ -19,6 +19,9 @@ type runEnv struct {
 	aptLog, sudoLog     string
 	goLog, porticoLog   string
 	home                string
+	// rootData stands for /var/lib/portico, the data dir as root, so that
+	// no test writes there (PORTICO_RUN_ROOT_DATA_DIR).
+	rootData string
 }
 
 func newRunEnv(t *testing.T, withSudo, withNginx bool) *runEnv {
@@ -33,6 +36,7 @@ func newRunEnv(t *testing.T, withSudo, withNginx bool) *runEnv {
 		goLog:      filepath.Join(tmp, "go.log"),
 		porticoLog: filepath.Join(tmp, "portico.log"),
 		home:       filepath.Join(tmp, "home"),
+		rootData:   filepath.Join(tmp, "var", "lib", "portico"),
 	}
 	for _, d := range []string{filepath.Join(e.repo, "scripts", "lib"), e.stubs, e.home} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -93,6 +97,7 @@ func (e *runEnv) run(t *testing.T, env []string, args ...string) (string, error)
 		"PORTICO_SBIN_PATH=",
 		"HOME=" + e.home,
 		"PORTICO_POLICY_RC_D=" + e.policy,
+		"PORTICO_RUN_ROOT_DATA_DIR=" + e.rootData,
 	}, env...)
 	cmd.Stdin = nil
 	out, err := cmd.CombinedOutput()
@@ -165,12 +170,12 @@ func TestRunAsRootInstallsBuildsAndStarts(t *testing.T) {
 	if g := readOr(t, e.goLog); g != "go build -o "+bin+" ./cmd/portico (in "+e.repo+")\n" {
 		t.Errorf("go calls:\n%s\nwant one go build -o %s ./cmd/portico in the checkout", g, bin)
 	}
-	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", "/var/lib/portico", "--http-addr", ":80", "--https-addr", ":443",
-		"--ui-addr", "127.0.0.1:8099", "--log-level", "debug", "--acme-email=ops@example.test")
+	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", e.rootData, "--http-addr", ":80", "--https-addr", ":443",
+		"--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(e.rootData, "ui-token"), "--log-level", "debug", "--acme-email=ops@example.test")
 	for _, want := range []string{
-		bin + " status --data-dir /var/lib/portico\n",
+		bin + " status --data-dir " + e.rootData + "\n",
 		"http :80; https :443",
-		bin + " status --data-dir /var/lib/portico --local-ca-cert > portico-ca.pem",
+		bin + " status --data-dir " + e.rootData + " --local-ca-cert > portico-ca.pem",
 		"update-ca-certificates",
 	} {
 		if !strings.Contains(out, want) {
@@ -206,7 +211,7 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 		http, https = ":80", ":443"
 	}
 	dir := filepath.Join(state, "portico")
-	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099")
+	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(dir, "ui-token"))
 	if !strings.Contains(out, "status --data-dir "+dir) {
 		t.Errorf("output lacks the status command for %s:\n%s", dir, out)
 	}
@@ -215,7 +220,8 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 	if out, err := e.run(t, []string{"FAKE_UID=1000", "XDG_STATE_HOME=relative"}); err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
-	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", filepath.Join(e.home, ".local", "state", "portico"), "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099")
+	dir = filepath.Join(e.home, ".local", "state", "portico")
+	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(dir, "ui-token"))
 }
 
 func TestRunAsUserWithoutSudo(t *testing.T) {
@@ -254,8 +260,10 @@ func TestRunKeepsGivenSettings(t *testing.T) {
 		t.Errorf("with TLS off there is no local CA step:\n%s", out)
 	}
 
-	// PORTICO_* variables given: portico reads them, so no flag is added.
-	out, err = e.run(t, []string{"FAKE_UID=0", "PORTICO_DATA_DIR=/srv/q", "PORTICO_HTTP_ADDR=127.0.0.1:8082", "PORTICO_HTTPS_ADDR=127.0.0.1:8443", "PORTICO_UI_ADDR=127.0.0.1:8098"}, "--log-format", "json")
+	// PORTICO_* variables given: portico reads them, so no flag is added
+	// (and with a token given, none is made).
+	out, err = e.run(t, []string{"FAKE_UID=0", "PORTICO_DATA_DIR=/srv/q", "PORTICO_HTTP_ADDR=127.0.0.1:8082", "PORTICO_HTTPS_ADDR=127.0.0.1:8443", "PORTICO_UI_ADDR=127.0.0.1:8098",
+		"PORTICO_UI_TOKEN_FILE=/srv/q-token"}, "--log-format", "json")
 	if err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
@@ -305,4 +313,118 @@ func TestRunRefusesADataDirTooLongForItsSocket(t *testing.T) {
 	if e.porticoArgs(t) != nil {
 		t.Errorf("portico started")
 	}
+}
+
+// TestRunMakesTheUITokenOnceAndKeepsIt: with the page on (the default), the
+// token file is made in the data dir, 0600, random, and passed with
+// --ui-token-file; the next run keeps it; a token file others may read is
+// refused; a given token (flag or variable) makes none.
+func TestRunMakesTheUITokenOnceAndKeepsIt(t *testing.T) {
+	e := newRunEnv(t, true, true)
+	dir := filepath.Join(t.TempDir(), "data")
+	file := filepath.Join(dir, "ui-token")
+	out, err := e.run(t, nil, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("scripts/run: %v\n%s", err, out)
+	}
+	if got := strings.Join(e.porticoArgs(t), " "); !strings.Contains(got, " --ui-addr 127.0.0.1:8099 --ui-token-file "+file+" ") {
+		t.Errorf("portico was started with %q, want --ui-addr 127.0.0.1:8099 --ui-token-file %s", got, file)
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		t.Fatalf("no token file: %v", err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("token file mode %v, want 0600", st.Mode().Perm())
+	}
+	if d, err := os.Stat(dir); err != nil || d.Mode().Perm() != 0o700 {
+		t.Errorf("data dir made by scripts/run: %v, %v; want mode 0700", d.Mode(), err)
+	}
+	first := strings.TrimSpace(readOr(t, file))
+	if len(first) != 64 || strings.Trim(first, "0123456789abcdef") != "" {
+		t.Errorf("token %q: want 64 hex digits (32 random bytes)", first)
+	}
+	if !strings.Contains(out, file) || !strings.Contains(out, "?token=$(cat "+file+")") {
+		t.Errorf("output should say where the token is and how to open the page with it:\n%s", out)
+	}
+	if strings.Contains(out, first) {
+		t.Errorf("output shows the token itself:\n%s", out)
+	}
+
+	// Kept across runs.
+	if out, err := e.run(t, nil, "--data-dir", dir); err != nil {
+		t.Fatalf("scripts/run again: %v\n%s", err, out)
+	}
+	if again := strings.TrimSpace(readOr(t, file)); again != first {
+		t.Errorf("token changed on the second run: %q, then %q", first, again)
+	}
+
+	// Another data dir gets another token.
+	other := filepath.Join(t.TempDir(), "data")
+	if out, err := e.run(t, nil, "--data-dir", other); err != nil {
+		t.Fatalf("scripts/run: %v\n%s", err, out)
+	}
+	if tok := strings.TrimSpace(readOr(t, filepath.Join(other, "ui-token"))); tok == first || len(tok) != 64 {
+		t.Errorf("second data dir's token %q (first %q): want another random one", tok, first)
+	}
+
+	// Readable by others: refused, naming the file.
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(e.porticoLog)
+	out, err = e.run(t, nil, "--data-dir", dir)
+	if err == nil || !strings.Contains(out, file) || !strings.Contains(out, "chmod 600") {
+		t.Errorf("a token file of mode 0644: err %v, output:\n%s\nwant a refusal naming it and chmod 600", err, out)
+	}
+	if e.porticoArgs(t) != nil {
+		t.Errorf("portico started with a token file others may read")
+	}
+
+	// A token given: none is made or passed.
+	for _, given := range [][]string{
+		{"--ui-token-file", "/etc/mine"},
+		{"--ui-token-file=/etc/mine"},
+		{"--ui-token", "x"},
+	} {
+		fresh := filepath.Join(t.TempDir(), "data")
+		args := append([]string{"--data-dir", fresh}, given...)
+		if out, err := e.run(t, nil, args...); err != nil {
+			t.Fatalf("scripts/run %q: %v\n%s", args, err, out)
+		}
+		wantArgs(t, e.porticoArgs(t), append([]string{"run", "--http-addr", e.httpDefault(), "--https-addr", e.httpsDefault(), "--ui-addr", "127.0.0.1:8099"}, args...)...)
+		if _, err := os.Stat(filepath.Join(fresh, "ui-token")); !os.IsNotExist(err) {
+			t.Errorf("%q: a token file was made: %v", given, err)
+		}
+	}
+	fresh := filepath.Join(t.TempDir(), "data")
+	if out, err := e.run(t, []string{"PORTICO_UI_TOKEN=x"}, "--data-dir", fresh); err != nil {
+		t.Fatalf("scripts/run: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "ui-token")); !os.IsNotExist(err) {
+		t.Errorf("PORTICO_UI_TOKEN given: a token file was made: %v", err)
+	}
+	// The page off: no token.
+	if out, err := e.run(t, nil, "--data-dir", fresh, "--ui-addr", ""); err != nil {
+		t.Fatalf("scripts/run: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(fresh, "ui-token")); !os.IsNotExist(err) {
+		t.Errorf("page off: a token file was made: %v", err)
+	}
+}
+
+// httpDefault and httpsDefault are the listen addresses scripts/run picks
+// for the user running the tests.
+func (e *runEnv) httpDefault() string {
+	if os.Getuid() == 0 || unprivilegedLowPorts() {
+		return ":80"
+	}
+	return ":8080"
+}
+
+func (e *runEnv) httpsDefault() string {
+	if os.Getuid() == 0 || unprivilegedLowPorts() {
+		return ":443"
+	}
+	return ":8443"
 }
