@@ -92,14 +92,23 @@ func cookieValue(token string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// withoutToken is u with the token query parameter removed, for the
-// redirect after a first load: the token leaves the address bar and history.
+// pagePaths are the page's own paths: the only places the redirect after
+// a first load with ?token= may go.
+var pagePaths = map[string]bool{"/": true, "/app.js": true, "/app.css": true, "/api/status": true, "/events": true}
+
+// withoutToken is where a first load with ?token= redirects: u's path, if
+// it is one of the page's own paths (else "/"), with the other query
+// parameters and without the token, so the token leaves the address bar
+// and history. Only a fixed path is ever sent back, never the request's
+// own text: "//evil", "/\evil" or an absolute URI cannot make the
+// redirect leave the page.
 func withoutToken(u *url.URL) string {
+	path := "/"
+	if pagePaths[u.Path] && u.RawPath == "" {
+		path = u.Path
+	}
 	q := u.Query()
 	q.Del("token")
-	v := url.URL{Path: u.Path, RawQuery: q.Encode()}
-	if v.Path == "" {
-		v.Path = "/"
-	}
+	v := url.URL{Path: path, RawQuery: q.Encode()}
 	return v.String()
 }

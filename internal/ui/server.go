@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,10 +28,13 @@ var assets embed.FS
 
 // Defaults for Config's zero values.
 const (
-	DefaultMaxClients  = 32
-	DefaultMaxSnapshot = 4 << 20
-	DefaultDebounce    = 250 * time.Millisecond
-	DefaultHeartbeat   = 25 * time.Second
+	DefaultMaxClients = 32
+	// DefaultMaxClientsPerAddr bounds the streams of one client address
+	// (an IPv6 /64): a browser with a few tabs stays well below it.
+	DefaultMaxClientsPerAddr = 4
+	DefaultMaxSnapshot       = 4 << 20
+	DefaultDebounce          = 250 * time.Millisecond
+	DefaultHeartbeat         = 25 * time.Second
 	// writeTimeout bounds one write to an event stream.
 	writeTimeout = 30 * time.Second
 )
@@ -46,6 +50,9 @@ type Config struct {
 	Routing routing.Options
 	// MaxClients bounds the live (SSE) connections; more get 503.
 	MaxClients int
+	// MaxClientsPerAddr bounds the live connections of one client address
+	// (IPv4 address, IPv6 /64); more get 503.
+	MaxClientsPerAddr int
 	// MaxSnapshot bounds one snapshot's JSON in bytes (see Encode).
 	MaxSnapshot int
 	// Debounce is how long a change waits for more before a snapshot.
@@ -63,6 +70,10 @@ type Server struct {
 	notify  chan struct{}
 	clients atomic.Int64
 
+	// perAddr counts the open event streams by client address (streamKey).
+	perAddrMu sync.Mutex
+	perAddr   map[netip.Addr]int
+
 	mu   sync.Mutex
 	snap []byte
 	// changed is closed and replaced on every new snapshot.
@@ -77,6 +88,9 @@ func New(cfg Config, cli store.Watcher) (*Server, error) {
 	}
 	if cfg.MaxClients <= 0 {
 		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.MaxClientsPerAddr <= 0 {
+		cfg.MaxClientsPerAddr = DefaultMaxClientsPerAddr
 	}
 	if cfg.MaxSnapshot <= 0 {
 		cfg.MaxSnapshot = DefaultMaxSnapshot
@@ -94,7 +108,7 @@ func New(cfg Config, cli store.Watcher) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--ui-addr %q: %w", cfg.Addr, err)
 	}
-	s := &Server{cfg: cfg, l: l, notify: make(chan struct{}, 1), changed: make(chan struct{})}
+	s := &Server{cfg: cfg, l: l, notify: make(chan struct{}, 1), changed: make(chan struct{}), perAddr: map[netip.Addr]int{}}
 	s.mirror = store.NewMirror(cli, cfg.Keys.Prefix()+"/", s.notify, cfg.Log.With("component", "ui"))
 	s.publish(time.Now())
 	return s, nil
@@ -227,16 +241,57 @@ func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	w.Write(b)
 }
 
-// serveEvents streams a snapshot now and after every change, to at most
-// MaxClients clients at once.
-func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
-	if n := s.clients.Add(1); n > int64(s.cfg.MaxClients) {
+// streamKey is the client address a stream counts against: the IPv4
+// address, or the IPv6 /64 (one host usually has a whole /64).
+func streamKey(remoteAddr string) netip.Addr {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	a := ap.Addr().Unmap()
+	if a.Is6() {
+		p, _ := a.Prefix(64)
+		return p.Addr()
+	}
+	return a
+}
+
+// acquire takes a stream slot for the client at remoteAddr, or says why
+// not: the client's address holds MaxClientsPerAddr, or all hold
+// MaxClients. Only authorized requests get here (guard runs first), so with
+// a token nobody without it takes a slot.
+func (s *Server) acquire(remoteAddr string) (release func(), refused string) {
+	key := streamKey(remoteAddr)
+	s.perAddrMu.Lock()
+	defer s.perAddrMu.Unlock()
+	if s.perAddr[key] >= s.cfg.MaxClientsPerAddr {
+		return nil, fmt.Sprintf("too many live clients from %s (at most %d)", key, s.cfg.MaxClientsPerAddr)
+	}
+	if s.clients.Load() >= int64(s.cfg.MaxClients) {
+		return nil, fmt.Sprintf("too many live clients (at most %d)", s.cfg.MaxClients)
+	}
+	s.perAddr[key]++
+	s.clients.Add(1)
+	return func() {
+		s.perAddrMu.Lock()
+		defer s.perAddrMu.Unlock()
+		if s.perAddr[key]--; s.perAddr[key] <= 0 {
+			delete(s.perAddr, key)
+		}
 		s.clients.Add(-1)
+	}, ""
+}
+
+// serveEvents streams a snapshot now and after every change, to at most
+// MaxClients clients at once and MaxClientsPerAddr per client address.
+func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
+	release, refused := s.acquire(r.RemoteAddr)
+	if release == nil {
 		w.Header().Set("Retry-After", "10")
-		http.Error(w, fmt.Sprintf("too many live clients (at most %d)", s.cfg.MaxClients), http.StatusServiceUnavailable)
+		http.Error(w, refused, http.StatusServiceUnavailable)
 		return
 	}
-	defer s.clients.Add(-1)
+	defer release()
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,6 +305,139 @@ func TestEventStreamBound(t *testing.T) {
 		t.Fatalf("stream after one closed: %d", code)
 	}
 	c.next(t)
+}
+
+// clientFrom is an HTTP client whose connections come from the loopback
+// address src (Linux routes all of 127/8 to lo).
+func clientFrom(src string) *http.Client {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+	return &http.Client{Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+}
+
+// openStreamFrom opens an event stream from src with the bearer token and
+// returns its status; a 200 stream stays open until the test ends.
+func openStreamFrom(t *testing.T, base, src, token string) int {
+	t.Helper()
+	req, err := http.NewRequest("GET", base+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := clientFrom(src).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return 200
+}
+
+// TestEventStreamsPerClientAddress: one client address holds at most
+// MaxClientsPerAddr streams, all together at most MaxClients; requests
+// without the token never take a slot, however many, so a local user
+// without it cannot lock the operator out.
+func TestEventStreamsPerClientAddress(t *testing.T) {
+	t.Parallel()
+	const token = "operator-token"
+	base, s, _ := serve(t, ui.Config{Token: token, MaxClients: 4, MaxClientsPerAddr: 2})
+
+	// A local user without the token: 50 tries at once, none gets a stream.
+	var wg sync.WaitGroup
+	codes := make(chan int, 50)
+	for range 50 {
+		wg.Go(func() {
+			resp, err := clientFrom("127.0.0.9").Get(base + "/events")
+			if err != nil {
+				codes <- -1
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 401 {
+			t.Errorf("/events without the token: %d, want 401", c)
+		}
+	}
+	if n := s.Clients(); n != 0 {
+		t.Errorf("%d streams held after requests without the token, want 0", n)
+	}
+
+	for i, tc := range []struct {
+		src  string
+		want int
+	}{
+		{"127.0.0.1", 200}, {"127.0.0.1", 200},
+		{"127.0.0.1", 503}, // its address is full
+		{"127.0.0.2", 200}, {"127.0.0.2", 200},
+		{"127.0.0.3", 503}, // all are full
+	} {
+		if got := openStreamFrom(t, base, tc.src, token); got != tc.want {
+			t.Errorf("stream %d from %s: %d, want %d", i, tc.src, got, tc.want)
+		}
+	}
+	if n := s.Clients(); n != 4 {
+		t.Errorf("%d streams, want 4", n)
+	}
+}
+
+// TestTokenRedirectStaysOnThePage: the redirect after ?token= goes only to
+// the page's own paths. Hostile request targets (protocol-relative,
+// backslash, absolute URI, their percent-encoded forms) are sent raw, as an
+// attacker's link would have a browser send them.
+func TestTokenRedirectStaysOnThePage(t *testing.T) {
+	t.Parallel()
+	const token = "tok"
+	base, _, _ := serve(t, ui.Config{Token: token})
+	addr := strings.TrimPrefix(base, "http://")
+	for _, tc := range []struct{ target, want string }{
+		{"/?token=tok", "/"},
+		{"/?token=tok&x=1", "/?x=1"},
+		{"/app.js?token=tok", "/app.js"},
+		{"/api/status?token=tok", "/api/status"},
+		{"//evil.example/?token=tok", "/"},
+		{"//evil.example?token=tok", "/"},
+		{"/\\evil.example/?token=tok", "/"},
+		{"/%5Cevil.example/?token=tok", "/"},
+		{"/%2F%2Fevil.example/?token=tok", "/"},
+		{"/%2f/evil.example?token=tok", "/"},
+		{"/.//evil.example?token=tok", "/"},
+		{"https://evil.example/?token=tok", "/"},
+		{"http://evil.example//evil.example?token=tok", "/"},
+		{"/%09/evil.example?token=tok", "/"},
+		{"/?token=tok&next=//evil.example", "/?next=%2F%2Fevil.example"},
+	} {
+		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", tc.target, addr)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Errorf("GET %s: %v", tc.target, err)
+			continue
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != 303 || loc != tc.want {
+			t.Errorf("GET %s: %d to %q, want 303 to %q", tc.target, resp.StatusCode, loc, tc.want)
+		}
+		if u, err := url.Parse(loc); err != nil || u.Host != "" || u.Scheme != "" || strings.HasPrefix(loc, "//") || strings.Contains(loc, "\\") {
+			t.Errorf("GET %s: redirect %q may leave the page", tc.target, loc)
+		}
+	}
 }
 
 func putContainer(t *testing.T, e *storetest.Etcd, c store.Container) {
