@@ -38,14 +38,17 @@ func TestMain(m *testing.M) {
 		// `go test ./...` runs no benchmark here: skip the build.
 		os.Exit(m.Run())
 	}
+	// The decoy container runs beside the benchmarks: every portico must
+	// ignore it (porticotest.Start checks at the end of each).
+	dm := dockertest.WithDecoy(m)
 	// BENCH_PORTICO_BIN runs the benchmarks against another build (an
 	// older commit's, for a before/after in one session) instead of this
 	// tree's.
 	if bin := os.Getenv("BENCH_PORTICO_BIN"); bin != "" {
 		binary = bin
-		os.Exit(m.Run())
+		os.Exit(dm.Run())
 	}
-	porticotest.Main(m, &binary)
+	porticotest.Main(dm, &binary)
 }
 
 var (
@@ -72,6 +75,10 @@ func startRun(b *testing.B, d *dockertest.Env, network string, extra ...string) 
 	r := &run{dataDir: b.TempDir(), http: addr(freePort(b)), metrics: addr(freePort(b)), keys: store.NewKeys(store.DefaultPrefix)}
 	args := append([]string{"run", "--data-dir", r.dataDir, "--http-addr", r.http, "--https-addr", "",
 		"--metrics-addr", r.metrics, "--network", network, "--host", "bench-" + d.RunID, "--log-level", "warn"}, extra...)
+	// Only this benchmark's containers: the daemon is shared.
+	if !slices.Contains(extra, "--label-filter") {
+		args = append(args, "--label-filter", d.LabelFilter())
+	}
 	// PORTICO_BENCH_ARGS adds flags to every `portico run`, e.g.
 	// "--nginx-dynamic=off" for the static path's column in the same run.
 	args = append(args, strings.Fields(os.Getenv("PORTICO_BENCH_ARGS"))...)

@@ -218,10 +218,12 @@ func getH2(addr, host, want string, roots *x509.CertPool) (*x509.Certificate, er
 	return resp.TLS.PeerCertificates[0], nil
 }
 
-// composeEnv is the settings both compose files read.
-func composeEnv(t testing.TB, image, network string) (env []string, httpAddr, httpsAddr string) {
+// composeEnv is the settings both compose files read. The stack proxies
+// only d's containers (PORTICO_LABEL_FILTER): the daemon is shared.
+func composeEnv(t testing.TB, d *dockertest.Env, image, network string) (env []string, httpAddr, httpsAddr string) {
 	httpAddr, httpsAddr = addr(freePort(t)), addr(freePort(t))
 	return []string{
+		"PORTICO_LABEL_FILTER=" + d.LabelFilter(),
 		"PORTICO_IMAGE=" + image,
 		"PORTICO_NETWORK=" + network,
 		"PORTICO_HTTP_PUBLISH=" + httpAddr,
@@ -234,7 +236,7 @@ func TestComposeStack(t *testing.T) {
 	image := porticoImage(t)
 	d := dockertest.New(t)
 	network := d.Network(t, "portico")
-	env, httpAddr, httpsAddr := composeEnv(t, image, network)
+	env, httpAddr, httpsAddr := composeEnv(t, d, image, network)
 	s := newStack(t, d, "compose.yaml", env)
 
 	host := "web-" + d.RunID + ".test"
@@ -377,7 +379,7 @@ func TestComposeSingle(t *testing.T) {
 	image := porticoImage(t)
 	d := dockertest.New(t)
 	network := d.Network(t, "portico")
-	env, httpAddr, httpsAddr := composeEnv(t, image, network)
+	env, httpAddr, httpsAddr := composeEnv(t, d, image, network)
 	s := newStack(t, d, "compose.single.yaml", env)
 
 	host := "single-" + d.RunID + ".test"

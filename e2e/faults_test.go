@@ -216,7 +216,8 @@ func TestFaultPorticoKilledDuringBurst(t *testing.T) {
 
 	restart := time.Now()
 	start(t, nil, "run", "--data-dir", p.dataDir, "--http-addr", p.http, "--https-addr", p.https,
-		"--metrics-addr", p.metrics, "--network", net, "--host", "e2e-"+d.RunID, "--log-level", "debug")
+		"--metrics-addr", p.metrics, "--network", net, "--host", "e2e-"+d.RunID, "--log-level", "debug",
+		"--label-filter", d.LabelFilter())
 	eventually(t, 60*time.Second, "every route of the burst serves after the restart", func() error {
 		for i := range n {
 			if err := expect200(p.http, vhost(i), d.Name(fmt.Sprintf("kb%02d", i))); err != nil {
@@ -347,7 +348,8 @@ func TestFaultHostileStoreInput(t *testing.T) {
 	etcd := startEtcdProc(t, etcdProcBinary(t), t.TempDir(), "--max-request-bytes", strconv.Itoa(4<<20))
 	p := &pipeline{dataDir: t.TempDir(), http: addr(freePort(t)), https: addr(freePort(t))}
 	p.proc = start(t, nil, "run", "--etcd-endpoints", etcd.url, "--data-dir", p.dataDir,
-		"--http-addr", p.http, "--https-addr", p.https, "--network", net, "--host", "e2e-"+d.RunID)
+		"--http-addr", p.http, "--https-addr", p.https, "--network", net, "--host", "e2e-"+d.RunID,
+		"--label-filter", d.LabelFilter())
 	good := "goodrec-" + d.RunID + ".test"
 	d.Run(t, dockertest.RunOptions{Name: "good", Network: net, Labels: vhostLabels(good)})
 	eventually(t, 30*time.Second, "valid route live", func() error { return expect200(p.http, good, d.Name("good")) })

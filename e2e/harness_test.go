@@ -3,14 +3,17 @@ package e2e
 import (
 	"testing"
 
+	"github.com/portico/portico/internal/testenv/dockertest"
 	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
 // binary is the portico executable built once for the package by TestMain.
 var binary string
 
+// The decoy container runs for the whole package (dockertest.WithDecoy):
+// every portico here must ignore it (TestDecoyIgnored).
 func TestMain(m *testing.M) {
-	porticotest.Main(m, &binary)
+	porticotest.Main(dockertest.WithDecoy(m), &binary)
 }
 
 // Short names for the harness, bound to this package's binary.

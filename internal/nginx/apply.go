@@ -32,7 +32,9 @@ type Reloader interface {
 //
 // External (TestMain set): the system's main config includes ConfPath, so
 // the candidate is renamed into place, `nginx -t -c TestMain` runs, and the
-// previous file is restored if the test fails.
+// previous file is restored if the test fails. The file starts with the
+// hash sizes long host names need, less those the system's config sets
+// itself (hashsize.go).
 type Applier struct {
 	// Binary is the nginx executable.
 	Binary string
@@ -53,6 +55,9 @@ type Applier struct {
 	failedErr  error
 	pendingRel bool          // swapped but the reload failed: reload again
 	lastTest   time.Duration // how long the last nginx -t took
+	// hashOmit holds the hash size directives the system's config sets
+	// (external mode): nginx -t said they were duplicate.
+	hashOmit map[string]bool
 }
 
 // Result says what Apply did.
@@ -129,9 +134,14 @@ const confMode = 0o600
 type TestError struct {
 	Output string
 	Err    error
+	// Hint, when set, says what the operator should change.
+	Hint string
 }
 
 func (e *TestError) Error() string {
+	if e.Hint != "" {
+		return fmt.Sprintf("nginx -t: %v: %s; %s", e.Err, e.Output, e.Hint)
+	}
 	return fmt.Sprintf("nginx -t: %v: %s", e.Err, e.Output)
 }
 
@@ -187,14 +197,44 @@ func (a *Applier) testExternal(ctx context.Context, conf []byte, install bool) e
 	if err != nil && !os.IsNotExist(err) {
 		return fmt.Errorf("read %s: %w", a.ConfPath, err)
 	}
-	if err := atomicfile.Write(a.ConfPath, conf, confMode); err != nil {
-		return err
-	}
 	args := []string{}
 	if a.TestMain != "" {
 		args = append(args, "-c", a.TestMain)
 	}
-	terr := a.test(ctx, args...)
+	if a.hashOmit == nil {
+		a.hashOmit = map[string]bool{}
+	}
+	restored := false
+	var terr error
+	// Each round leaves out one more duplicate hash directive, or once puts
+	// back the omitted ones (the system's config may no longer set them):
+	// bounded by twice their number, plus one.
+	for range 2*len(hashDirectives) + 1 {
+		if err := atomicfile.Write(a.ConfPath, append(hashPreamble(a.hashOmit), conf...), confMode); err != nil {
+			return err
+		}
+		terr = a.test(ctx, args...)
+		var te *TestError
+		if !errors.As(terr, &te) {
+			break
+		}
+		if d := duplicateHash(te.Output); d != "" && !a.hashOmit[d] {
+			a.hashOmit[d] = true
+			continue
+		}
+		names := hashTooSmall(te.Output)
+		if hint := hashHint(names, a.hashOmit, a.TestMain, a.ConfPath); hint != "" {
+			if !restored {
+				restored = true
+				for _, n := range names {
+					delete(a.hashOmit, n)
+				}
+				continue
+			}
+			te.Hint = hint
+		}
+		break
+	}
 	if terr == nil && install {
 		return nil
 	}

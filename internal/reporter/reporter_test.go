@@ -29,9 +29,9 @@ import (
 
 // wait bounds how long a change may take to reach etcd; catchUp bounds
 // catching up after an outage, when a retry may be up to 5s away. They are
-// deadlines, not expectations (a change takes ~30ms): TestLifecycle watches
-// the whole daemon, and under CI the e2e tests start hundreds of containers
-// beside it, each an event the reporter inspects.
+// deadlines, not expectations (a change takes ~30ms): under CI the e2e
+// tests start hundreds of containers beside these tests, loading the
+// daemon.
 const (
 	wait    = 15 * time.Second
 	catchUp = 30 * time.Second
@@ -57,8 +57,14 @@ type running struct {
 }
 
 // start runs a reporter until the returned stop (or the test's end).
+// Without cfg.Labels it reports only this test's containers (the run
+// label): the Docker daemon is shared, and its other containers, the decoy
+// among them, are none of the test's business.
 func (h *harness) start(t *testing.T, cfg reporter.Config) *running {
 	t.Helper()
+	if len(cfg.Labels) == 0 {
+		cfg.Labels = []string{h.env.LabelFilter()}
+	}
 	reg := prometheus.NewRegistry()
 	cfg.Host, cfg.Keys, cfg.Metrics = h.host, keys, reg
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -179,8 +185,7 @@ func (h *harness) revision(t *testing.T) int64 {
 }
 
 // TestLifecycle follows one container through every change the reporter
-// reports. The reporter sees every container on the daemon; only this
-// test's are asserted on.
+// reports.
 func TestLifecycle(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -201,8 +206,8 @@ func TestLifecycle(t *testing.T) {
 	t.Logf("docker start returned -> record running: %v", took)
 	want := store.Container{
 		ID: id, Name: h.env.Name("web"), Host: h.host, Image: image,
-		// The run label is neither portico.* nor a filter key here: not copied.
-		Labels:   map[string]string{"portico.vhost": "web.test", "portico.port": "80"},
+		// The run label is the filter's key: copied.
+		Labels:   map[string]string{"portico.vhost": "web.test", "portico.port": "80", dockertest.RunLabel: h.env.RunID},
 		Env:      map[string]string{"VIRTUAL_HOST": "web.test", "LETSENCRYPT_HOST": "web.test"},
 		Networks: map[string]store.Network{front: {IPv4: ip}},
 		Ports:    []store.Port{{Port: 80, Proto: "tcp"}},

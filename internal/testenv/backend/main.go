@@ -24,6 +24,10 @@
 // GET /ws with "Upgrade: websocket" is a websocket echo (RFC 6455): each
 // data frame comes back with the same opcode and payload, until a close.
 //
+// With EXIT_AFTER=<duration> (e.g. 30m) the process exits on its own after
+// that long: a long-lived container (the decoy of dockertest.WithDecoy)
+// started with AutoRemove then cannot outlive a test run that was killed.
+//
 // `backend healthcheck` probes http://127.0.0.1:80/healthz and exits 0 or 1,
 // for Docker health checks in an image without a shell.
 //
@@ -63,6 +67,14 @@ func main() {
 		log.Fatalf("HANG_ON_TERM: %v", err)
 	}
 	ignoreTerm := os.Getenv("IGNORE_TERM") == "1"
+	var exitAfter <-chan time.Time
+	if v := os.Getenv("EXIT_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			log.Fatalf("EXIT_AFTER: %v", err)
+		}
+		exitAfter = time.After(d)
+	}
 	terminating := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -126,6 +138,8 @@ func main() {
 		select {
 		case err := <-errs:
 			log.Fatal(err)
+		case <-exitAfter:
+			log.Printf("backend %s: EXIT_AFTER passed, exiting", name)
 		case s := <-hup:
 			log.Printf("backend %s: %v, ignored", name, s)
 			continue

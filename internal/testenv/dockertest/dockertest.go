@@ -36,7 +36,7 @@ import (
 )
 
 // RunLabel marks every container and network an Env creates.
-const RunLabel = "portico-test.run"
+const RunLabel = porticotest.RunLabel
 
 // BackendPackage is the Go package built into the test image.
 const BackendPackage = "github.com/portico/portico/internal/testenv/backend"
@@ -129,26 +129,39 @@ func ctx() (context.Context, context.CancelFunc) {
 // only when the daemon does not have that tag yet.
 func (e *Env) Image(t testing.TB) string {
 	t.Helper()
-	dir := t.TempDir()
+	tag, err := backendImage(e.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tag
+}
+
+// backendImage is Image without a test: it returns the error.
+func backendImage(cli *client.Client) (string, error) {
+	dir, err := os.MkdirTemp("", "portico-backend-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
 	bin := filepath.Join(dir, "backend")
 	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, BackendPackage)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", BackendPackage, err, out)
+		return "", fmt.Errorf("go build %s: %w\n%s", BackendPackage, err, out)
 	}
 	data, err := os.ReadFile(bin)
 	if err != nil {
-		t.Fatalf("read backend binary: %v", err)
+		return "", fmt.Errorf("read backend binary: %w", err)
 	}
 	sum := sha256.Sum256(data)
 	tag := "portico-test-backend:" + hex.EncodeToString(sum[:])[:16]
 
 	c, cancel := ctx()
 	defer cancel()
-	if _, err := e.Client.ImageInspect(c, tag); err == nil {
-		return tag
+	if _, err := cli.ImageInspect(c, tag); err == nil {
+		return tag, nil
 	} else if !cerrdefs.IsNotFound(err) {
-		t.Fatalf("inspect image %s: %v", tag, err)
+		return "", fmt.Errorf("inspect image %s: %w", tag, err)
 	}
 
 	dockerfile := "FROM scratch\nCOPY backend /backend\nEXPOSE 80\nENTRYPOINT [\"/backend\"]\n"
@@ -160,18 +173,18 @@ func (e *Env) Image(t testing.TB) string {
 		data []byte
 	}{{"Dockerfile", 0o644, []byte(dockerfile)}, {"backend", 0o755, data}} {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data))}); err != nil {
-			t.Fatalf("build context: %v", err)
+			return "", fmt.Errorf("build context: %w", err)
 		}
 		if _, err := tw.Write(f.data); err != nil {
-			t.Fatalf("build context: %v", err)
+			return "", fmt.Errorf("build context: %w", err)
 		}
 	}
 	if err := tw.Close(); err != nil {
-		t.Fatalf("build context: %v", err)
+		return "", fmt.Errorf("build context: %w", err)
 	}
-	res, err := e.Client.ImageBuild(c, &buf, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	res, err := cli.ImageBuild(c, &buf, client.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
 	if err != nil {
-		t.Fatalf("build image %s: %v", tag, err)
+		return "", fmt.Errorf("build image %s: %w", tag, err)
 	}
 	defer res.Body.Close()
 	var log strings.Builder
@@ -181,14 +194,14 @@ func (e *Env) Image(t testing.TB) string {
 		if err := dec.Decode(&m); err == io.EOF {
 			break
 		} else if err != nil {
-			t.Fatalf("build image %s: read output: %v\n%s", tag, err, log.String())
+			return "", fmt.Errorf("build image %s: read output: %w\n%s", tag, err, log.String())
 		}
 		log.WriteString(m.Stream)
 		if m.Error != nil {
-			t.Fatalf("build image %s: %s\n%s", tag, m.Error.Message, log.String())
+			return "", fmt.Errorf("build image %s: %s\n%s", tag, m.Error.Message, log.String())
 		}
 	}
-	return tag
+	return tag, nil
 }
 
 // Network creates a bridge network named name-<run id>, labelled with the run

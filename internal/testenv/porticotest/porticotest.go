@@ -69,8 +69,17 @@ func (l *lockedBuffer) String() string {
 }
 
 // Start runs `bin args...` with extra environment variables.
+//
+// The Docker daemon is shared: `run` and `reporter` must be given a
+// --label-filter that selects only the test's own containers, and Start
+// fails the test without one. When the test ends, a process still running
+// must not serve the decoy container (dockertest.WithDecoy) on any
+// --http-addr, or the test fails.
 func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 	t.Helper()
+	if needsLabelFilter(args) {
+		t.Fatalf("portico %s without --label-filter: it would serve every container on the shared Docker daemon (give it %s=<run id>)", args[0], RunLabel)
+	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	p := &Proc{t: t, cmd: cmd, log: &lockedBuffer{}, done: make(chan struct{})}
@@ -82,6 +91,11 @@ func Start(t testing.TB, bin string, env []string, args ...string) *Proc {
 	}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			checkDecoy(t, args)
+		}
 		p.Stop()
 		if t.Failed() {
 			t.Logf("portico %s log:\n%s", args[0], p.log.String())
@@ -360,7 +374,9 @@ func TryStatusJSON(bin string, args ...string) (map[string]any, error) {
 // Main is a TestMain body: it builds portico into a temp dir, stores its
 // path in *bin, runs the tests and exits with their code. A failed build
 // exits 1.
-func Main(m *testing.M, bin *string) {
+//
+// m is a *testing.M, or one wrapped by dockertest.WithDecoy.
+func Main(m interface{ Run() int }, bin *string) {
 	dir, err := os.MkdirTemp("", "portico-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
