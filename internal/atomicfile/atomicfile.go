@@ -5,6 +5,7 @@
 package atomicfile
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,4 +41,28 @@ func Write(path string, b []byte, mode os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// WriteIfChanged is Write, skipped when path already holds b with mode: a
+// restart rewrites nothing it does not change, so it needs no free space
+// (a full disk) to start from the files in place. It reports whether it
+// wrote.
+func WriteIfChanged(path string, b []byte, mode os.FileMode) (bool, error) {
+	if Same(path, b, mode) {
+		return false, nil
+	}
+	if err := Write(path, b, mode); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Same reports whether path is a regular file holding exactly b with mode.
+func Same(path string, b []byte, mode os.FileMode) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != mode.Perm() || fi.Size() != int64(len(b)) {
+		return false
+	}
+	old, err := os.ReadFile(path)
+	return err == nil && bytes.Equal(old, b)
 }

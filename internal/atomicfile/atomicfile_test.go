@@ -29,3 +29,42 @@ func TestWrite(t *testing.T) {
 		t.Error("writing into a missing dir succeeded")
 	}
 }
+
+// An unchanged file is not rewritten (a restart on a full disk needs no
+// space); a changed content or mode is.
+func TestWriteIfChanged(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	for i, c := range []struct {
+		data  string
+		mode  os.FileMode
+		wrote bool
+	}{
+		{"one", 0o600, true},
+		{"one", 0o600, false},
+		{"one", 0o644, true},
+		{"two", 0o644, true},
+		{"two", 0o644, false},
+	} {
+		before, _ := os.Stat(p)
+		wrote, err := WriteIfChanged(p, []byte(c.data), c.mode)
+		if err != nil || wrote != c.wrote {
+			t.Fatalf("step %d: wrote %v, %v; want %v", i, wrote, err, c.wrote)
+		}
+		after, _ := os.Stat(p)
+		if !c.wrote && !os.SameFile(before, after) {
+			t.Errorf("step %d: file replaced although unchanged", i)
+		}
+		if b, _ := os.ReadFile(p); string(b) != c.data || after.Mode().Perm() != c.mode {
+			t.Errorf("step %d: %q %v", i, b, after.Mode())
+		}
+	}
+	// Unchanged, in a dir where nothing can be created: no error.
+	if err := os.Chmod(dir, 0o500); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(dir, 0o700)
+	if wrote, err := WriteIfChanged(p, []byte("two"), 0o644); wrote || err != nil {
+		t.Errorf("unchanged in a read-only dir: %v %v", wrote, err)
+	}
+}

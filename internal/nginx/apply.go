@@ -81,6 +81,10 @@ func (a *Applier) Adopt(conf []byte) { a.current = Hash(conf) }
 // Current is the hash of the config in place ("" before the first apply).
 func (a *Applier) Current() string { return a.current }
 
+// ReloadNext makes the next Apply reload nginx even if the config is the
+// same (a main config nginx has not read yet).
+func (a *Applier) ReloadNext() { a.pendingRel = true }
+
 // Apply validates conf and puts it in place. The same bytes as the current
 // config are a no-op, and the same bytes as the last refused config fail
 // again without running nginx -t.

@@ -47,15 +47,26 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: &RenderError{Err: err}}
 	}
-	changed, err := s.pusher.Push(ctx, body, version, certs)
-	if err != nil && s.sup.Pid() != 0 {
-		return outcome{res: res, errRoutes: all, err: fmt.Errorf("push to nginx: %w", err)}
+	changed, err, serr := s.pusher.Push(ctx, body, version, certs)
+	if serr != nil {
+		serr = &WriteError{What: "dynamic path state file", Path: s.pusher.StateFile, Err: serr,
+			Serving: "nginx serves the pushed routes; a restarted nginx would load the previous state"}
 	}
-	// With no nginx running, the state file is what the next start loads.
+	if err != nil && s.sup.Pid() != 0 {
+		return outcome{res: res, errRoutes: all, err: errors.Join(fmt.Errorf("push to nginx: %w", err), serr)}
+	}
+	if err != nil || s.sup.Pid() == 0 {
+		// With no nginx running, the state file is what the next start
+		// loads: not written, nothing is applied.
+		if serr != nil {
+			return outcome{res: res, errRoutes: all, err: serr}
+		}
+	}
 	h := sha256.Sum256([]byte(res.Hash + version))
 	res.Hash = hex.EncodeToString(h[:])
 	res.Changed = res.Changed || changed
-	return outcome{res: res, applied: routes}
+	// Pushed: live, whether or not the state file was written.
+	return outcome{res: res, applied: routes, err: serr}
 }
 
 // DynamicTable is the dynamic path's table for routes (checked by

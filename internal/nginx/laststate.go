@@ -113,7 +113,7 @@ func (s *Stage) markSettings() {
 	if s.sup == nil || s.settingsMarked {
 		return
 	}
-	if err := atomicfile.Write(s.settingsFile(), []byte(s.settingsKey), 0o600); err != nil {
+	if _, err := atomicfile.WriteIfChanged(s.settingsFile(), []byte(s.settingsKey), 0o600); err != nil {
 		s.log.Warn("record the settings of the config on disk", "err", err)
 		return
 	}

@@ -37,11 +37,12 @@ type Supervisor struct {
 	// was killed is removed before a start, or nginx could not bind it.
 	Sockets []string
 
-	mu   sync.Mutex
-	pid  int           // master pid; 0 when not running
-	done chan struct{} // closed when the current master exits
-	up   chan struct{} // closed once the first start has workers
-	once sync.Once
+	mu      sync.Mutex
+	pid     int           // master pid; 0 when not running
+	adopted bool          // pid was adopted from a previous portico (adopt.go)
+	done    chan struct{} // closed when the current master exits
+	up      chan struct{} // closed once the first start has workers
+	once    sync.Once
 }
 
 // Up is closed once nginx first runs with workers.
@@ -64,6 +65,15 @@ func (s *Supervisor) Pid() int {
 // minute resets the backoff.
 func (s *Supervisor) Run(ctx context.Context) error {
 	s.init()
+	if pid, start, ok, why := s.findAdoptable(); ok {
+		err := s.adopt(ctx, pid, start)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		s.Log.Error("starting a new nginx", "err", err)
+	} else if why != "" {
+		s.Log.Warn("not adopting the nginx a previous portico left running", "pid", pid, "why", why)
+	}
 	s.stopStale()
 	backoff := 100 * time.Millisecond
 	for {
@@ -154,7 +164,7 @@ func (s *Supervisor) start() (*exec.Cmd, chan struct{}, chan struct{}, *bindWatc
 		close(done)
 	}()
 	s.mu.Lock()
-	s.pid, s.done = cmd.Process.Pid, done
+	s.pid, s.done, s.adopted = cmd.Process.Pid, done, false
 	s.mu.Unlock()
 	s.Log.Info("nginx started", "pid", cmd.Process.Pid)
 	return cmd, done, logged, bind, nil

@@ -17,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/portico/portico/internal/atomicfile"
 	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
@@ -128,6 +127,11 @@ type Stage struct {
 	settingsConf []byte
 	reloads      atomic.Int64
 	syncs        atomic.Int64 // renders done, for tests
+	// mainConf (supervised) is nginx.conf's content; mainErr is why it
+	// could not be written (nginx then runs the one on disk), retried
+	// at each sync.
+	mainConf []byte
+	mainErr  error
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -325,7 +329,8 @@ func (s *Stage) prepareDirs() error {
 				return fmt.Errorf("nginx dir: %w", err)
 			}
 		}
-		return atomicfile.Write(s.sup.Main, main, 0o644)
+		s.mainConf = main
+		return s.writeMain()
 	}
 	for _, d := range dirs {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -360,6 +365,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		st.HTTPAddrs, st.HTTPSAddrs, st.AppliedAt = s.listenAddrs()
 	}
 	var retry time.Duration
+	s.retryMain()
 	o := s.apply(ctx, routes, refs)
 	if ctx.Err() != nil {
 		return 0 // shutting down: an nginx -t killed by the cancel is no failure
@@ -387,11 +393,20 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	} else if !refused(o.err) {
 		retry = retryIn
 	}
+	if o.err == nil && s.mainErr != nil {
+		o.err = s.mainErr
+	}
+	var we *WriteError
+	if errors.As(o.err, &we) {
+		retry = retryIn // a disk that fills frees up
+	}
 	if o.err != nil {
 		msg := redact.Error(o.err)
 		if st.Error != msg {
 			if o.applied == nil {
 				s.log.Error("nginx config not applied; keeping the last good one", "err", msg, "routes", o.errRoutes)
+			} else if we != nil && o.err != s.mainErr {
+				s.log.Error("nginx serves the applied routes; a file for its next start was not written", "err", msg)
 			}
 			s.m.failures.Inc()
 		}

@@ -3,12 +3,12 @@ package dynamic
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -106,23 +106,31 @@ type Pusher struct {
 	boot   string
 	pushed map[string]bool // certificate ids the nginx of boot holds
 	onDisk []byte
+	read   bool // onDisk was read from StateFile
 }
 
 // Push makes nginx serve body (Table.Encode) with certs. It reports
 // whether nginx's table changed. On error nginx keeps what it had; the
-// caller retries.
-func (p *Pusher) Push(ctx context.Context, body []byte, version string, certs []Cert) (bool, error) {
-	changed, err := p.push(ctx, body, version, certs)
+// caller retries. stateErr is the state file's write failing, apart: nginx
+// serves the push all the same, and the next Push writes the file again.
+func (p *Pusher) Push(ctx context.Context, body []byte, version string, certs []Cert) (changed bool, err, stateErr error) {
+	changed, err = p.push(ctx, body, version, certs)
 	// The state file says what nginx should serve at its next start,
 	// whether or not this push went through; written after the push, so
-	// that its fsync does not delay the change.
+	// that its fsync does not delay the change. An unchanged file is not
+	// rewritten, after a restart either: a full disk stops nothing that
+	// needs no new bytes.
+	if !p.read {
+		p.onDisk, _ = os.ReadFile(p.StateFile)
+		p.read = true
+	}
 	state, serr := StateFile(body, certs)
 	if serr == nil && !bytes.Equal(state, p.onDisk) {
-		if serr = atomicfile.Write(p.StateFile, state, 0o600); serr == nil {
+		if _, serr = atomicfile.WriteIfChanged(p.StateFile, state, 0o600); serr == nil {
 			p.onDisk = state
 		}
 	}
-	return changed, errors.Join(err, serr)
+	return changed, err, serr
 }
 
 func (p *Pusher) push(ctx context.Context, body []byte, version string, certs []Cert) (bool, error) {

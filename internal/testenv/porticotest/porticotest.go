@@ -376,7 +376,14 @@ func TryStatusJSON(bin string, args ...string) (map[string]any, error) {
 // exits 1.
 //
 // m is a *testing.M, or one wrapped by dockertest.WithDecoy.
+//
+// PORTICO_TEST_BINARY, when set, is used instead of a build: to measure
+// an older binary with the same tests (before/after figures in docs).
 func Main(m interface{ Run() int }, bin *string) {
+	if b := os.Getenv("PORTICO_TEST_BINARY"); b != "" {
+		*bin = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "portico-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
