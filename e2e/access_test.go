@@ -438,3 +438,34 @@ func trim(s string) string {
 	}
 	return s
 }
+
+// TestRunRefusesAMissingWorkerAccount: `portico run` as root, told to drop
+// nginx's workers to an account that does not exist, exits before nginx
+// starts, with the command that creates the account; it never falls back
+// to nobody.
+func TestRunRefusesAMissingWorkerAccount(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Fatal("only a root portico switches nginx's workers: run this test as root")
+	}
+	const missing = "portico-e2e-missing"
+	if _, err := user.Lookup(missing); err == nil {
+		t.Fatalf("account %s exists on this machine", missing)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, binary, "run", "--data-dir", dir, "--http-addr", addr(freePort(t)), "--https-addr", "",
+		"--host", "e2e-missing-account", "--label-filter", "portico-e2e-none=1", "--nginx-user", missing)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("portico run still running after 60s:\n%s", out)
+	}
+	want := "--nginx-user " + missing + ": the account nginx's workers run as does not exist; create it, for it alone, with: useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + missing
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("portico run: %v\n%s\nwant a failure saying %q", err, out, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nginx", "nginx.conf")); err == nil {
+		t.Errorf("nginx's config was written: nginx was to be started")
+	}
+}
