@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -38,9 +39,14 @@ type probeAttempt struct {
 // local CA, and then lets a probe running as nobody try every way into the
 // store: every TCP port the portico process tree listens on, its unix
 // sockets, and every file in the data dir. It must neither read the CA key
-// nor write a container record. The same probe run as the owner succeeds,
-// so the probe is not blind, and the owner's `portico status --data-dir`
-// keeps working.
+// nor write a container record. The probe also tries every process of the
+// tree, nginx's workers first: their memory (/proc/<pid>/mem, environ,
+// maps), signal 0 and SIGSTOP, all refused. The same probe run as the owner
+// succeeds, so the probe is not blind (it finds the private keys in a
+// worker's memory), and the owner's `portico status --data-dir` keeps
+// working. A second probe runs as the workers' own account (portico-nginx)
+// and is held to what docs/security.md says it reaches: the workers'
+// signals, and nothing else.
 func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 	t.Parallel()
 	if os.Getuid() != 0 {
@@ -96,6 +102,31 @@ func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 		return nil
 	})
 
+	workers := nginxWorkers(tree)
+	if len(workers) == 0 {
+		t.Fatalf("no nginx worker in portico's tree %v: the probe would prove nothing", tree)
+	}
+	wacct := workerAccount(t)
+	for _, w := range workers {
+		if uid := procUID(t, w); uid != wacct.Uid {
+			t.Errorf("nginx worker %d runs as uid %d, want %s's %d", w, uid, defaultNginxUser, wacct.Uid)
+		}
+	}
+	probe := buildProbe(t)
+	// Once the site's certificate is served, its key is in every worker:
+	// root (the owner) finds it, so a refusal below is not a blind probe.
+	eventually(t, 30*time.Second, "root's probe finds a private key in a worker's memory", func() error {
+		for _, a := range runProbe(t, probe, nil, []string{"--pid", strconv.Itoa(workers[0])}) {
+			if a.Action == "readmem" && (!a.OK || strings.Contains(a.Detail, " 0 PEM")) {
+				return fmt.Errorf("%s %s: %v %s", a.Action, a.Target, a.OK, a.Detail)
+			}
+			if a.Action == "readmem" {
+				t.Logf("root: readmem %s: %s", a.Target, a.Detail)
+			}
+		}
+		return nil
+	})
+
 	putKey := keys.Container("e2e-"+d.RunID, "probe")
 	var args []string
 	args = append(args, "--key", keys.LocalCA(), "--put-key", putKey)
@@ -108,7 +139,9 @@ func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 	for _, f := range files {
 		args = append(args, "--file", f)
 	}
-	probe := buildProbe(t)
+	for _, p := range tree {
+		args = append(args, "--pid", strconv.Itoa(p))
+	}
 
 	// As nobody: nothing works.
 	for _, a := range runProbe(t, probe, &syscall.Credential{Uid: nobodyUID, Gid: nobodyUID, Groups: []uint32{}}, args) {
@@ -122,6 +155,33 @@ func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 	defer cancel()
 	if resp, err := cli.Get(ctx, putKey); err != nil || len(resp.Kvs) != 0 {
 		t.Errorf("after the probe as nobody, %s: %v %v", putKey, resp.Kvs, err)
+	}
+
+	// As the workers' own account: it may signal the workers (uid alone
+	// decides that), and nothing else: not their memory (they make
+	// themselves undumpable), not the store, the data dir's files and keys,
+	// the control socket, or portico and nginx's master.
+	isWorker := map[string]bool{}
+	for _, w := range nginxWorkers(tree) {
+		isWorker[fmt.Sprintf("pid %d", w)] = true
+	}
+	reached := map[string]int{}
+	for _, a := range runProbe(t, probe, &syscall.Credential{Uid: wacct.Uid, Gid: wacct.Gid, Groups: []uint32{}}, args) {
+		mayReach := isWorker[a.Target] && (a.Action == "signal0" || a.Action == "stop")
+		switch {
+		case a.OK && !mayReach:
+			t.Errorf("the workers' account %s could %s %s: %s", defaultNginxUser, a.Action, a.Target, a.Detail)
+		case a.OK:
+			reached[a.Action]++
+			t.Logf("%s (the workers' account): %s %s: %s", defaultNginxUser, a.Action, a.Target, a.Detail)
+		case mayReach && !strings.Contains(a.Detail, "no such process"):
+			t.Errorf("the workers' account %s could not %s its own worker %s: %s (docs/security.md says it can: fix the doc or this test)", defaultNginxUser, a.Action, a.Target, a.Detail)
+		default:
+			t.Logf("%s (the workers' account): %s %s refused: %s", defaultNginxUser, a.Action, a.Target, trim(a.Detail))
+		}
+	}
+	if reached["signal0"] == 0 || reached["stop"] == 0 {
+		t.Errorf("the workers' account signalled no worker (%v): the probe saw no worker", reached)
 	}
 
 	// As the owner, through the socket only: the probe reads and writes.
@@ -144,6 +204,57 @@ func TestLocalUserCannotReachTheEmbeddedStore(t *testing.T) {
 	if routes, _ := st["routes"].([]any); !strings.Contains(fmt.Sprint(routes), host) {
 		t.Errorf("portico status --data-dir lists no route for %s: %v", host, st["routes"])
 	}
+}
+
+// defaultNginxUser is the account `portico run` as root drops nginx's
+// workers to (--nginx-user's default); scripts/install-test-deps creates it.
+const defaultNginxUser = "portico-nginx"
+
+// workerAccount is defaultNginxUser's uid and gid; the test fails when the
+// account is missing (scripts/install-test-deps creates it).
+func workerAccount(t *testing.T) struct{ Uid, Gid uint32 } {
+	t.Helper()
+	u, err := user.Lookup(defaultNginxUser)
+	if err != nil {
+		t.Fatalf("the nginx workers' account: %v (scripts/install-test-deps creates it)", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: uid %q gid %q", defaultNginxUser, u.Uid, u.Gid)
+	}
+	return struct{ Uid, Gid uint32 }{uint32(uid), uint32(gid)}
+}
+
+// nginxWorkers are the nginx worker processes among pids.
+func nginxWorkers(pids []int) []int {
+	var out []int
+	for _, p := range pids {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p))
+		if strings.HasPrefix(string(b), "nginx: worker process") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// procUID is a process's real uid.
+func procUID(t *testing.T, pid int) uint32 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				n, _ := strconv.ParseUint(f[0], 10, 32)
+				return uint32(n)
+			}
+		}
+	}
+	t.Fatalf("pid %d: no Uid in its status", pid)
+	return 0
 }
 
 // postBody POSTs n bytes to host through nginx at addr.
@@ -326,4 +437,35 @@ func trim(s string) string {
 		return s[:160] + "…"
 	}
 	return s
+}
+
+// TestRunRefusesAMissingWorkerAccount: `portico run` as root, told to drop
+// nginx's workers to an account that does not exist, exits before nginx
+// starts, with the command that creates the account; it never falls back
+// to nobody.
+func TestRunRefusesAMissingWorkerAccount(t *testing.T) {
+	t.Parallel()
+	if os.Getuid() != 0 {
+		t.Fatal("only a root portico switches nginx's workers: run this test as root")
+	}
+	const missing = "portico-e2e-missing"
+	if _, err := user.Lookup(missing); err == nil {
+		t.Fatalf("account %s exists on this machine", missing)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	cmd := exec.CommandContext(ctx, binary, "run", "--data-dir", dir, "--http-addr", addr(freePort(t)), "--https-addr", "",
+		"--host", "e2e-missing-account", "--label-filter", "portico-e2e-none=1", "--nginx-user", missing)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("portico run still running after 60s:\n%s", out)
+	}
+	want := "--nginx-user " + missing + ": the account nginx's workers run as does not exist; create it, for it alone, with: useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + missing
+	if err == nil || !strings.Contains(string(out), want) {
+		t.Errorf("portico run: %v\n%s\nwant a failure saying %q", err, out, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nginx", "nginx.conf")); err == nil {
+		t.Errorf("nginx's config was written: nginx was to be started")
+	}
 }

@@ -305,6 +305,7 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("service %s: root file system is writable", svc)
 		}
 	}
+	checkWorkersAccount(t, s, "nginx")
 	// The store's socket is 0600 in a 0700 dir, and nothing but nginx
 	// listens on TCP in any service.
 	if out := s.run("exec", "-T", "certs", "stat", "-c", "%a %F", "/run/portico", "/run/portico/etcd.sock"); out != "700 directory\n600 socket\n" {
@@ -396,12 +397,45 @@ func TestComposeSingle(t *testing.T) {
 		return err
 	})
 
+	checkWorkersAccount(t, s, "portico")
+
 	// portico run keeps its store on the unix socket: nothing in the
 	// container listens on TCP but nginx (80, 443).
 	for _, port := range tcpListenPorts(t, s.run("exec", "-T", "portico", "cat", "/proc/net/tcp", "/proc/net/tcp6")) {
 		if port != 80 && port != 443 {
 			t.Errorf("portico run in the container listens on TCP port %d", port)
 		}
+	}
+}
+
+// imageNginxUID is the uid of portico-nginx in the image (the Dockerfile's
+// NGINX_UID).
+const imageNginxUID = "61080"
+
+// checkWorkersAccount checks that the nginx workers of service svc run as
+// the image's portico-nginx account, which nothing else in it runs as.
+func checkWorkersAccount(t testing.TB, s *stack, svc string) {
+	t.Helper()
+	if pw := s.run("exec", "-T", svc, "getent", "passwd", "portico-nginx"); !strings.HasPrefix(pw, "portico-nginx:x:"+imageNginxUID+":"+imageNginxUID+":") {
+		t.Errorf("service %s: portico-nginx is %q, want uid and gid %s", svc, pw, imageNginxUID)
+	}
+	out := s.run("exec", "-T", svc, "sh", "-c", `for p in /proc/[0-9]*; do
+  c=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+  printf '%s\t%s\n' "$(awk '/^Uid:/{print $2}' "$p/status")" "$c"
+done`)
+	workers := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		uid, cmd, _ := strings.Cut(line, "\t")
+		isWorker := strings.HasPrefix(cmd, "nginx: worker process")
+		if isWorker {
+			workers++
+		}
+		if isWorker != (uid == imageNginxUID) {
+			t.Errorf("service %s: uid %s runs %q; want the nginx workers, and only them, as uid %s", svc, uid, cmd, imageNginxUID)
+		}
+	}
+	if workers == 0 {
+		t.Errorf("service %s runs no nginx worker:\n%s", svc, out)
 	}
 }
 

@@ -101,12 +101,46 @@ func TestSystemdUnit(t *testing.T) {
 	}
 }
 
+// TestSystemdSysusersCreatesTheWorkerAccount: the sysusers.d file shipped
+// next to the unit creates the account nginx's workers run as (the name
+// --nginx-user defaults to), with a group of its own, no home and no shell,
+// as systemd-sysusers does at install and at boot; here into an empty root.
+func TestSystemdSysusersCreatesTheWorkerAccount(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf, err := os.Open("../packaging/systemd/portico.sysusers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conf.Close()
+	// With --root, file names are looked up under the root: give it on stdin.
+	cmd := exec.Command("systemd-sysusers", "--root="+root, "-")
+	cmd.Stdin = conf
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
+	group, _ := os.ReadFile(filepath.Join(root, "etc", "group"))
+	m := regexp.MustCompile(`(?m)^` + defaultNginxUser + `:x:(\d+):(\d+):[^:]*:/nonexistent:/usr/sbin/nologin$`).FindStringSubmatch(string(passwd))
+	if m == nil {
+		t.Fatalf("no %s without home and shell in passwd:\n%s", defaultNginxUser, passwd)
+	}
+	if m[1] == "0" || !regexp.MustCompile(`(?m)^`+defaultNginxUser+`:x:`+m[2]+`:$`).Match(group) {
+		t.Errorf("%s: uid %s gid %s; want a non-root uid and a group of its own, with no members:\n%s", defaultNginxUser, m[1], m[2], group)
+	}
+}
+
 // TestSystemdUnitSandboxServes runs `portico run` under the unit's main
 // restrictions, applied by hand because no systemd runs here: a private
 // mount namespace with / read-only but the data dir and TMPDIR
 // (ProtectSystem=strict, StateDirectory, PrivateTmp), no_new_privs
 // (NoNewPrivileges), the unit's capability bounding set, and PR_SET_MDWE
-// when the unit sets MemoryDenyWriteExecute (it does not: LuaJIT). nginx must still drop its workers to nobody,
+// when the unit sets MemoryDenyWriteExecute (it does not: LuaJIT). nginx must still drop its workers to
+// portico-nginx (the account portico.sysusers creates),
 // reload, and serve a labelled container over HTTP and HTTPS. The
 // system-call filter is not applied.
 func TestSystemdUnitSandboxServes(t *testing.T) {
@@ -183,9 +217,10 @@ os.execvp(sys.argv[1], sys.argv[1:])' setpriv --no-new-privs --bounding-set "-al
 	})
 
 	// The restrictions held: portico and its nginx master have exactly
-	// the unit's capabilities and no_new_privs; the workers are nobody,
-	// and after the reloads only current workers are left.
-	eventually(t, 15*time.Second, "nginx master restricted, workers as nobody, old workers gone", func() error {
+	// the unit's capabilities and no_new_privs; the workers are
+	// portico-nginx, and after the reloads only current workers are left.
+	wacct := workerAccount(t)
+	eventually(t, 15*time.Second, "nginx master restricted, workers as portico-nginx, old workers gone", func() error {
 		if err := checkProc(p.Pid(), mask, -1); err != nil {
 			return fmt.Errorf("portico: %w", err)
 		}
@@ -201,7 +236,7 @@ os.execvp(sys.argv[1], sys.argv[1:])' setpriv --no-new-privs --bounding-set "-al
 			return fmt.Errorf("nginx master %d has no workers", masters[0])
 		}
 		for _, w := range workers {
-			if err := checkProc(w, 0, 65534); err != nil {
+			if err := checkProc(w, 0, int(wacct.Uid)); err != nil {
 				return fmt.Errorf("nginx worker: %w", err)
 			}
 			if cmd, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", w)); !strings.HasPrefix(string(cmd), "nginx: worker process\x00") && string(cmd) != "nginx: worker process" {

@@ -72,6 +72,9 @@ chmod +x "$3"
 		"id":     "#!/bin/sh\nif [ \"$1\" = -u ] && [ -n \"$FAKE_UID\" ]; then echo \"$FAKE_UID\"; else exec /usr/bin/id \"$@\"; fi\n",
 		"docker": "#!/bin/sh\nexit 0\n",
 	}
+	for name, body := range accountStubs(e.stubs, e.aptLog) {
+		stubs[name] = body
+	}
 	if withSudo {
 		stubs["sudo"] = "#!/bin/sh\necho \"sudo $*\" >> \"" + e.sudoLog + "\"\nexec \"$@\"\n"
 	}
@@ -149,11 +152,14 @@ func TestRunAsksWithoutATerminal(t *testing.T) {
 
 func TestRunAsRootInstallsBuildsAndStarts(t *testing.T) {
 	e := newRunEnv(t, true, false)
-	out, err := e.run(t, []string{"FAKE_UID=0"}, "--yes", "--log-level", "debug", "--acme-email=ops@example.test")
+	out, err := e.run(t, []string{"FAKE_UID=0", "FAKE_MISSING_ACCOUNTS=portico-nginx"}, "--yes", "--log-level", "debug", "--acme-email=ops@example.test")
 	if err != nil {
 		t.Fatalf("scripts/run: %v\n%s", err, out)
 	}
 	apt := readOr(t, e.aptLog)
+	if !strings.Contains(apt, "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment Portico's nginx workers portico-nginx\n") {
+		t.Errorf("calls:\n%s\nwant the account portico-nginx created", apt)
+	}
 	if !strings.Contains(apt, "install -y -qq --no-install-recommends nginx-light libnginx-mod-http-lua lua-resty-core\n") {
 		t.Errorf("apt-get calls:\n%s\nwant an install of nginx-light", apt)
 	}
@@ -222,6 +228,62 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 	}
 	dir = filepath.Join(e.home, ".local", "state", "portico")
 	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(dir, "ui-token"))
+}
+
+// TestRunWorkerAccount: as root, the account nginx's workers run as is
+// created only when missing, after asking, under --nginx-user's name when
+// given; as another user, or with an external nginx, never.
+func TestRunWorkerAccount(t *testing.T) {
+	const create = "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment Portico's nginx workers "
+	for _, tt := range []struct {
+		name    string
+		env     []string
+		args    []string
+		fails   bool   // scripts/run refuses (no terminal to ask on)
+		useradd string // the account created; "" means none
+	}{
+		{name: "root, account there", env: []string{"FAKE_UID=0"}},
+		{name: "root, missing, no terminal", env: []string{"FAKE_UID=0", "FAKE_MISSING_ACCOUNTS=portico-nginx"}, fails: true},
+		{name: "root, missing, CI", env: []string{"FAKE_UID=0", "CI=1", "FAKE_MISSING_ACCOUNTS=portico-nginx"}, useradd: "portico-nginx"},
+		{name: "root, --nginx-user", env: []string{"FAKE_UID=0", "FAKE_MISSING_ACCOUNTS=edge"}, args: []string{"--yes", "--nginx-user", "edge"}, useradd: "edge"},
+		{name: "root, PORTICO_NGINX_USER", env: []string{"FAKE_UID=0", "FAKE_MISSING_ACCOUNTS=edge", "PORTICO_NGINX_USER=edge"}, args: []string{"--yes"}, useradd: "edge"},
+		{name: "root, external nginx", env: []string{"FAKE_UID=0", "FAKE_MISSING_ACCOUNTS=portico-nginx"}, args: []string{"--nginx-pid-file", "/run/nginx.pid"}},
+		{name: "user", env: []string{"FAKE_UID=1000", "FAKE_MISSING_ACCOUNTS=portico-nginx"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newRunEnv(t, true, true)
+			out, err := e.run(t, tt.env, tt.args...)
+			log := readOr(t, e.aptLog)
+			if tt.fails {
+				if err == nil || e.porticoArgs(t) != nil {
+					t.Fatalf("scripts/run went on without the account:\n%s", out)
+				}
+				if !strings.Contains(out, create+"portico-nginx") || !strings.Contains(out, "--yes") {
+					t.Errorf("the refusal should give the command that creates the account, and --yes:\n%s", out)
+				}
+				if strings.Contains(log, "useradd") {
+					t.Errorf("useradd ran without asking:\n%s", log)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("scripts/run: %v\n%s", err, out)
+			}
+			want := ""
+			if tt.useradd != "" {
+				want = create + tt.useradd + "\n"
+			}
+			var got string
+			for _, l := range strings.SplitAfter(log, "\n") {
+				if strings.HasPrefix(l, "useradd ") {
+					got += l
+				}
+			}
+			if got != want {
+				t.Errorf("useradd calls %q, want %q", got, want)
+			}
+		})
+	}
 }
 
 func TestRunAsUserWithoutSudo(t *testing.T) {

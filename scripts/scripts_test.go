@@ -33,8 +33,32 @@ fi
 			t.Fatal(err)
 		}
 	}
+	for name, body := range accountStubs(dir, log) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// /usr/sbin (nginx, named, tsig-keygen) is left out on purpose.
 	return dir + ":/usr/bin:/bin", log
+}
+
+// accountStubs are getent and useradd stand-ins: the accounts named in
+// FAKE_MISSING_ACCOUNTS do not exist until the useradd stand-in "creates"
+// them, which it logs ("useradd ARGS") to log; every other account exists.
+func accountStubs(dir, log string) map[string]string {
+	created := filepath.Join(dir, "created-accounts")
+	return map[string]string{
+		"getent": `#!/bin/sh
+[ "$1" = passwd ] || exit 2
+case " $FAKE_MISSING_ACCOUNTS " in *" $2 "*) grep -qx "$2" "` + created + `" 2>/dev/null || exit 2 ;; esac
+echo "$2:x:999:999::/nonexistent:/usr/sbin/nologin"
+`,
+		"useradd": `#!/bin/sh
+echo "useradd $*" >> "` + log + `"
+for a; do last=$a; done
+echo "$last" >> "` + created + `"
+`,
+	}
 }
 
 func runInstall(t *testing.T, path string, env ...string) (string, error) {
@@ -66,6 +90,27 @@ func TestInstallDeniesServiceStartsAndCleansUp(t *testing.T) {
 	}
 	if _, err := os.Stat(policy); !os.IsNotExist(err) {
 		t.Errorf("policy-rc.d left behind after the install: %v", err)
+	}
+}
+
+// TestInstallCreatesTheWorkerAccount: run as root (as CI is), the install
+// creates the account a root portico's nginx workers run as, once.
+func TestInstallCreatesTheWorkerAccount(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Fatal("install-test-deps creates the account as root only: run this test as root (CI does)")
+	}
+	policy := filepath.Join(t.TempDir(), "policy-rc.d")
+	path, log := stubs(t, policy)
+	env := []string{"CI=true", "PORTICO_POLICY_RC_D=" + policy, "FAKE_MISSING_ACCOUNTS=portico-nginx"}
+	for i := 0; i < 2; i++ {
+		if out, err := runInstall(t, path, env...); err != nil {
+			t.Fatalf("install-test-deps: %v\n%s", err, out)
+		}
+	}
+	b, _ := os.ReadFile(log)
+	const want = "useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin --comment Portico's nginx workers portico-nginx\n"
+	if n := strings.Count(string(b), "useradd"); n != 1 || !strings.Contains(string(b), want) {
+		t.Errorf("calls:\n%s\nwant one %q", b, want)
 	}
 }
 

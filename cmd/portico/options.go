@@ -113,6 +113,7 @@ type nginxOpts struct {
 	allowed    *listFlag
 	dynamic    *string
 	modulesDir *string
+	user       *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
@@ -135,6 +136,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		allowed:    addAllowedDomains(fs),
 		dynamic:    fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
 		modulesDir: fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
+		user:       fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
 	}
 }
 

@@ -249,6 +249,14 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	cfg.TrustedProxies = trusted
+	acct, warning, err := resolveWorkerUser(*no.user, os.Geteuid(), no.external(), lookupAccount)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		log.Warn(warning)
+	}
+	cfg.WorkerUser, cfg.WorkerGroup = acct.User, acct.Group
 	if cfg.Dynamic, err = no.dynamicPath(); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,12 @@ type MainConf struct {
 	// Modules are dynamic modules to load (absolute .so paths), in order:
 	// the dynamic path's ndk and Lua modules.
 	Modules []string
+	// User and Group, when User is set, are the account nginx's workers
+	// run as (the "user" directive): meaningful only when nginx's master
+	// runs as root. "" renders no directive: a root master then drops its
+	// workers to nginx's compiled-in default (nobody), another user's
+	// workers stay that user. Group "" means the group named like User.
+	User, Group string
 }
 
 func (m MainConf) tempDir() string {
@@ -120,9 +126,9 @@ func (m MainConf) Dirs() []string {
 //
 //	nginx -p <Prefix> -c <main> -g 'daemon off;'
 //
-// There is no "user" directive: run as root, nginx's workers drop to its
-// compiled-in default (nobody); run as another user, they stay that user.
-// Errors go to stderr, which the supervisor copies into its log.
+// With User set, a "user" directive names the workers' account (docs/security.md:
+// a dedicated one, so that no other process shares the workers' uid);
+// without it, nginx's default applies. Errors go to stderr, which the supervisor copies into its log.
 func (m MainConf) Render() ([]byte, error) {
 	for what, p := range map[string]string{"nginx prefix": m.Prefix, "nginx include": m.Include} {
 		if err := checkPath(what, p); err != nil {
@@ -144,6 +150,20 @@ func (m MainConf) Render() ([]byte, error) {
 		return nil, err
 	}
 	var load strings.Builder
+	if m.User != "" {
+		group := m.Group
+		if group == "" {
+			group = m.User
+		}
+		for what, n := range map[string]string{"nginx worker user": m.User, "nginx worker group": group} {
+			if err := checkAccountName(what, n); err != nil {
+				return nil, err
+			}
+		}
+		fmt.Fprintf(&load, "user %s %s;\n", m.User, group)
+	} else if m.Group != "" {
+		return nil, fmt.Errorf("nginx worker group %q without a user", m.Group)
+	}
 	for _, mod := range m.Modules {
 		if err := checkPath("nginx module", mod); err != nil {
 			return nil, err
@@ -191,6 +211,21 @@ http {
 		ms(cl.HeaderTimeout), ms(cl.BodyTimeout), ms(cl.SendTimeout), ms(cl.KeepaliveTimeout), cl.KeepaliveRequests,
 		t("client_body"), t("proxy"), t("fastcgi"), t("uwsgi"), t("scgi"), m.Include)
 	return []byte(b.String()), nil
+}
+
+// checkAccountName accepts the names useradd and groupadd accept (Debian's
+// default NAME_REGEX, plus upper case and dots), so that a name cannot
+// end the directive or add another.
+func checkAccountName(what, n string) error {
+	if n == "" || len(n) > 32 || n[0] == '-' {
+		return fmt.Errorf("%s %q: not an account name", what, n)
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.') {
+			return fmt.Errorf("%s %q: character %q is not allowed in an account name", what, n, r)
+		}
+	}
+	return nil
 }
 
 // Install creates the prefix's directories and writes the main config to

@@ -62,3 +62,44 @@ func TestMainConfRejectsBadLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestMainConfWorkerUser: the workers' account is rendered as one "user"
+// directive, only when given, and a name that could end the directive or
+// add another is refused.
+func TestMainConfWorkerUser(t *testing.T) {
+	for _, tt := range []struct {
+		user, group string
+		want        string // the directive's value; "" means none
+		err         string
+	}{
+		{user: "", want: ""},
+		{user: "portico-nginx", group: "portico-nginx", want: "portico-nginx portico-nginx"},
+		{user: "edge", group: "proxies", want: "edge proxies"},
+		{user: "edge", want: "edge edge"},
+		{user: "nobody", group: "nogroup", want: "nobody nogroup"},
+		{user: "a;daemon on", err: `nginx worker user "a;daemon on": character ';'`},
+		{user: "a b", err: "character ' '"},
+		{user: "edge", group: "g}", err: `nginx worker group "g}"`},
+		{user: "-x", err: "not an account name"},
+		{user: strings.Repeat("a", 33), err: "not an account name"},
+		{group: "proxies", err: "without a user"},
+	} {
+		b, err := MainConf{Prefix: "/p", Include: "/p/portico.conf", User: tt.user, Group: tt.group}.Render()
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("user %q group %q: err %v, want %q", tt.user, tt.group, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("user %q group %q: %v", tt.user, tt.group, err)
+		}
+		m := regexp.MustCompile(`(?m)^\s*user\s+([^;]*);`).FindAllStringSubmatch(string(b), -1)
+		switch {
+		case tt.want == "" && len(m) != 0:
+			t.Errorf("no user given, rendered %q", m)
+		case tt.want != "" && (len(m) != 1 || m[0][1] != tt.want):
+			t.Errorf("user %q group %q: rendered %q, want one \"user %s;\"", tt.user, tt.group, m, tt.want)
+		}
+	}
+}

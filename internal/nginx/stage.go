@@ -45,6 +45,10 @@ type Config struct {
 	// TempDir (supervised) is where nginx workers buffer bodies; "" means
 	// <Dir>/temp. Workers that run as another user must be able to enter it.
 	TempDir string
+	// WorkerUser and WorkerGroup (supervised, master run as root) are the
+	// account nginx's workers run as; "" leaves nginx's default (see
+	// MainConf.User).
+	WorkerUser, WorkerGroup string
 	// TemplatePath overrides the embedded template (read once, at New).
 	TemplatePath string
 	// IncludeDir, when set, is included per vhost: <IncludeDir>/<host>/*.conf.
@@ -204,7 +208,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 
 	switch cfg.Mode {
 	case "", ModeSupervised:
-		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir, Modules: modules}
+		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir, Modules: modules,
+			User: cfg.WorkerUser, Group: cfg.WorkerGroup}
 		s.sup = &Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
 		if s.settings.Dynamic != nil {
 			s.sup.Sockets = []string{s.settings.Dynamic.ControlSocket}

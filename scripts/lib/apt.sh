@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # Shared by scripts/install-test-deps and scripts/run (sourced, not run).
+# Besides packages, the account nginx's workers run as (below).
 #
 # Installing Debian packages the way Portico's scripts do: ask first (unless
 # CI is set, PORTICO_INSTALL=yes, or the caller was given --yes); use sudo
@@ -27,23 +28,54 @@ portico_sudo() {
 # the terminal says so. Without a terminal it prints HOW (how to go on) and
 # fails.
 portico_may_install() {
-  local prog=$1 yes=$2 how=$3 answer
+  local prog=$1 yes=$2 how=$3
   shift 3
+  _portico_may "$prog" "$yes" "not installing $* without asking; $how" \
+    "Install $* with apt-get now (their services are not started)?" "not installed"
+}
+
+# _portico_may PROG YES REFUSAL QUESTION NO: succeeds when CI or
+# PORTICO_INSTALL=yes is set, YES is 1, or the person at the terminal
+# answers QUESTION with yes. Without a terminal it prints REFUSAL and fails.
+_portico_may() {
+  local prog=$1 yes=$2 refusal=$3 question=$4 no=$5 answer
   if [ -n "${CI:-}" ] || [ "${PORTICO_INSTALL:-}" = yes ] || [ "$yes" = 1 ]; then
     return 0
   fi
   if ! [ -t 0 ]; then
-    echo "$prog: not installing $* without asking; $how" >&2
+    echo "$prog: $refusal" >&2
     return 1
   fi
-  read -r -p "Install $* with apt-get now (their services are not started)? [y/N] " answer
+  read -r -p "$question [y/N] " answer
   case "$answer" in
   y | Y | yes) return 0 ;;
   *)
-    echo "$prog: not installed" >&2
+    echo "$prog: $no" >&2
     return 1
     ;;
   esac
+}
+
+# PORTICO_NGINX_USER_DEFAULT is portico's --nginx-user default.
+PORTICO_NGINX_USER_DEFAULT=portico-nginx
+
+# portico_nginx_account PROG YES NAME: makes sure the account NAME, which a
+# root portico's nginx workers run as (docs/security.md), exists: it creates
+# it (a system account with a group of its own, no home, no shell) after
+# asking, as portico_may_install does. Root only: call it as root.
+portico_nginx_account() {
+  local prog=$1 yes=$2 name=$3
+  if getent passwd "$name" >/dev/null 2>&1; then
+    return 0
+  fi
+  local cmd=(useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin
+    --comment "Portico's nginx workers" "$name")
+  echo "$prog: nginx's workers run as $name, an account nothing else uses (docs/security.md); it does not exist yet"
+  _portico_may "$prog" "$yes" "not creating the account $name without asking; run with --yes (or CI=1), or create it yourself: ${cmd[*]}" \
+    "Create the system account $name now (${cmd[*]})?" "not created; portico run refuses to start nginx without it" || return 1
+  # useradd is in /usr/sbin, which is not on every root's PATH.
+  PATH=$PATH:/usr/sbin:/sbin "${cmd[@]}"
+  getent passwd "$name" >/dev/null 2>&1 || { echo "$prog: ${cmd[*]} did not create $name" >&2; return 1; }
 }
 
 # portico_apt_install PROG PKG...: installs PKG... with apt-get while a

@@ -395,7 +395,26 @@ local function preload(premature)
   end
 end
 
+-- undumpable makes this worker's memory, which holds every private key
+-- (the shared dictionary maps them all, and the cache parses them), closed
+-- to other processes of its own uid: nginx makes its workers dumpable
+-- after it drops privileges, and a dumpable process's /proc/<pid>/mem,
+-- environ and maps, and ptrace, are open to every process of its uid
+-- (docs/security.md). Signals are not: uid alone decides them.
+local PR_SET_DUMPABLE = 4
+local function undumpable()
+  local ok, err = pcall(ffi.cdef, "int prctl(int option, ...);")
+  if not ok and not find(tostring(err), "redefine", 1, true) then return nil, err end
+  local ul = ffi.typeof("unsigned long")
+  if ffi.C.prctl(PR_SET_DUMPABLE, ul(0), ul(0), ul(0), ul(0)) ~= 0 then
+    return nil, "prctl(PR_SET_DUMPABLE, 0) failed: errno " .. ffi.errno()
+  end
+  return true
+end
+
 function M.init_worker()
+  local ok, err = undumpable()
+  if not ok then ngx.log(ngx.ALERT, "portico: worker stays dumpable: ", err) end
   cert_cache = lrucache.new(CERT_CACHE)
   ngx.timer.at(0, preload)
   ngx.timer.every(1, preload)

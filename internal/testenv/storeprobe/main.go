@@ -9,6 +9,13 @@
 // For each --endpoint it opens an etcd client (plain, no credentials) and
 // tries to read --key and to write --put-key; for each --file it tries to
 // read the file; for each unix socket path it also tries a raw connect.
+//
+// For each --pid (a process of Portico's tree: portico, nginx's master and
+// workers) it tries what a process of the same uid could do to a worker
+// that holds private keys: read /proc/<pid>/environ and maps, open
+// /proc/<pid>/mem and read its mappings (counting the PEM private keys it
+// finds, at most 8 MB a mapping), send signal 0, and stop it with SIGSTOP
+// (resumed at once with SIGCONT).
 package main
 
 import (
@@ -18,7 +25,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -28,7 +38,7 @@ import (
 // Attempt is one way in and what came of it.
 type Attempt struct {
 	Target string `json:"target"`
-	Action string `json:"action"` // read, write, connect, readfile
+	Action string `json:"action"` // read, write, connect, readfile, readenviron, readmaps, readmem, signal0, stop
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail,omitempty"`
 }
@@ -39,10 +49,11 @@ func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
-	var endpoints, files list
+	var endpoints, files, pids list
 	fs := flag.NewFlagSet("storeprobe", flag.ExitOnError)
 	fs.Var(&endpoints, "endpoint", "etcd endpoint to try (host:port or unix:///path); repeatable")
 	fs.Var(&files, "file", "file to try to read; repeatable")
+	fs.Var(&pids, "pid", "process whose memory and signals to try; repeatable")
 	key := fs.String("key", "", "key to read")
 	putKey := fs.String("put-key", "", "key to write")
 	fs.Parse(os.Args[1:])
@@ -63,6 +74,14 @@ func main() {
 			a.Detail = fmt.Sprintf("%d bytes", len(b))
 		}
 		out = append(out, a)
+	}
+	for _, p := range pids {
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "--pid %q: %v\n", p, err)
+			os.Exit(2)
+		}
+		out = append(out, tryProcess(pid)...)
 	}
 	enc := json.NewEncoder(os.Stdout)
 	if err := enc.Encode(out); err != nil {
@@ -111,4 +130,91 @@ func tryEtcd(ep, key, putKey string) []Attempt {
 		w.OK, w.Detail = true, "wrote "+putKey
 	}
 	return append(out, w)
+}
+
+var pemKey = regexp.MustCompile(`-----BEGIN [A-Z ]*PRIVATE KEY-----`)
+
+// maxScan bounds what is read of one mapping, and of one process.
+const (
+	maxScan     = 8 << 20
+	maxScanProc = 256 << 20
+)
+
+func tryProcess(pid int) []Attempt {
+	target := fmt.Sprintf("pid %d", pid)
+	var out []Attempt
+	for _, f := range []string{"environ", "maps"} {
+		a := Attempt{Target: target, Action: "read" + f}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			a.Detail = err.Error()
+		} else {
+			a.OK, a.Detail = true, fmt.Sprintf("%d bytes", len(b))
+		}
+		out = append(out, a)
+	}
+	out = append(out, readMem(pid))
+	a := Attempt{Target: target, Action: "signal0"}
+	if err := syscall.Kill(pid, 0); err != nil {
+		a.Detail = err.Error()
+	} else {
+		a.OK, a.Detail = true, "signal 0 delivered"
+	}
+	out = append(out, a)
+	a = Attempt{Target: target, Action: "stop"}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		a.Detail = err.Error()
+	} else {
+		a.OK, a.Detail = true, "stopped (SIGSTOP), then resumed (SIGCONT)"
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			a.Detail += ": SIGCONT failed: " + err.Error()
+		}
+	}
+	return append(out, a)
+}
+
+// readMem opens /proc/<pid>/mem and reads the readable mappings its maps
+// list, counting PEM private keys.
+func readMem(pid int) Attempt {
+	a := Attempt{Target: fmt.Sprintf("pid %d", pid), Action: "readmem"}
+	mem, err := os.Open(fmt.Sprintf("/proc/%d/mem", pid))
+	if err != nil {
+		a.Detail = err.Error()
+		return a
+	}
+	defer mem.Close()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		a.Detail = "opened mem, but maps: " + err.Error()
+		return a
+	}
+	var read, keys int
+	var lastErr error
+	for _, line := range strings.Split(string(maps), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[1][0] != 'r' || read >= maxScanProc || (len(f) >= 6 && f[5] == "[vvar]") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if !ok || err1 != nil || err2 != nil || end <= start {
+			continue
+		}
+		n := min(end-start, maxScan, uint64(maxScanProc-read))
+		buf := make([]byte, n)
+		m, err := mem.ReadAt(buf, int64(start))
+		if m == 0 && err != nil {
+			lastErr = err
+			continue
+		}
+		read += m
+		keys += len(pemKey.FindAllIndex(buf[:m], -1))
+	}
+	if read == 0 {
+		a.Detail = fmt.Sprintf("opened mem, read nothing: %v", lastErr)
+		return a
+	}
+	a.OK, a.Detail = true, fmt.Sprintf("read %d bytes, %d PEM private keys", read, keys)
+	return a
 }
