@@ -360,7 +360,14 @@ func TryStatusJSON(bin string, args ...string) (map[string]any, error) {
 // Main is a TestMain body: it builds portico into a temp dir, stores its
 // path in *bin, runs the tests and exits with their code. A failed build
 // exits 1.
+//
+// PORTICO_TEST_BINARY, when set, is used instead of a fresh build: to
+// measure an older binary with the same tests (docs/store.md).
 func Main(m *testing.M, bin *string) {
+	if b := os.Getenv("PORTICO_TEST_BINARY"); b != "" {
+		*bin = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "portico-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
