@@ -150,21 +150,6 @@ func TestRunAdoptsNginxAfterKill9(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of size on dir (a test's temp dir) and unmounts
-// it when the test ends, failed or not.
-func mountTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "portico-e2e-tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount a tmpfs on %s (the test runs as root in CI): %v: %s", dir, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Logf("umount %s: %v: %s; lazy unmount", dir, err, out)
-			exec.Command("umount", "-l", dir).Run()
-		}
-	})
-}
-
 // fillDisk writes file until its filesystem has no space left.
 func fillDisk(t *testing.T, file string) {
 	t.Helper()
@@ -217,8 +202,7 @@ func TestRunFullDiskKeepsServing(t *testing.T) {
 			d := dockertest.New(t)
 			net := d.Network(t, "full"+mode)
 			e := storetest.Start(t)
-			p := &pipeline{dataDir: t.TempDir(), http: addr(freePort(t)), https: addr(freePort(t)), metrics: addr(freePort(t))}
-			mountTmpfs(t, p.dataDir, "16m")
+			p := &pipeline{dataDir: mountTmpfs(t, "16m"), http: addr(freePort(t)), https: addr(freePort(t)), metrics: addr(freePort(t))}
 			args := []string{"--etcd-endpoints", e.Endpoint, "--nginx-dynamic", "off"}
 			if mode == "dynamic" {
 				args[3] = "on"

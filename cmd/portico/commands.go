@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, e env, stdout, stderr io.Writer) er
 		err = cmdExplain(ctx, rest, e, stdout, stderr)
 	case "etcd":
 		err = cmdEtcd(ctx, rest, e, stderr)
+	case etcdChildCommand: // hidden: started by `portico run`
+		err = cmdEtcdChild(ctx, rest, e, stdout, stderr)
 	case "ui":
 		err = cmdUI(ctx, rest, e, stderr)
 	case "etcd-setup":
@@ -202,6 +204,9 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	}
 	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
 	if err != nil {
+		if len(so.endpoints.vals) == 0 {
+			writeEtcdDown(stdout, *dataDir, *asJSON, time.Now())
+		}
 		return err
 	}
 	defer cli.Close()

@@ -69,15 +69,17 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	reg := newRegistry()
 	stages := map[string]stage{}
 	endpoints := so.endpoints.vals
+	var emb *etcdSupervisor
 	if len(endpoints) == 0 {
-		// etcd starts as a stage beside the others: nginx serves its last
-		// good config even while etcd starts slowly or fails. Its endpoint,
-		// a unix socket in the data dir, is known before it starts.
+		// etcd runs in a child process, supervised as a stage beside the
+		// others: nginx serves its last good config even while etcd starts
+		// slowly, fails, panics or exits. Its endpoint, a unix socket in
+		// the data dir, is known before it starts.
 		ep, err := store.EmbeddedEndpoint(*dataDir)
 		if err != nil {
 			return err
 		}
-		emb, err := newEmbeddedEtcd(store.EmbeddedConfig{Dir: *dataDir}, reg, log)
+		emb, err = newEtcdSupervisor(*dataDir, reg, log)
 		if err != nil {
 			return err
 		}
@@ -116,11 +118,18 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	stages["memory"] = newMemTrimmer(log)
 	attrs := startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)
 	attrs = append(attrs, memAttrs...)
-	page, err := newUI(uo, so, cli, log)
+	var health func() *store.EmbeddedHealth
+	if emb != nil {
+		health = func() *store.EmbeddedHealth { h := emb.Health(); return &h }
+	}
+	page, err := newUI(uo, so, cli, health, log)
 	if err != nil {
 		return err
 	}
 	if page != nil {
+		if emb != nil {
+			emb.onChange = page.Refresh
+		}
 		stages["ui"] = page
 		attrs = append(attrs, "ui", "http://"+page.Addr()+"/")
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/ui"
 )
 
@@ -57,7 +58,7 @@ func (o *uiOpts) check() error {
 
 // newUI builds the page's server, listening already; nil when --ui-addr
 // is empty.
-func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logger) (*ui.Server, error) {
+func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.EmbeddedHealth, log *slog.Logger) (*ui.Server, error) {
 	if *o.addr == "" {
 		return nil, nil
 	}
@@ -70,6 +71,7 @@ func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logger) (*u
 		Token:   o.token.Value(),
 		Keys:    so.keys(),
 		Routing: ropts,
+		Health:  health,
 		Log:     log.With("stage", "ui"),
 	}, cli)
 }
@@ -92,6 +94,6 @@ func cmdUI(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	return runOne(ctx, c, so, lo, "", *dataDir, stderr, "ui", func(cli *clientv3.Client, _ *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newUI(uo, so, cli, log)
+		return newUI(uo, so, cli, nil, log)
 	})
 }

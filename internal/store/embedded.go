@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+	"go.etcd.io/etcd/server/v3/storage/wal"
 
 	"github.com/portico/portico/internal/atomicfile"
 )
@@ -292,3 +293,9 @@ func (e *Embedded) Close() {
 	os.Remove(EndpointFile(e.dir))
 	e.etcd.Close()
 }
+
+// SetWALSegmentSize sets the size of etcd's WAL segments (see
+// WALSegmentSize). etcd keeps it in a package variable: call it only in a
+// process that runs a single embedded etcd and nothing else that starts
+// one, before StartEmbedded (portico's etcd child process).
+func SetWALSegmentSize(n int64) { wal.SegmentSizeBytes = n }

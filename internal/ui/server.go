@@ -59,7 +59,10 @@ type Config struct {
 	Debounce time.Duration
 	// Heartbeat is how often an idle event stream gets a comment line.
 	Heartbeat time.Duration
-	Log       *slog.Logger
+	// Health, when set, reports the embedded etcd of `portico run`; the
+	// page shows its failure. Call Refresh when it changes.
+	Health func() *store.EmbeddedHealth
+	Log    *slog.Logger
 }
 
 // Server serves the page. New listens; Run serves until its context ends.
@@ -174,7 +177,11 @@ func (s *Server) debounce(ctx context.Context) {
 func (s *Server) publish(now time.Time) {
 	entries, rev, synced := s.mirror.Snapshot()
 	rep := status.Gather(entries, s.cfg.Keys, s.cfg.Routing, now)
-	b, err := Encode(rep, rev, synced, now, s.cfg.MaxSnapshot)
+	var health *store.EmbeddedHealth
+	if s.cfg.Health != nil {
+		health = s.cfg.Health()
+	}
+	b, err := Encode(rep, rev, synced, health, now, s.cfg.MaxSnapshot)
 	if err != nil {
 		s.cfg.Log.Error("ui snapshot", "err", err, "revision", rev)
 		return
@@ -184,6 +191,15 @@ func (s *Server) publish(now time.Time) {
 	close(s.changed)
 	s.changed = make(chan struct{})
 	s.mu.Unlock()
+}
+
+// Refresh makes a new snapshot soon, for a change the store does not
+// announce (the embedded etcd's health).
+func (s *Server) Refresh() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
 }
 
 func (s *Server) current() ([]byte, <-chan struct{}) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/status"
+	"github.com/portico/portico/internal/store"
 )
 
 // Snapshot is what the page receives: the status report and when and from
@@ -21,18 +22,21 @@ type Snapshot struct {
 	// Counts still has the full numbers.
 	Truncated bool            `json:"truncated,omitempty"`
 	Report    json.RawMessage `json:"report"`
+	// EmbeddedEtcd is the supervisor's report on the embedded etcd of
+	// `portico run` (nil elsewhere): why the store does not answer.
+	EmbeddedEtcd *store.EmbeddedHealth `json:"embedded_etcd,omitempty"`
 }
 
 // Encode renders the snapshot of rep as JSON of at most max bytes. Errors
 // are redacted and terminal controls escaped (status.Report.WriteJSON);
 // per-route digests the page does not show are dropped. When the JSON is
 // too big, the longest lists are halved until it fits; the page says so.
-func Encode(rep status.Report, rev int64, synced bool, now time.Time, max int) ([]byte, error) {
+func Encode(rep status.Report, rev int64, synced bool, health *store.EmbeddedHealth, now time.Time, max int) ([]byte, error) {
 	rep.Nginx = slices.Clone(rep.Nginx)
 	for i := range rep.Nginx {
 		rep.Nginx[i].AppliedRoutes = nil
 	}
-	s := Snapshot{GeneratedAt: now.UTC(), Revision: rev, Synced: synced}
+	s := Snapshot{GeneratedAt: now.UTC(), Revision: rev, Synced: synced, EmbeddedEtcd: health}
 	for range 64 {
 		var buf bytes.Buffer
 		if err := rep.WriteJSON(&buf); err != nil {

@@ -532,12 +532,12 @@ func TestEncodeBound(t *testing.T) {
 	for i := range 5000 {
 		rep.Containers = append(rep.Containers, status.Container{Name: fmt.Sprintf("c%05d-%s", i, strings.Repeat("x", 100)), Node: "n", State: "running"})
 	}
-	full, err := ui.Encode(rep, 7, true, time.Now(), 1<<30)
+	full, err := ui.Encode(rep, 7, true, nil, time.Now(), 1<<30)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const max = 64 << 10
-	b, err := ui.Encode(rep, 7, true, time.Now(), max)
+	b, err := ui.Encode(rep, 7, true, nil, time.Now(), max)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -552,7 +552,7 @@ func TestEncodeBound(t *testing.T) {
 	if !snap.Truncated || len(r.Containers) == 0 || len(r.Containers) >= 5000 || r.Counts["containers"] != 5000 {
 		t.Errorf("truncated=%t containers=%d counts=%v", snap.Truncated, len(r.Containers), r.Counts)
 	}
-	if _, err := ui.Encode(rep, 7, true, time.Now(), 10); err == nil {
+	if _, err := ui.Encode(rep, 7, true, nil, time.Now(), 10); err == nil {
 		t.Error("a bound below an empty report's size: no error")
 	}
 }

@@ -152,9 +152,20 @@
     ].join(" · ");
     $("counts").className = "counts" + (c.errors ? " error" : "");
     $("truncated").hidden = !snap.truncated;
+    renderEtcd(snap.embedded_etcd);
     renderProblems(r); renderRoutes(r); renderContainers(r); renderCerts(r); renderNginx(r); renderStore(r);
     tick();
     document.body.setAttribute("data-revision", String(snap.revision));
+  }
+  // The embedded etcd's failure, from portico itself: the store cannot
+  // report its own absence.
+  function renderEtcd(h) {
+    const b = $("etcd-down");
+    if (!h || h.up || !h.reason || h.reason === "starting") { b.hidden = true; return; }
+    b.textContent = "The store (embedded etcd) is down since " + h.since + " (" + h.reason + ", " + (h.failures || 0) +
+      " failures): " + (h.problem || "") + ". File: " + (h.file || "?") + ". What to do: " + (h.advice || "") +
+      ". nginx keeps serving its last good config; this page shows the store as it last read it.";
+    b.hidden = false;
   }
   function tick() {
     if (last) $("updated").textContent = "store revision " + last.revision + ", updated " + ago(Date.now() - new Date(last.generated_at)) + " ago";
