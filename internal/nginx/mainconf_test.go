@@ -31,7 +31,7 @@ func TestMainConfLimits(t *testing.T) {
 		t.Errorf("worker_connections %d, worker_rlimit_nofile %d: want rlimit >= 2x connections", conns, rlimit)
 	}
 	for name, want := range map[string]string{
-		"client_header_timeout": "10000ms", "client_body_timeout": "10000ms", "send_timeout": "10000ms",
+		"client_header_timeout": "5000ms", "client_body_timeout": "10000ms", "send_timeout": "10000ms",
 		"keepalive_timeout": "30000ms", "keepalive_requests": "1000", "reset_timedout_connection": "on",
 	} {
 		if got := directive(t, conf, name); got != want {

@@ -27,7 +27,7 @@ import (
 
 // harness is one stage with real etcd and a supervised real nginx.
 type harness struct {
-	t         *testing.T
+	t         testing.TB
 	etcd      *storetest.Etcd
 	keys      store.Keys
 	stage     *Stage
@@ -38,12 +38,12 @@ type harness struct {
 	log       *testWriter
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	return porticotest.Addr(porticotest.FreePort(t))
 }
 
-func startStage(t *testing.T, withTLS bool, mutate func(*Config)) *harness {
+func startStage(t testing.TB, withTLS bool, mutate func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, etcd: storetest.Start(t), keys: store.NewKeys("/t"), dir: t.TempDir(), http: freeAddr(t)}
 	cfg := Config{Keys: h.keys, Dir: h.dir, HTTPAddrs: []string{h.http}, NginxBinary: nginxBin, Instance: "test", Debounce: 20 * time.Millisecond,
@@ -93,7 +93,7 @@ func startStage(t *testing.T, withTLS bool, mutate func(*Config)) *harness {
 // testWriter logs through t until the test ends; nginx's log copier may
 // outlive the test by a moment.
 type testWriter struct {
-	t      *testing.T
+	t      testing.TB
 	mu     sync.Mutex
 	closed bool
 	lines  []string
@@ -132,7 +132,7 @@ func (h *harness) eventually(what string, f func() error) {
 }
 
 // upstream is a real HTTP server that names itself and echoes the request.
-func echoServer(t *testing.T, name string) (port int) {
+func echoServer(t testing.TB, name string) (port int) {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s host=%s proto=%s xfh=%s", name, r.Host, r.Header.Get("X-Forwarded-Proto"), r.Header.Get("X-Forwarded-Host"))

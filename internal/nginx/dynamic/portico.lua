@@ -88,30 +88,64 @@ local function get(key)
   return p
 end
 
--- lookup finds the route for a host as nginx's server_name would: the
--- exact name, then the longest "*." wildcard, then the default route.
-local function lookup(host)
-  if not host or host == "" then
-    local d = routes:get("meta:default")
-    if d then return d, get(d) end
-    return nil
+-- MAX_HOST is the longest DNS name (RFC 1035), without a trailing dot. A
+-- longer Host or SNI name is refused before any lookup.
+local MAX_HOST = 253
+
+-- The wildcard depths of the stored table ("*.a.b" has depth 2), longest
+-- first, as store_routes wrote them into meta:wdepths; parsed once per
+-- change per worker.
+local depths_raw, depths = nil, {}
+local function wildcard_depths()
+  local raw = routes:get("meta:wdepths") or ""
+  if raw ~= depths_raw then
+    local d = {}
+    for n in raw:gmatch("%d+") do d[#d + 1] = tonumber(n) end
+    depths_raw, depths = raw, d
   end
-  host = lower(host)
-  if byte(host, -1) == 46 then host = sub(host, 1, -2) end
-  local r = get(host)
-  if r then return host, r end
-  local i = 1
-  while true do
-    local dot = find(host, ".", i, true)
-    if not dot then break end
-    local key = "*" .. sub(host, dot)
-    r = get(key)
-    if r then return key, r end
-    i = dot + 1
-  end
+  return depths
+end
+
+local function default_route()
   local d = routes:get("meta:default")
   if d then return d, get(d) end
   return nil
+end
+
+-- lookup finds the route for a host as nginx's server_name would: the
+-- exact name, then the longest "*." wildcard, then the default route. Its
+-- cost is bounded whatever the client sends: a name longer than MAX_HOST
+-- returns nil, nil, true (refused) before anything else, and only the
+-- wildcard depths the table holds are tried, one suffix each, from the
+-- dots found in one pass.
+local function lookup(host)
+  if not host or host == "" then return default_route() end
+  local n = #host
+  if byte(host, n) == 46 then n = n - 1 end
+  if n > MAX_HOST then return nil, nil, true end
+  host = lower(sub(host, 1, n))
+  local r = get(host)
+  if r then return host, r end
+  local ds = wildcard_depths()
+  if ds[1] then
+    local dots, nd = {}, 0
+    local i = find(host, ".", 1, true)
+    while i do
+      nd = nd + 1
+      dots[nd] = i
+      i = find(host, ".", i + 1, true)
+    end
+    for k = 1, #ds do
+      local d = ds[k]
+      -- "*." plus d labels needs at least one label in front of them.
+      if d <= nd then
+        local key = "*" .. sub(host, dots[nd - d + 1])
+        r = get(key)
+        if r then return key, r end
+      end
+    end
+  end
+  return default_route()
 end
 M.lookup = lookup
 
@@ -132,13 +166,18 @@ local function route(https)
   local id = req_id()
   pend_route[id], pend_peer[id] = nil, nil
   local host = var.host
-  local key, r = lookup(host)
+  local key, r, refused = lookup(host)
+  if refused then return ngx.exit(400) end
   if not r then return ngx.exit(404) end
   if https then
     -- A request may name another site than its TLS handshake did: it is
     -- answered only if both pick the same route, so a site's content never
-    -- goes out under another site's certificate.
-    local skey = lookup(var.ssl_server_name)
+    -- goes out under another site's certificate. (An SNI name is at most
+    -- MAX_HOST long too: lookup refuses a longer one, which never equals
+    -- key.)
+    local sni = var.ssl_server_name
+    local skey = key
+    if sni ~= host then skey = lookup(sni) end
     if skey ~= key then return ngx.exit(421) end
     if r.hsts > 0 then var.portico_hsts = "max-age=" .. r.hsts end
   elseif r.redirect then
@@ -225,7 +264,7 @@ end
 -- handshake, so no certificate is shown for an unknown name.
 function M.certificate()
   local name = ssl.server_name()
-  local _, r = lookup(name)
+  local _, r = lookup(name) -- a name over MAX_HOST finds no route
   if not r or r.cert == "" then return ngx.exit(ngx.ERROR) end
   local c, err = parsed_cert(r.cert)
   if not c then
@@ -245,6 +284,14 @@ local function is_id(id)
   return id and #id >= 16 and #id <= 64 and not find(id, "[^0-9a-f]")
 end
 
+-- depth_list writes a set of wildcard depths, longest first.
+local function depth_list(set)
+  local ds = {}
+  for d in pairs(set) do ds[#ds + 1] = d end
+  table.sort(ds, function(a, b) return a > b end)
+  return concat(ds, " ")
+end
+
 -- store_routes replaces the route table with the one in body (the format
 -- of docs/nginx.md). The whole body is checked before anything changes;
 -- then routes are set before the old ones go, so a request always finds
@@ -252,7 +299,7 @@ end
 local function store_routes(body)
   if sub(body, 1, 17) ~= "portico-routes 1\n" then return nil, "not a route table" end
   local hosts, values, n = {}, {}, 0
-  local meta = {}
+  local meta, wdepth = {}, {}
   local i, len = 18, #body
   while i <= len do
     local j = find(body, "\n", i, true) or (len + 1)
@@ -273,12 +320,24 @@ local function store_routes(body)
       end
       n = n + 1
       hosts[n], values[n] = host, v
+      if sub(host, 1, 2) == "*." then
+        local _, d = host:gsub("%.", "")
+        wdepth[d] = true
+      end
     elseif kind == "default" or kind == "redirect_port" or kind == "version" then
       meta[kind] = rest
     elseif kind ~= "certfile" then
       return nil, "unknown line kind"
     end
   end
+  -- While old and new routes are both stored, lookups try the depths of
+  -- both (a depth too many costs a miss, one missing a wrong answer); then
+  -- only the new table's.
+  local both = {}
+  for d in pairs(wdepth) do both[d] = true end
+  for d in (routes:get("meta:wdepths") or ""):gmatch("%d+") do both[tonumber(d)] = true end
+  local dok, derr = routes:safe_set("meta:wdepths", depth_list(both))
+  if not dok then return nil, "wildcard depths: " .. derr end
   for k = 1, n do
     local ok, err = routes:safe_set("r:" .. hosts[k], values[k])
     if not ok then return nil, "route " .. hosts[k] .. ": " .. err end
@@ -297,6 +356,8 @@ local function store_routes(body)
   end
   local ok, err = routes:safe_set("meta:hosts", concat(hosts, "\n"))
   if not ok then return nil, "host list: " .. err end
+  ok, err = routes:safe_set("meta:wdepths", depth_list(wdepth))
+  if not ok then return nil, "wildcard depths: " .. err end
   if meta.default and meta.default ~= "" then routes:set("meta:default", meta.default) else routes:delete("meta:default") end
   routes:set("meta:redirect_port", meta.redirect_port or "")
   routes:set("meta:version", meta.version or "")
