@@ -49,8 +49,9 @@ func headersSeen(from, addr, host string, lines ...string) (map[string][]string,
 
 // TestRunClientHeadersAndTrustedProxies: `portico run --trusted-proxies
 // 127.0.0.1` in front of a backend container. A client at 127.0.0.2 cannot
-// make the container believe another address, scheme, port or path, nor
-// send it an h2c upgrade; a proxy at 127.0.0.1 has its X-Forwarded-For
+// make the container believe another address (X-Client-IP, True-Client-IP
+// included), scheme, port or path, nor send it an h2c upgrade or a header
+// it names in Connection (the dynamic path drops those); a proxy at 127.0.0.1 has its X-Forwarded-For
 // chain believed and extended.
 func TestRunClientHeadersAndTrustedProxies(t *testing.T) {
 	t.Parallel()
@@ -89,11 +90,13 @@ func TestRunClientHeadersAndTrustedProxies(t *testing.T) {
 	got := seen("127.0.0.2",
 		"X-Forwarded-For: 203.0.113.7", "X-Real-IP: 203.0.113.8", "Forwarded: for=203.0.113.9;proto=https",
 		"X-Forwarded-Port: 8443", "X-Forwarded-Ssl: on", "X-Forwarded-Prefix: /admin", "X-Original-URL: /admin/secret",
-		"X-Forwarded-Proto: https", "X-Forwarded-Host: evil.example", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
+		"X-Forwarded-Proto: https", "X-Forwarded-Host: evil.example", "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+		"X-Client-IP: 203.0.113.10", "True-Client-IP: 203.0.113.11", "Connection: X-Hop", "X-Hop: 1")
 	check("untrusted client", got, map[string]string{
 		"X-Forwarded-For": "127.0.0.2", "X-Real-Ip": "127.0.0.2", "Forwarded": "", "X-Forwarded-Port": port,
 		"X-Forwarded-Ssl": "off", "X-Forwarded-Prefix": "", "X-Original-Url": "", "X-Forwarded-Proto": "http",
-		"X-Forwarded-Host": host, "Upgrade": "", "Connection": "",
+		"X-Forwarded-Host": host, "Upgrade": "", "Connection": "", "Http2-Settings": "",
+		"X-Client-Ip": "", "True-Client-Ip": "", "X-Hop": "",
 	})
 
 	got = seen("127.0.0.1", "X-Forwarded-For: 203.0.113.7")

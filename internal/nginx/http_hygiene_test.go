@@ -141,7 +141,51 @@ var spoofed = []string{
 	"Upgrade: h2c",
 	"Connection: Upgrade, HTTP2-Settings",
 	"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
+	// Client addresses that frameworks believe (Express's request-ip,
+	// Symfony, Rails, Laravel, CDNs' own headers).
+	"X-Client-IP: 203.0.113.10",
+	"True-Client-IP: 203.0.113.11",
+	"Client-IP: 203.0.113.12",
+	"X-Cluster-Client-IP: 203.0.113.13",
+	"CF-Connecting-IP: 203.0.113.14",
+	"Fastly-Client-IP: 203.0.113.15",
+	"X-Forwarded-Server: evil.example",
+	"X-Original-Forwarded-For: 203.0.113.16",
+	"x-client-ip: 203.0.113.17",
 }
+
+// clearedClientAddrs are the client-address headers of spoofed that no
+// upstream may see.
+var clearedClientAddrs = map[string]string{
+	"X-Client-IP": "", "True-Client-IP": "", "Client-IP": "", "X-Cluster-Client-IP": "", "CF-Connecting-IP": "",
+	"Fastly-Client-IP": "", "X-Forwarded-Server": "", "X-Original-Forwarded-For": "",
+}
+
+// hopByHop are the standard hop-by-hop headers (RFC 9110 7.6.1, RFC 2616
+// 13.5.1) a client may send over HTTP/1.1, and one application header that
+// stays: X-HTTP-Method-Override is application semantics (docs/nginx.md).
+var hopByHop = []string{
+	"Keep-Alive: timeout=5",
+	"TE: gzip",
+	"Trailer: X-Checksum",
+	"Proxy-Connection: keep-alive",
+	"Proxy-Authorization: Basic dXNlcjpwYXNz",
+	"X-HTTP-Method-Override: DELETE",
+}
+
+var hopByHopWant = map[string]string{
+	"Keep-Alive": "", "Te": "", "Trailer": "", "Proxy-Connection": "", "Proxy-Authorization": "", "Http2-Settings": "",
+	"X-Http-Method-Override": "DELETE",
+}
+
+// bothPaths runs f as a subtest on the dynamic path and on the static one.
+func bothPaths(t *testing.T, f func(t *testing.T, dynamic bool)) {
+	for _, dynamic := range []bool{true, false} {
+		t.Run(map[bool]string{true: "dynamic", false: "static"}[dynamic], func(t *testing.T) { f(t, dynamic) })
+	}
+}
+
+func withDynamic(dynamic bool) func(*Config) { return func(c *Config) { c.Dynamic = dynamic } }
 
 // checkHeaders compares what the upstream saw with want; "" means the
 // header must be absent.
@@ -160,18 +204,86 @@ func checkHeaders(t *testing.T, what string, got seen, want map[string]string) {
 
 // TestSpoofedClientHeadersNeverReachUpstream: whatever a client claims,
 // the upstream sees its connection's address, nginx's scheme, port and
-// host, and none of the path-override or upgrade headers.
+// host, none of the path-override or upgrade headers, none of the other
+// client-address headers (X-Client-IP, True-Client-IP, ...) and none of
+// the standard hop-by-hop headers; on both paths.
 func TestSpoofedClientHeadersNeverReachUpstream(t *testing.T) {
-	h := startStage(t, false, nil)
-	h.putContainer("h1", headerEcho(t), map[string]string{routing.LabelVhost: "hdr.test"})
-	h.want("hdr.test", 200, `"remote"`)
-	_, port, _ := net.SplitHostPort(h.http)
+	bothPaths(t, func(t *testing.T, dynamic bool) {
+		h := startStage(t, false, withDynamic(dynamic))
+		h.putContainer("h1", headerEcho(t), map[string]string{routing.LabelVhost: "hdr.test"})
+		h.want("hdr.test", 200, `"remote"`)
+		_, port, _ := net.SplitHostPort(h.http)
 
-	got := h.seen200("127.0.0.2", "hdr.test", spoofed...)
-	checkHeaders(t, "spoofed", got, map[string]string{
-		"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
-		"X-Forwarded-Port": port, "X-Forwarded-Ssl": "off", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
-		"X-Forwarded-Proto": "http", "X-Forwarded-Host": "hdr.test", "Upgrade": "", "Connection": "",
+		got := h.seen200("127.0.0.2", "hdr.test", append(slices.Clone(spoofed), hopByHop...)...)
+		checkHeaders(t, "spoofed", got, map[string]string{
+			"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
+			"X-Forwarded-Port": port, "X-Forwarded-Ssl": "off", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
+			"X-Forwarded-Proto": "http", "X-Forwarded-Host": "hdr.test", "Upgrade": "", "Connection": "",
+		})
+		checkHeaders(t, "client addresses", got, clearedClientAddrs)
+		checkHeaders(t, "hop-by-hop", got, hopByHopWant)
+	})
+}
+
+// TestConnectionNamedHeadersDropped: on the dynamic path, the headers a
+// request names in Connection (any of its Connection lines) never reach
+// the upstream, up to 16 names per request; what nginx needs (Host,
+// Content-Length, Transfer-Encoding), Upgrade, and the headers Portico
+// sets itself are kept or set whatever Connection names. The static path
+// has no per-request code: it forwards such headers like any other
+// (docs/nginx.md), and this test pins that too.
+func TestConnectionNamedHeadersDropped(t *testing.T) {
+	bothPaths(t, func(t *testing.T, dynamic bool) {
+		h := startStage(t, false, withDynamic(dynamic))
+		h.putContainer("h1", headerEcho(t), map[string]string{routing.LabelVhost: "hdr.test"})
+		h.want("hdr.test", 200, `"remote"`)
+		dropped := func(v string) string {
+			if dynamic {
+				return ""
+			}
+			return v
+		}
+
+		got := h.seen200("127.0.0.2", "hdr.test", "Connection: keep-alive, X-Hop-A", "X-Hop-A: a", "x-hop-a: a2",
+			"connection: x-hop-b,x-hop-c", "X-Hop-B: b", "X-Hop-C: c", "X-Stays: s")
+		checkHeaders(t, "named in Connection", got, map[string]string{
+			"X-Hop-B": dropped("b"), "X-Hop-C": dropped("c"), "X-Stays": "s", "Connection": ""})
+		if want := map[bool]int{true: 0, false: 2}[dynamic]; len(got.Header.Values("X-Hop-A")) != want {
+			t.Errorf("named in Connection, sent twice: upstream got X-Hop-A %q, want %d values", got.Header.Values("X-Hop-A"), want)
+		}
+
+		got = h.seen200("127.0.0.2", "hdr.test", "Connection: Host, Content-Length, Transfer-Encoding, X-Forwarded-For, X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host",
+			"X-Forwarded-For: 203.0.113.7")
+		checkHeaders(t, "Connection naming what nginx and Portico set", got, map[string]string{
+			"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "hdr.test"})
+
+		// The bound: the first 16 names count, later ones are forwarded.
+		var names, lines []string
+		for i := range 20 {
+			names = append(names, fmt.Sprintf("X-T%d", i))
+			lines = append(lines, fmt.Sprintf("X-T%d: %d", i, i))
+		}
+		got = h.seen200("127.0.0.2", "hdr.test", append(lines, "Connection: "+strings.Join(names, ", "))...)
+		checkHeaders(t, "20 names in Connection", got, map[string]string{"X-T0": dropped("0"), "X-T15": dropped("15"), "X-T16": "16", "X-T19": "19"})
+
+		// A websocket upgrade names Upgrade in Connection: it still works.
+		h.eventually("websocket upgrade", func() error {
+			c, err := dialFrom("127.0.0.1", h.http)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			fmt.Fprintf(c, "GET /chat HTTP/1.1\r\nHost: hdr.test\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade, X-Hop-A\r\n"+
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				return err
+			}
+			if resp.StatusCode != http.StatusSwitchingProtocols {
+				return fmt.Errorf("%s, want 101", resp.Status)
+			}
+			return nil
+		})
 	})
 }
 
@@ -189,8 +301,8 @@ func TestTrustedProxiesAppendTheChain(t *testing.T) {
 		lines []string
 		want  map[string]string
 	}{
-		{"127.0.0.1", []string{"X-Forwarded-For: 203.0.113.7, 198.51.100.1", "X-Real-IP: 10.9.9.9", "Forwarded: for=10.9.9.9"},
-			map[string]string{"X-Forwarded-For": "203.0.113.7, 198.51.100.1, 127.0.0.1", "X-Real-IP": "198.51.100.1", "Forwarded": ""}},
+		{"127.0.0.1", []string{"X-Forwarded-For: 203.0.113.7, 198.51.100.1", "X-Real-IP: 10.9.9.9", "Forwarded: for=10.9.9.9", "True-Client-IP: 10.9.9.9", "CF-Connecting-IP: 10.9.9.9"},
+			map[string]string{"X-Forwarded-For": "203.0.113.7, 198.51.100.1, 127.0.0.1", "X-Real-IP": "198.51.100.1", "Forwarded": "", "True-Client-IP": "", "CF-Connecting-IP": ""}},
 		{"127.0.0.1", nil, map[string]string{"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1"}},
 		{"127.0.0.2", []string{"X-Forwarded-For: 203.0.113.7", "X-Real-IP: 10.9.9.9"},
 			map[string]string{"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2"}},
@@ -203,53 +315,58 @@ func TestTrustedProxiesAppendTheChain(t *testing.T) {
 }
 
 // TestGRPCHeadersAreSetToo: the grpc_pass path sets and clears the same
-// headers (HTTP/2 over TLS to nginx, cleartext HTTP/2 upstream).
+// headers (HTTP/2 over TLS to nginx, cleartext HTTP/2 upstream), on both
+// paths.
 func TestGRPCHeadersAreSetToo(t *testing.T) {
-	h := startStage(t, true, nil)
-	h.putContainer("g1", headerEcho(t), map[string]string{routing.LabelVhost: "g.test", routing.LabelProtocol: routing.ProtoGRPC})
-	b := selfSigned(t, 7, "g.test")
-	if _, err := store.PutJSON(context.Background(), h.etcd.Client, h.keys.CertBundle(b.Primary), b); err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(h.https)
-	tr := &http.Transport{
-		TLSClientConfig: &tls.Config{ServerName: "g.test", InsecureSkipVerify: true},
-		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return dialFrom("127.0.0.2", addr)
-		},
-		Protocols: new(http.Protocols),
-	}
-	tr.Protocols.SetHTTP2(true)
-	defer tr.CloseIdleConnections()
-	cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	var got seen
-	h.eventually("g.test over HTTP/2", func() error {
-		req, _ := http.NewRequest("GET", "https://"+h.https+"/", nil)
-		req.Host = "g.test"
-		for _, l := range spoofed {
-			k, v, _ := strings.Cut(l, ": ")
-			switch http.CanonicalHeaderKey(k) {
-			case "Upgrade", "Connection", "Http2-Settings": // not in HTTP/2
-			default:
-				req.Header.Add(k, v)
+	bothPaths(t, func(t *testing.T, dynamic bool) {
+		h := startStage(t, true, withDynamic(dynamic))
+		h.putContainer("g1", headerEcho(t), map[string]string{routing.LabelVhost: "g.test", routing.LabelProtocol: routing.ProtoGRPC})
+		b := selfSigned(t, 7, "g.test")
+		if _, err := store.PutJSON(context.Background(), h.etcd.Client, h.keys.CertBundle(b.Primary), b); err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(h.https)
+		tr := &http.Transport{
+			TLSClientConfig: &tls.Config{ServerName: "g.test", InsecureSkipVerify: true},
+			DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+				return dialFrom("127.0.0.2", addr)
+			},
+			Protocols: new(http.Protocols),
+		}
+		tr.Protocols.SetHTTP2(true)
+		defer tr.CloseIdleConnections()
+		cl := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+		var got seen
+		h.eventually("g.test over HTTP/2", func() error {
+			req, _ := http.NewRequest("GET", "https://"+h.https+"/", nil)
+			req.Host = "g.test"
+			for _, l := range append(slices.Clone(spoofed), hopByHop...) {
+				k, v, _ := strings.Cut(l, ": ")
+				switch http.CanonicalHeaderKey(k) {
+				case "Upgrade", "Connection", "Http2-Settings", "Keep-Alive", "Te", "Proxy-Connection": // not in HTTP/2 (Go's client refuses them)
+				default:
+					req.Header.Add(k, v)
+				}
 			}
-		}
-		resp, err := cl.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
-			return fmt.Errorf("%s %s: %s", resp.Proto, resp.Status, body)
-		}
-		got = seen{}
-		return json.Unmarshal(body, &got)
-	})
-	checkHeaders(t, "grpc", got, map[string]string{
-		"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
-		"X-Forwarded-Port": port, "X-Forwarded-Ssl": "on", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
-		"X-Forwarded-Proto": "https", "X-Forwarded-Host": "g.test", "Upgrade": "",
+			resp, err := cl.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 200 || resp.ProtoMajor != 2 {
+				return fmt.Errorf("%s %s: %s", resp.Proto, resp.Status, body)
+			}
+			got = seen{}
+			return json.Unmarshal(body, &got)
+		})
+		checkHeaders(t, "grpc", got, map[string]string{
+			"X-Forwarded-For": "127.0.0.2", "X-Real-IP": "127.0.0.2", "Forwarded": "",
+			"X-Forwarded-Port": port, "X-Forwarded-Ssl": "on", "X-Forwarded-Prefix": "", "X-Original-URL": "", "X-Rewrite-URL": "",
+			"X-Forwarded-Proto": "https", "X-Forwarded-Host": "g.test", "Upgrade": "",
+		})
+		checkHeaders(t, "grpc client addresses", got, clearedClientAddrs)
+		checkHeaders(t, "grpc hop-by-hop", got, map[string]string{"Trailer": "", "Proxy-Authorization": "", "X-Http-Method-Override": "DELETE"})
 	})
 }
 
@@ -288,7 +405,7 @@ func TestUpgradeOnlyWebsocket(t *testing.T) {
 
 	for _, up := range []string{"h2c", "websocket, h2c", "h2c, websocket", "TLS/1.2", "websocketx"} {
 		got := h.seen200("127.0.0.1", "ws.test", "Upgrade: "+up, "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
-		checkHeaders(t, "Upgrade "+up, got, map[string]string{"Upgrade": "", "Connection": "", "HTTP2-Settings": "AAMAAABkAARAAAAAAAIAAAAA"})
+		checkHeaders(t, "Upgrade "+up, got, map[string]string{"Upgrade": "", "Connection": "", "HTTP2-Settings": ""})
 	}
 
 	// Upstream keepalive: requests on one client connection (one worker)

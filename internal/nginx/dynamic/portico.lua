@@ -51,10 +51,13 @@ local function parse_peers(s)
     local p = sub(s, i, j - 1)
     local colon = #p
     while colon > 0 and byte(p, colon) ~= 58 do colon = colon - 1 end
-    if colon > 1 then
-      local host = sub(p, 1, colon - 1)
-      if byte(host, 1) == 91 then host = sub(host, 2, -2) end
-      peers[#peers + 1] = { host, tonumber(sub(p, colon + 1)), p }
+    -- The host keeps an IPv6 address's brackets: set_current_peer hands
+    -- "addr" to nginx's ngx_parse_url, which reads "fd00::2" as host "fd00"
+    -- with port ":2" (invalid port) but "[fd00::2]" as an IPv6 address
+    -- whose port is the second argument.
+    local port = tonumber(sub(p, colon + 1))
+    if colon > 1 and port and port >= 1 and port <= 65535 and port % 1 == 0 then
+      peers[#peers + 1] = { sub(p, 1, colon - 1), port, p }
     end
     i = j + 1
   end
@@ -160,6 +163,51 @@ local function req_id()
   return tonumber(ffi_cast(uintptr_t, get_request()))
 end
 
+-- Headers a client names in Connection are hop-by-hop (RFC 9110 7.6.1):
+-- they are for Portico, never for the upstream. nginx sends its own
+-- Connection and the config clears the standard hop-by-hop headers; these
+-- are the others. The cost is bounded: only requests with a Connection
+-- header pay, for at most MAX_HEADERS header lines, MAX_CONN_BYTES of each
+-- Connection line and MAX_CONN_TOKENS names in all. Never cleared: what
+-- nginx needs to read or frame the request (Host, Content-Length,
+-- Transfer-Encoding), Upgrade (the websocket map reads it; the config
+-- forwards only "websocket"), and tokens that name no header the config
+-- does not already replace (close, keep-alive, connection).
+local MAX_HEADERS, MAX_CONN_BYTES, MAX_CONN_TOKENS = 100, 512, 16
+local conn_keep = {
+  host = true, ["content-length"] = true, ["transfer-encoding"] = true,
+  upgrade = true, connection = true, close = true, ["keep-alive"] = true,
+}
+local get_headers, clear_header = ngx.req.get_headers, ngx.req.clear_header
+
+-- drop_conn clears the headers one Connection line names and returns how
+-- many names are left to consider.
+local function drop_conn(c, left)
+  if #c > MAX_CONN_BYTES then c = sub(c, 1, MAX_CONN_BYTES) end
+  local i = 1
+  while left > 0 do
+    local s, e = find(c, "[^,%s]+", i)
+    if not s then break end
+    left = left - 1
+    local name = lower(sub(c, s, e))
+    if not conn_keep[name] and not find(name, "[^%w!#$%%&'*+.^_`|~-]") then clear_header(name) end
+    i = e + 1
+  end
+  return left
+end
+
+local function drop_connection_named(c)
+  -- $http_connection is the first Connection line only (nginx 1.22); the
+  -- others are in the header list.
+  local h = get_headers(MAX_HEADERS)["connection"]
+  if type(h) ~= "table" then h = { h or c } end
+  local left = MAX_CONN_TOKENS
+  for k = 1, #h do
+    left = drop_conn(h[k], left)
+    if left <= 0 then return end
+  end
+end
+
 -- route runs in the rewrite phase of the dynamic servers' location.
 local function route(https)
   local var = ngx.var
@@ -184,6 +232,8 @@ local function route(https)
     return ngx.redirect("https://" .. host .. (routes:get("meta:redirect_port") or "") .. var.request_uri, 301)
   end
   if #r.peers == 0 then return ngx.exit(503) end
+  local c = var.http_connection
+  if c then drop_connection_named(c) end
   local s = r.scheme
   if s ~= "http" then return ngx.exec("@portico_" .. s) end
   pend_key[id], pend_route[id] = key, r
