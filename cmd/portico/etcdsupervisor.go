@@ -47,6 +47,13 @@ type etcdSupervisor struct {
 	failure  *prometheus.GaugeVec
 	health   *store.HealthWriter
 	onChange func()
+	// after, when set, holds the first start back until it is closed
+	// (the nginx stage's Started: nginx serves its last good state, or
+	// there is none) or afterWait has passed: nginx starts before the
+	// store touches the disk, so on a full disk etcd cannot take the
+	// space nginx needs to start.
+	after     <-chan struct{}
+	afterWait time.Duration
 
 	mu       sync.Mutex
 	cur      store.EmbeddedHealth
@@ -123,6 +130,14 @@ func (e *etcdSupervisor) report(h store.EmbeddedHealth) {
 func (e *etcdSupervisor) Run(ctx context.Context) error {
 	backoff := time.Second
 	e.report(store.EmbeddedHealth{Since: time.Now().UTC(), Reason: store.ReasonStarting})
+	if e.after != nil {
+		select {
+		case <-e.after:
+		case <-time.After(e.afterWait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	for {
 		started := time.Now()
 		tail, err := e.runChild(ctx)

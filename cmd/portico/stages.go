@@ -106,6 +106,9 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if emb != nil {
+		emb.after, emb.afterWait = ng.Started(), 10*time.Second
+	}
 	cs, err := newCerts(co, so, no, cli, reg, log)
 	if err != nil {
 		return err

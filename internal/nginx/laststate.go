@@ -62,6 +62,9 @@ func (s *Stage) startStatic(ctx context.Context, mc, mb *store.Mirror, notify <-
 			started = true
 		}
 	}
+	if !started {
+		s.markStarted() // nothing to serve before the store answers
+	}
 	s.m.storeSynced.Set(0)
 	// Wait for both first lists, so the first config is complete.
 	waitStart, reported := time.Now(), false

@@ -99,6 +99,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				default:
 					close(s.up)
 				}
+				if rerr := keepReserve(s.Prefix); rerr != nil {
+					s.Log.Warn("cannot keep nginx's space reserve; on a full disk a restart of nginx may fail to write its pid file", "file", reserveFile(s.Prefix), "err", rerr)
+				}
 				select {
 				case <-ctx.Done():
 					s.stop(cmd, done)
@@ -134,6 +137,7 @@ func (s *Supervisor) start() (*exec.Cmd, chan struct{}, chan struct{}, *bindWatc
 			}
 		}
 	}
+	releaseReserve(s.Prefix)
 	cmd := exec.Command(s.Binary, "-p", s.Prefix, "-c", s.Main, "-g", "daemon off;")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A plain pipe, not StderrPipe: workers inherit it, and the master's

@@ -130,6 +130,8 @@ type Stage struct {
 	// path, the whole config (routes are pushed, not rendered).
 	settingsConf []byte
 	reloads      atomic.Int64
+	started      chan struct{} // see Started
+	startedOnce  sync.Once
 	syncs        atomic.Int64 // renders done, for tests
 	// mainConf (supervised) is nginx.conf's content; mainErr is why it
 	// could not be written (nginx then runs the one on disk), retried
@@ -171,7 +173,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		return nil, err
 	}
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
-		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{}}
+		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
+		started: make(chan struct{})}
 	s.certs = &CertFiles{Dir: filepath.Join(dir, "certs")}
 	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies}
 	if cfg.TemplatePath != "" {
@@ -231,12 +234,25 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 }
 
 // Reloads is the number of reloads a running nginx performed.
+// Started is closed once the supervised nginx runs from its last good
+// config, or once the stage found none (a first start: nginx then waits
+// for the store), or at once in external mode, where Portico runs no
+// nginx. `portico run` holds the embedded store back until then, so nginx
+// starts before the store touches the disk.
+func (s *Stage) Started() <-chan struct{} { return s.started }
+
+// markStarted closes Started's channel (once).
+func (s *Stage) markStarted() { s.startedOnce.Do(func() { close(s.started) }) }
+
 func (s *Stage) Reloads() int { return int(s.reloads.Load()) }
 
 // Run mirrors the records, applies every change and, in supervised mode,
 // runs nginx. It returns when ctx ends (after stopping nginx) or on a
 // setup error.
 func (s *Stage) Run(ctx context.Context) error {
+	if s.sup == nil {
+		s.markStarted()
+	}
 	if err := s.prepareDirs(); err != nil {
 		return err
 	}
@@ -256,6 +272,13 @@ func (s *Stage) Run(ctx context.Context) error {
 		if s.sup != nil && !supStarted {
 			supStarted = true
 			wg.Go(func() { supDone <- s.sup.Run(ctx) })
+			go func() {
+				select {
+				case <-s.sup.Up():
+					s.markStarted()
+				case <-ctx.Done():
+				}
+			}()
 		}
 	}
 	if err := s.startStatic(ctx, mc, mb, notify, startNginx, supDone); err != nil {
