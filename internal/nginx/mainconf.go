@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portico/portico/internal/nginx/supervise"
 )
 
 // MainConf is the nginx.conf of supervised mode. Every path nginx writes
@@ -187,7 +189,7 @@ http {
     server_tokens off;
     include %s;
 }
-`, load.String(), workerRlimitNofile, pidFile(m.Prefix), workerConnections, access,
+`, load.String(), workerRlimitNofile, supervise.PidFile(m.Prefix), workerConnections, access,
 		ms(cl.HeaderTimeout), ms(cl.BodyTimeout), ms(cl.SendTimeout), ms(cl.KeepaliveTimeout), cl.KeepaliveRequests,
 		t("client_body"), t("proxy"), t("fastcgi"), t("uwsgi"), t("scgi"), m.Include)
 	return []byte(b.String()), nil

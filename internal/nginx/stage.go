@@ -19,6 +19,7 @@ import (
 
 	"github.com/portico/portico/internal/atomicfile"
 	"github.com/portico/portico/internal/nginx/dynamic"
+	"github.com/portico/portico/internal/nginx/supervise"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -108,8 +109,8 @@ type Stage struct {
 	settings Settings
 	certs    *CertFiles
 	applier  *Applier
-	sup      *Supervisor     // nil in external mode
-	pusher   *dynamic.Pusher // nil unless cfg.Dynamic
+	sup      *supervise.Supervisor // nil in external mode
+	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -179,7 +180,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	}
 	ver, ok := VersionFromOutput(string(out))
 	if !ok {
-		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, oneLine(out))
+		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, supervise.OneLine(out))
 	}
 	s.settings.NginxVersion = ver
 	var modules []string
@@ -201,7 +202,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	switch cfg.Mode {
 	case "", ModeSupervised:
 		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir, Modules: modules}
-		s.sup = &Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
+		s.sup = &supervise.Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
 		if s.settings.Dynamic != nil {
 			s.sup.Sockets = []string{s.settings.Dynamic.ControlSocket}
 		}
@@ -214,7 +215,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 			return nil, errors.New("nginx external mode: give exactly one of a pid file and a reload command")
 		}
 		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: cfg.ConfPath, TestMain: cfg.MainConfig,
-			Reloader: ExternalReloader{PidFile: cfg.PidFile, Command: cfg.ReloadCommand}}
+			Reloader: supervise.ExternalReloader{PidFile: cfg.PidFile, Command: cfg.ReloadCommand}}
 	default:
 		return nil, fmt.Errorf("nginx mode %q: want %s or %s", cfg.Mode, ModeSupervised, ModeExternal)
 	}
