@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/atomicfile"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/nginx/supervise"
 )
 
@@ -39,7 +40,7 @@ type Applier struct {
 	ConfPath string
 	// Supervised, when non-nil, is the main config whose Prefix nginx runs
 	// with; its Include is ignored (the candidate is substituted).
-	Supervised *MainConf
+	Supervised *render.MainConf
 	// TestMain is the system main config tested in external mode.
 	TestMain string
 	// Reloader reloads nginx after a successful swap.

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -331,13 +332,13 @@ func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur < idle+1000 || lim.Max < 2*workerConnections {
-		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, idle+1000, 2*workerConnections)
+	if lim.Cur < idle+1000 || lim.Max < 2*render.WorkerConnections {
+		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, idle+1000, 2*render.WorkerConnections)
 	}
 	dir := t.TempDir()
 	httpAddr := freeAddr(t)
-	conf, err := Render(Input{Routes: []routing.Route{route("idle.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
-		Settings: Settings{HTTPAddrs: []string{httpAddr}}})
+	conf, err := render.Render(render.Input{Routes: []routing.Route{route("idle.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
+		Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +346,7 @@ func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	if err := os.WriteFile(inc, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := (MainConf{Prefix: dir, Include: inc, Client: ClientLimits{HeaderTimeout: headerTimeout}}).Install(mainPath); err != nil {
+	if err := (render.MainConf{Prefix: dir, Include: inc, Client: render.ClientLimits{HeaderTimeout: headerTimeout}}).Install(mainPath); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "logs", "stderr"))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -31,7 +32,7 @@ func TestLogErrorsOnce(t *testing.T) {
 
 func TestCertFilesSyncAndPrune(t *testing.T) {
 	dir := t.TempDir()
-	c := &CertFiles{Dir: dir}
+	c := &render.CertFiles{Dir: dir}
 	keys := store.NewKeys("/t")
 	good := selfSigned(t, 7, "a.test", "b.test")
 	wild := selfSigned(t, 8, "*.w.test")
@@ -86,7 +87,7 @@ func TestValidHost(t *testing.T) {
 		"A.test": false, "a.test;": false, "a test": false, "*": false, "*.": false, "a.*.b": false, "**.a": false,
 		"a.test\n": false, "a/b": false, "é.test": false,
 	} {
-		if got := ValidHost(h); got != want {
+		if got := render.ValidHost(h); got != want {
 			t.Errorf("ValidHost(%q) = %v, want %v", h, got, want)
 		}
 	}

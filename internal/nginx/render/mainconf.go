@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"fmt"
@@ -43,8 +43,8 @@ func (m MainConf) tempDir() string {
 // its connections: a 1024 soft limit no longer caps it (2,300 idle
 // half-sent requests starved every client before).
 const (
-	workerConnections  = 4096
-	workerRlimitNofile = 2 * workerConnections
+	WorkerConnections  = 4096
+	workerRlimitNofile = 2 * WorkerConnections
 )
 
 // ClientLimits are the per-client timeouts and keep-alive limits, chosen
@@ -189,7 +189,7 @@ http {
     server_tokens off;
     include %s;
 }
-`, load.String(), workerRlimitNofile, supervise.PidFile(m.Prefix), workerConnections, access,
+`, load.String(), workerRlimitNofile, supervise.PidFile(m.Prefix), WorkerConnections, access,
 		ms(cl.HeaderTimeout), ms(cl.BodyTimeout), ms(cl.SendTimeout), ms(cl.KeepaliveTimeout), cl.KeepaliveRequests,
 		t("client_body"), t("proxy"), t("fastcgi"), t("uwsgi"), t("scgi"), m.Include)
 	return []byte(b.String()), nil
