@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
@@ -329,7 +329,7 @@ func startHandNginx(b *testing.B, conf func(listen string) string, ready func(li
 		b.Fatal(err)
 	}
 	mainPath := filepath.Join(dir, "nginx.conf")
-	if err := (nginx.MainConf{Prefix: dir, Include: inc}).Install(mainPath); err != nil {
+	if err := (render.MainConf{Prefix: dir, Include: inc}).Install(mainPath); err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command("nginx", "-p", dir, "-c", mainPath, "-g", "daemon off;")

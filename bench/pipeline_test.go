@@ -15,7 +15,7 @@ import (
 	"github.com/moby/moby/client"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/testenv/dockertest"
 	"github.com/portico/portico/internal/testenv/porticotest"
@@ -236,13 +236,13 @@ func reportBurst(b *testing.B, r *run, before float64, allLive time.Duration) fl
 }
 
 // p3Input is n routes like a real installation: HTTP, one upstream each.
-func p3Input(n int) nginx.Input {
+func p3Input(n int) render.Input {
 	routes := make([]routing.Route, n)
 	for i := range routes {
 		routes[i] = routing.Route{Host: fmt.Sprintf("app%05d.example.com", i), Protocol: routing.ProtoHTTP, HTTPS: routing.HTTPSOff,
 			Upstreams: []string{fmt.Sprintf("10.%d.%d.2:8080", i/250, i%250)}}
 	}
-	return nginx.Input{Routes: routes, Settings: nginx.Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, NginxVersion: "1.22.1"}}
+	return render.Input{Routes: routes, Settings: render.Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, NginxVersion: "1.22.1"}}
 }
 
 // P3: render and write 1k and 10k routes, against `nginx -t` on the same
@@ -255,7 +255,7 @@ func BenchmarkP3RenderVsNginxT(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer os.RemoveAll(dir)
-			mc := nginx.MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
+			mc := render.MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
 			mainPath := filepath.Join(dir, "nginx.conf")
 			if err := mc.Install(mainPath); err != nil {
 				b.Fatal(err)
@@ -278,16 +278,16 @@ func BenchmarkP3RenderVsNginxT(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			var render, test []time.Duration
+			var renders, test []time.Duration
 			var size int
 			for range 5 {
 				t0 := time.Now()
-				conf, err := nginx.Render(in)
+				conf, err := render.Render(in)
 				if err != nil {
 					b.Fatal(err)
 				}
 				write(conf)
-				render = append(render, time.Since(t0))
+				renders = append(renders, time.Since(t0))
 				size = len(conf)
 				t1 := time.Now()
 				if out, err := exec.Command("nginx", "-t", "-q", "-p", dir, "-c", mainPath, "-g", "daemon off;").CombinedOutput(); err != nil {
@@ -295,7 +295,7 @@ func BenchmarkP3RenderVsNginxT(b *testing.B) {
 				}
 				test = append(test, time.Since(t1))
 			}
-			rm, tm := percentile(render, 0.5), percentile(test, 0.5)
+			rm, tm := percentile(renders, 0.5), percentile(test, 0.5)
 			b.Logf("P3: routes=%d conf=%d bytes render+write median=%s nginx -t median=%s ratio=%.1f%% (goal at 10k: <= 100ms and <= 10%%)",
 				n, size, rm.Round(time.Microsecond), tm.Round(time.Millisecond), 100*rm.Seconds()/tm.Seconds())
 			b.ReportMetric(rm.Seconds()*1000, fmt.Sprintf("render-ms/%d", n))

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/testenv/dockertest"
 )
@@ -250,7 +250,7 @@ func TestComposeStack(t *testing.T) {
 
 	// nginx in the image is >= 1.25.1, so the config says "http2 on;" and
 	// the TLS server speaks HTTP/2.
-	if v, ok := nginx.VersionFromOutput(s.run("exec", "-T", "nginx", "sh", "-c", "nginx -v 2>&1")); !ok || !versionAtLeast(v, 1, 25, 1) {
+	if v, ok := render.VersionFromOutput(s.run("exec", "-T", "nginx", "sh", "-c", "nginx -v 2>&1")); !ok || !versionAtLeast(v, 1, 25, 1) {
 		t.Errorf("nginx in the image: %q, want >= 1.25.1", v)
 	}
 	if n := strings.TrimSpace(s.run("exec", "-T", "nginx", "grep", "-c", "http2 on;", "/var/lib/portico/nginx/portico.conf")); n == "0" {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/explain"
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/status"
 )
 
@@ -51,8 +51,8 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 	if err != nil {
 		return err
 	}
-	settings := nginx.Settings{HTTPAddrs: httpAddrs.vals, HTTPSAddrs: httpsAddrs.vals, IncludeDir: *includeDir, NginxVersion: nginxVersion(*binary)}
-	if settings.TrustedProxies, err = nginx.ParseTrustedProxies(trusted.vals); err != nil {
+	settings := render.Settings{HTTPAddrs: httpAddrs.vals, HTTPSAddrs: httpsAddrs.vals, IncludeDir: *includeDir, NginxVersion: nginxVersion(*binary)}
+	if settings.TrustedProxies, err = render.ParseTrustedProxies(trusted.vals); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	if *template != "" {
@@ -96,6 +96,6 @@ func nginxVersion(binary string) string {
 	if err != nil {
 		return ""
 	}
-	v, _ := nginx.VersionFromOutput(strings.TrimSpace(string(out)))
+	v, _ := render.VersionFromOutput(strings.TrimSpace(string(out)))
 	return v
 }

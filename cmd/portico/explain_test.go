@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/portico/portico/internal/explain"
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
@@ -34,7 +34,7 @@ func TestExplainCommand(t *testing.T) {
 	put(keys.Container("h1", "e1"), store.Container{ID: "e1", Name: "evil\x1b]0;owned\x07", Host: "h1", State: "running\x1b[2J",
 		Labels: map[string]string{routing.LabelVhost: "web.test", routing.LabelPort: "x\u202e"}})
 	routes := routing.Build([]store.Container{web}, routing.Options{Network: "proxy"}).Routes
-	put(keys.NginxStatus("n1"), store.NginxStatus{Instance: "n1", Applied: "abc", Routes: 1, AppliedRoutes: nginx.RouteDigests(routes)})
+	put(keys.NginxStatus("n1"), store.NginxStatus{Instance: "n1", Applied: "abc", Routes: 1, AppliedRoutes: render.RouteDigests(routes)})
 
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer

@@ -21,6 +21,7 @@ import (
 	"github.com/portico/portico/internal/certs/acme"
 	"github.com/portico/portico/internal/certs/dnsproviders"
 	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/store"
@@ -256,7 +257,7 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		PidFile:       *no.pidFile,
 		ReloadCommand: no.reloadCommand(),
 	}
-	trusted, err := nginx.ParseTrustedProxies(no.trusted.vals)
+	trusted, err := render.ParseTrustedProxies(no.trusted.vals)
 	if err != nil {
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/portico/portico/internal/certs"
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -17,14 +17,14 @@ import (
 // certificates the nginx stage would accept, and says how it is served over
 // HTTPS and why.
 func explainCert(x *Explanation, in Input, s snapshot, route routing.Route) {
-	refs, rejected := nginx.UsableCerts(s.bundles)
+	refs, rejected := render.UsableCerts(s.bundles)
 	c := &Certificate{}
 	for _, key := range slices.Sorted(maps.Keys(rejected)) {
 		if b := s.bundles[key]; certs.Covers(b.Names, route.Host) || slices.Contains(b.Names, route.Host) {
 			c.Rejected = append(c.Rejected, redact.String(rejected[key].Error()))
 		}
 	}
-	v, err := nginx.RenderVhost(nginx.Input{Routes: []routing.Route{route}, Certs: refs, Settings: in.Render}, route.Host)
+	v, err := render.RenderVhost(render.Input{Routes: []routing.Route{route}, Certs: refs, Settings: in.Render}, route.Host)
 	if err != nil {
 		x.RenderError = redact.String(err.Error())
 		x.Why = append(x.Why, "the route does not render: "+x.RenderError)
@@ -46,7 +46,7 @@ func explainCert(x *Explanation, in Input, s snapshot, route routing.Route) {
 	report := certs.Report(s.wanted, bundles, s.states, in.Now)
 	primary := v.CertName
 	if primary == "" && route.HTTPS != routing.HTTPSOff {
-		if ref, ok := nginx.CertFor(route.Host, refs); ok {
+		if ref, ok := render.CertFor(route.Host, refs); ok {
 			primary = ref.Primary
 		} else {
 			for _, st := range report {
@@ -82,14 +82,14 @@ func explainCert(x *Explanation, in Input, s snapshot, route routing.Route) {
 
 // certReason says why the route is or is not served over HTTPS, and whether
 // plain HTTP redirects.
-func certReason(c *Certificate, route routing.Route, st nginx.Settings, host string, refs []nginx.CertRef) string {
+func certReason(c *Certificate, route routing.Route, st render.Settings, host string, refs []render.CertRef) string {
 	switch {
 	case route.HTTPS == routing.HTTPSOff:
 		return routing.LabelHTTPS + "=off: HTTP only, no certificate is requested"
 	case len(st.HTTPSAddrs) == 0:
 		return "nginx has no HTTPS listen address (--https-addr is empty): HTTP only"
 	case c.HTTPS:
-		local := slices.ContainsFunc(refs, func(r nginx.CertRef) bool { return r.Primary == c.Primary && r.Local })
+		local := slices.ContainsFunc(refs, func(r render.CertRef) bool { return r.Primary == c.Primary && r.Local })
 		kind := "an ACME certificate"
 		if local {
 			kind = "a local-CA certificate"
@@ -132,8 +132,8 @@ func dash(s, def string) string {
 
 // dynamicLine is route's line in the dynamic path's table, decided by the
 // nginx stage's own DynamicTable; "" when it cannot be built.
-func dynamicLine(route routing.Route, refs []nginx.CertRef, st nginx.Settings) string {
-	tab, _, err := nginx.DynamicTable([]routing.Route{route}, refs, st, "")
+func dynamicLine(route routing.Route, refs []render.CertRef, st render.Settings) string {
+	tab, _, err := render.DynamicTable([]routing.Route{route}, refs, st, "")
 	if err != nil {
 		return ""
 	}

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/certs"
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -30,7 +30,7 @@ type Input struct {
 	Routing routing.Options
 	// Render are the nginx settings the server block is rendered with; they
 	// should be the nginx stage's (listen addresses, template, version).
-	Render nginx.Settings
+	Render render.Settings
 	Now    time.Time
 }
 
@@ -122,7 +122,7 @@ type Route struct {
 	Default    bool     `json:"default,omitempty"`
 	Upstreams  []string `json:"upstreams"`
 	Containers []string `json:"containers"`
-	// Digest is nginx.RouteDigest of the route, compared with each
+	// Digest is render.RouteDigest of the route, compared with each
 	// instance's applied routes.
 	Digest string `json:"digest"`
 }
@@ -184,13 +184,13 @@ func Build(in Input) Explanation {
 	snap := readSnapshot(in)
 	x.Unreadable = snap.unreadable
 	res := routing.Build(snap.containers, in.Routing)
-	routes, routeErrs := nginx.CheckRoutes(res.Routes)
+	routes, routeErrs := render.CheckRoutes(res.Routes)
 	route, wildcard := findRoute(routes, x.Host)
 	x.Claims = claims(snap, res, routes, in.Routing, x.Host)
 	claimWhy(&x, route, routeErrs)
 	if route != nil {
 		x.Route = &Route{Host: route.Host, Wildcard: wildcard, Protocol: route.Protocol, HTTPS: route.HTTPS, HSTS: route.HSTS,
-			Default: route.Default, Upstreams: nonNil(route.Upstreams), Containers: nonNil(route.Containers), Digest: nginx.RouteDigest(*route)}
+			Default: route.Default, Upstreams: nonNil(route.Upstreams), Containers: nonNil(route.Containers), Digest: render.RouteDigest(*route)}
 		if len(route.Upstreams) == 0 {
 			x.Why = append(x.Why, "no replica is live: nginx answers 503 for it")
 		}

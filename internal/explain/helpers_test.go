@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -89,7 +89,7 @@ func (w *world) bundle(issuer string, names ...string) store.CertBundle {
 // applied records an nginx instance that applied routes as they are.
 func (w *world) applied(instance string, routes ...routing.Route) {
 	w.put(keys.NginxStatus(instance), store.NginxStatus{Instance: instance, Applied: "0123456789abcdef0123", Routes: len(routes), Reloads: 1,
-		AppliedRoutes: nginx.RouteDigests(routes)})
+		AppliedRoutes: render.RouteDigests(routes)})
 }
 
 // routes are the routes the snapshot builds now (for applied).
@@ -105,7 +105,7 @@ func (w *world) routes(opts routing.Options) []routing.Route {
 
 func (w *world) explain(host string, opts routing.Options) Explanation {
 	return Build(Input{Host: host, Entries: w.entries, Keys: keys, Routing: opts, Now: now,
-		Render: nginx.Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"}})
+		Render: render.Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"}})
 }
 
 var proxy = routing.Options{Network: "proxy"}

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -38,14 +38,14 @@ func instances(ns []store.NginxStatus, route *routing.Route, host string) []Inst
 			in.State, in.Detail = InstanceMissing, "no route to apply"
 		case n.Applied == "":
 			in.State, in.Detail = InstanceMissing, "has applied no config yet"
-		case n.AppliedRoutes == nil && n.Routes > nginx.MaxStatusRoutes:
+		case n.AppliedRoutes == nil && n.Routes > render.MaxStatusRoutes:
 			in.State = InstanceUnknown
-			in.Detail = fmt.Sprintf("its config has %d routes, more than the %d its status lists; compare its config hash", n.Routes, nginx.MaxStatusRoutes)
+			in.Detail = fmt.Sprintf("its config has %d routes, more than the %d its status lists; compare its config hash", n.Routes, render.MaxStatusRoutes)
 		case n.AppliedRoutes == nil && n.Routes > 0:
 			in.State, in.Detail = InstanceUnknown, "its status lists no routes (a stage older than `portico explain`)"
 		case !listed:
 			in.State, in.Detail = InstanceMissing, "not in its applied config yet"
-		case got != nginx.RouteDigest(*route):
+		case got != render.RouteDigest(*route):
 			in.State, in.Detail = InstanceStale, "its config holds an older version of this route: the change is not applied yet"
 		default:
 			in.State, in.Detail = InstanceApplied, "its config holds the route as it is now"

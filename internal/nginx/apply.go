@@ -1,7 +1,6 @@
 package nginx
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,10 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/portico/portico/internal/atomicfile"
+	"github.com/portico/portico/internal/nginx/render"
+	"github.com/portico/portico/internal/nginx/supervise"
 )
 
 // Reloader makes the running nginx read its config again. It reports
@@ -42,7 +42,7 @@ type Applier struct {
 	ConfPath string
 	// Supervised, when non-nil, is the main config whose Prefix nginx runs
 	// with; its Include is ignored (the candidate is substituted).
-	Supervised *MainConf
+	Supervised *render.MainConf
 	// TestMain is the system main config tested in external mode.
 	TestMain string
 	// Reloader reloads nginx after a successful swap.
@@ -268,16 +268,7 @@ func (a *Applier) test(ctx context.Context, args ...string) error {
 		if ctx.Err() != nil || errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("run %s -t: %w", a.Binary, err) // not the config's fault
 		}
-		return &TestError{Output: oneLine(out), Err: err}
+		return &TestError{Output: supervise.OneLine(out), Err: err}
 	}
 	return nil
-}
-
-// oneLine folds nginx's output into one log-friendly line.
-func oneLine(b []byte) string {
-	lines := strings.Split(string(bytes.TrimSpace(b)), "\n")
-	for i := range lines {
-		lines[i] = strings.TrimSpace(lines[i])
-	}
-	return strings.Join(lines, " | ")
 }

@@ -8,17 +8,16 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/portico/portico/internal/nginx/dynamic"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 )
 
 // apply puts routes and certificates in place: pushed to the dynamic path
 // when the stage runs it, else rendered into the config (applyRoutes).
-func (s *Stage) apply(ctx context.Context, routes []routing.Route, refs []CertRef) outcome {
+func (s *Stage) apply(ctx context.Context, routes []routing.Route, refs []render.CertRef) outcome {
 	if s.pusher == nil {
 		return s.applyRoutes(ctx, routes, refs)
 	}
@@ -28,18 +27,18 @@ func (s *Stage) apply(ctx context.Context, routes []routing.Route, refs []CertRe
 // applyDynamic keeps the static config (settingsConf, rendered once: a
 // no-op after the first time) and pushes the route
 // table and certificates: no nginx -t, no reload.
-func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs []CertRef) outcome {
+func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs []render.CertRef) outcome {
 	all := hostsOf(routes)
 	conf := s.settingsConf
 	if conf == nil { // the settings did not render at New
-		_, err := Render(Input{Settings: s.settings})
+		_, err := render.Render(render.Input{Settings: s.settings})
 		return outcome{errRoutes: all, err: &RenderError{Err: errors.Join(err, errors.New("no config for these settings"))}}
 	}
 	res, err := s.applier.Apply(ctx, conf)
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: err}
 	}
-	table, certs, err := DynamicTable(routes, refs, s.settings, s.certs.Dir)
+	table, certs, err := render.DynamicTable(routes, refs, s.settings, s.certs.Dir)
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: &RenderError{Err: err}}
 	}
@@ -67,61 +66,6 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 	res.Changed = res.Changed || changed
 	// Pushed: live, whether or not the state file was written.
 	return outcome{res: res, applied: routes, err: serr}
-}
-
-// DynamicTable is the dynamic path's table for routes (checked by
-// CheckRoutes) and the certificates it names, decided as Render decides
-// them. certDir is where CertFiles wrote the certificates, which it
-// checked (CheckCertPEM) before making refs; nginx parses each again
-// before it stores it.
-func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir string) (dynamic.Table, []dynamic.Cert, error) {
-	v, err := buildView(Input{Settings: Settings{HTTPAddrs: st.HTTPAddrs, HTTPSAddrs: st.HTTPSAddrs, NginxVersion: st.NginxVersion}})
-	if err != nil {
-		return dynamic.Table{}, nil, err
-	}
-	tls := len(v.TLSListens) > 0
-	t := dynamic.Table{RedirectPort: v.RedirectPort, Routes: make([]dynamic.Route, 0, len(routes))}
-	byID := map[string]dynamic.Cert{}
-	// By host, as Render: the first default route by host wins.
-	routes = slices.Clone(routes)
-	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
-	for _, r := range routes {
-		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol}
-		if d.Scheme == "" {
-			d.Scheme = routing.ProtoHTTP
-		}
-		for _, a := range r.Upstreams {
-			n, err := upstreamAddr(a)
-			if err != nil {
-				return dynamic.Table{}, nil, fmt.Errorf("route %q: %w", r.Host, err)
-			}
-			d.Peers = append(d.Peers, n)
-		}
-		slices.Sort(d.Peers)
-		d.Peers = slices.Compact(d.Peers)
-		if c, redirect, ok := routeTLS(r, refs, tls); ok {
-			if !ValidHost(c.Primary) {
-				return dynamic.Table{}, nil, fmt.Errorf("route %q: certificate name %q is not a host name", r.Host, c.Primary)
-			}
-			id := dynamic.CertID(c.FullChain, c.Key)
-			if _, ok := byID[id]; !ok {
-				dir := filepath.Join(certDir, dirName(c.Primary))
-				byID[id] = dynamic.Cert{ID: id, FullChain: c.FullChain, Key: c.Key,
-					FullChainFile: filepath.Join(dir, "fullchain.pem"), KeyFile: filepath.Join(dir, "privkey.pem")}
-			}
-			d.Cert, d.Redirect, d.HSTS = id, redirect, r.HSTS
-		}
-		if r.Default && t.Default == "" {
-			t.Default = r.Host
-		}
-		t.Routes = append(t.Routes, d)
-	}
-	certs := make([]dynamic.Cert, 0, len(byID))
-	for _, c := range byID {
-		certs = append(certs, c)
-	}
-	slices.SortFunc(certs, func(a, b dynamic.Cert) int { return strings.Compare(a.ID, b.ID) })
-	return t, certs, nil
 }
 
 // pushMaxGap caps the pacer's gap between two pushes during a burst of
@@ -169,7 +113,7 @@ func (s *Stage) dynamicSetup() ([]string, error) {
 	if !LuaAvailable(dir) {
 		return nil, fmt.Errorf("nginx dynamic path: no Lua module in %s (Debian: apt-get install libnginx-mod-http-lua)", dir)
 	}
-	paths := NewDynamicPaths(cfg.Dir)
+	paths := render.NewDynamicPaths(cfg.Dir)
 	// sun_path holds 108 bytes with its NUL.
 	if len(paths.ControlSocket) > 107 {
 		return nil, fmt.Errorf("nginx dynamic path: control socket %s: longer than a unix socket path may be (%d > 107 bytes); use a shorter nginx dir",

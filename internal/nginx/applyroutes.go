@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 )
 
@@ -26,10 +27,10 @@ type outcome struct {
 // each probe a real `nginx -t`), applies the others and reports the ones
 // left out. The search runs once per distinct input: the same render is
 // answered from memory.
-func (s *Stage) applyRoutes(ctx context.Context, routes []routing.Route, refs []CertRef) outcome {
+func (s *Stage) applyRoutes(ctx context.Context, routes []routing.Route, refs []render.CertRef) outcome {
 	render := func(rs []routing.Route) ([]byte, error) {
 		start := time.Now()
-		conf, err := Render(Input{Routes: rs, Certs: refs, Settings: s.settings})
+		conf, err := render.Render(render.Input{Routes: rs, Certs: refs, Settings: s.settings})
 		s.m.observeRender(time.Since(start))
 		if err != nil {
 			return nil, &RenderError{Err: err}

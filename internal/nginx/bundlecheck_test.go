@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -37,7 +38,7 @@ func hostileBundles(t testing.TB, host string) map[string]hostileBundle {
 	p8, _ := x509.MarshalPKCS8PrivateKey(ecKey)
 	big := make([]byte, 60<<10)
 	var inters string
-	for i := range maxChainCerts {
+	for i := range render.MaxChainCerts {
 		inters += selfSigned(t, int64(100+i), fmt.Sprintf("i%d.test", i)).CertPEM
 	}
 	wrap76 := func(p string) string { // same block, 76-column base64
@@ -143,7 +144,7 @@ func signWith(t testing.TB, serial int64, from, to time.Time, key any, pub any, 
 func TestCheckBundleCorpus(t *testing.T) {
 	for name, c := range hostileBundles(t, "a.test") {
 		t.Run(name, func(t *testing.T) {
-			err := checkBundle(c.b.FullChain(), c.b.KeyPEM)
+			err := render.CheckBundle(c.b.FullChain(), c.b.KeyPEM)
 			if c.reject == "" {
 				if err != nil {
 					t.Fatalf("rejected: %v", err)
@@ -151,8 +152,8 @@ func TestCheckBundleCorpus(t *testing.T) {
 			} else if err == nil || !strings.Contains(err.Error(), c.reject) {
 				t.Fatalf("got %v, want an error with %q", err, c.reject)
 			}
-			var refs []CertRef
-			_, errs := (&CertFiles{Dir: t.TempDir()}).Sync(map[string]store.CertBundle{"/t/certs/data/a.test": c.b})
+			var refs []render.CertRef
+			_, errs := (&render.CertFiles{Dir: t.TempDir()}).Sync(map[string]store.CertBundle{"/t/certs/data/a.test": c.b})
 			for _, e := range errs {
 				if !strings.Contains(e.Error(), `certificate "a.test"`) {
 					t.Errorf("error does not name the certificate: %v", e)
@@ -162,9 +163,9 @@ func TestCheckBundleCorpus(t *testing.T) {
 				t.Fatalf("Sync errors %v", errs)
 			}
 			if len(errs) == 0 {
-				refs = []CertRef{{Primary: "a.test", Names: []string{"a.test"}, FullChain: c.b.FullChain(), Key: c.b.KeyPEM}}
+				refs = []render.CertRef{{Primary: "a.test", Names: []string{"a.test"}, FullChain: c.b.FullChain(), Key: c.b.KeyPEM}}
 			}
-			_, err = Render(Input{Routes: []routing.Route{route("a.test", "10.0.0.2:80")}, Certs: refs, Settings: Settings{HTTPSAddrs: []string{":443"}}})
+			_, err = render.Render(render.Input{Routes: []routing.Route{route("a.test", "10.0.0.2:80")}, Certs: refs, Settings: render.Settings{HTTPSAddrs: []string{":443"}}})
 			if err != nil {
 				t.Fatalf("accepted bundle fails the render: %v", err)
 			}

@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
+	"github.com/portico/portico/internal/nginx/supervise"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -25,7 +27,7 @@ import (
 // startShellNginx starts nginx on conf (the rendered include) with the
 // main config mc, under a 1024 soft limit of open files as systemd and
 // most shells leave it, and waits until host answers 200 at httpAddr.
-func startShellNginx(t *testing.T, conf []byte, mc MainConf, httpAddr, host string) {
+func startShellNginx(t *testing.T, conf []byte, mc render.MainConf, httpAddr, host string) {
 	t.Helper()
 	dir := mc.Prefix
 	inc, mainPath := filepath.Join(dir, "portico.conf"), filepath.Join(dir, "nginx.conf")
@@ -101,13 +103,13 @@ func TestOneAddressCannotStarveOthers(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur < hold+1000 || lim.Max < workerRlimitNofile {
-		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, hold+1000, workerRlimitNofile)
+	if lim.Cur < hold+1000 || lim.Max < 2*render.WorkerConnections {
+		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, hold+1000, 2*render.WorkerConnections)
 	}
 	dir := t.TempDir()
 	httpAddr := freeAddr(t)
-	conf, err := Render(Input{Routes: []routing.Route{route("victim.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
-		Settings: Settings{HTTPAddrs: []string{httpAddr}}})
+	conf, err := render.Render(render.Input{Routes: []routing.Route{route("victim.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
+		Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +118,7 @@ func TestOneAddressCannotStarveOthers(t *testing.T) {
 	// connections at once: what is tested is the room. The default only
 	// makes the attacker's work harder (it must reopen 8,400 connections
 	// every 5 s; TestIdleHalfSentRequestsDoNotStarve checks the timeout).
-	startShellNginx(t, conf, MainConf{Prefix: dir, Client: ClientLimits{HeaderTimeout: 30 * time.Second}}, httpAddr, "victim.test")
+	startShellNginx(t, conf, render.MainConf{Prefix: dir, Client: render.ClientLimits{HeaderTimeout: 30 * time.Second}}, httpAddr, "victim.test")
 
 	var mu sync.Mutex
 	var conns []net.Conn
@@ -363,7 +365,7 @@ func workerCPU(b testing.TB, h *harness, host string, n int) (time.Duration, int
 // its children.
 func nginxPids(t testing.TB, dir string) []int {
 	t.Helper()
-	raw, err := os.ReadFile(pidFile(dir))
+	raw, err := os.ReadFile(supervise.PidFile(dir))
 	if err != nil {
 		t.Fatal(err)
 	}

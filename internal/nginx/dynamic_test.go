@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/portico/portico/internal/nginx/dynamic"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -180,7 +181,7 @@ func TestDynamicDeadReplicaSkipped(t *testing.T) {
 	h.putContainer("a1", a, map[string]string{routing.LabelVhost: "app.test"})
 	h.putContainer("a2", dead, map[string]string{routing.LabelVhost: "app.test"})
 	h.eventually("two peers pushed", func() error {
-		b, err := os.ReadFile(NewDynamicPaths(h.dir).StateFile)
+		b, err := os.ReadFile(render.NewDynamicPaths(h.dir).StateFile)
 		if err != nil {
 			return err
 		}
@@ -203,7 +204,7 @@ func TestDynamicControlRefusesGarbage(t *testing.T) {
 	a := echoServer(t, "A")
 	h.putContainer("a1", a, map[string]string{routing.LabelVhost: "app.test"})
 	h.want("app.test", 200, "A host=app.test")
-	paths := NewDynamicPaths(h.dir)
+	paths := render.NewDynamicPaths(h.dir)
 	fi, err := os.Stat(filepath.Dir(paths.ControlSocket))
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("control socket dir: %v %v; want 0700", fi.Mode(), err)
@@ -317,7 +318,7 @@ func TestDynamicHostileRecordsNeverReachTheTable(t *testing.T) {
 	}
 	h.putContainer("good", a, map[string]string{routing.LabelVhost: "good.test"})
 	h.want("good.test", 200, "A host=good.test")
-	b, err := os.ReadFile(NewDynamicPaths(h.dir).StateFile)
+	b, err := os.ReadFile(render.NewDynamicPaths(h.dir).StateFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +335,7 @@ func TestDynamicHostileRecordsNeverReachTheTable(t *testing.T) {
 				t.Errorf("malformed line %q", l)
 			}
 		case "route":
-			if len(f) != 7 || !ValidHost(f[1]) || f[2] != "http" || f[6] != own {
+			if len(f) != 7 || !render.ValidHost(f[1]) || f[2] != "http" || f[6] != own {
 				t.Errorf("route line %q: want a valid host routed to %s only", l, own)
 			}
 		default:

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -18,7 +19,7 @@ import (
 func TestRenderVhostIsTheRenderedBlock(t *testing.T) {
 	local := selfSigned(t, 1, "local.test")
 	acme := selfSigned(t, 2, "*.example.com", "example.com")
-	refs, rejected := UsableCerts(map[string]store.CertBundle{"/p/certs/data/local.test": local, "/p/certs/data/*.example.com": acme})
+	refs, rejected := render.UsableCerts(map[string]store.CertBundle{"/p/certs/data/local.test": local, "/p/certs/data/*.example.com": acme})
 	if len(rejected) > 0 || len(refs) != 2 {
 		t.Fatalf("refs %v rejected %v", refs, rejected)
 	}
@@ -33,13 +34,13 @@ func TestRenderVhostIsTheRenderedBlock(t *testing.T) {
 	}
 	want := map[string][2]bool{"local.test": {true, false}, "*.example.com": {true, true}, "off.example.com": {false, false}, "dead.test": {false, false}}
 	for _, version := range []string{"1.22.1", "1.26.0"} {
-		in := Input{Routes: routes, Certs: refs, Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: version}}
-		full, err := Render(in)
+		in := render.Input{Routes: routes, Certs: refs, Settings: render.Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: version}}
+		full, err := render.Render(in)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range routes {
-			v, err := RenderVhost(in, r.Host)
+			v, err := render.RenderVhost(in, r.Host)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -51,13 +52,13 @@ func TestRenderVhostIsTheRenderedBlock(t *testing.T) {
 			}
 			// Alone, the route renders the same block (the default
 			// server aside, which only one route can be).
-			alone, err := RenderVhost(Input{Routes: []routing.Route{r}, Certs: refs, Settings: in.Settings}, r.Host)
+			alone, err := render.RenderVhost(render.Input{Routes: []routing.Route{r}, Certs: refs, Settings: in.Settings}, r.Host)
 			if err != nil || alone.Block != v.Block {
 				t.Errorf("%s alone: %v\n%s\nwant\n%s", r.Host, err, alone.Block, v.Block)
 			}
 		}
 	}
-	if _, err := RenderVhost(Input{Routes: routes[:1]}, "nope.test"); err == nil {
+	if _, err := render.RenderVhost(render.Input{Routes: routes[:1]}, "nope.test"); err == nil {
 		t.Error("a host without a route rendered")
 	}
 }
@@ -74,8 +75,8 @@ func TestUsableCertsAgreesWithSync(t *testing.T) {
 	}
 	good := selfSigned(t, 3, "good.test")
 	bundles["/p/certs/data/wrong-key.test"] = good // key names another certificate
-	refs, rejected := UsableCerts(bundles)
-	cf := &CertFiles{Dir: t.TempDir()}
+	refs, rejected := render.UsableCerts(bundles)
+	cf := &render.CertFiles{Dir: t.TempDir()}
 	synced, errs := cf.Sync(bundles)
 	if len(rejected) < 20 || len(refs) < 3 {
 		t.Fatalf("corpus: %d usable, %d rejected; want both kinds", len(refs), len(rejected))
@@ -105,14 +106,14 @@ func TestRouteDigests(t *testing.T) {
 	same.Containers = []string{"a", "b"} // names are not served
 	changed := r
 	changed.Upstreams = []string{"10.0.0.2:80"}
-	if RouteDigest(r) != RouteDigest(same) || RouteDigest(r) == RouteDigest(changed) || len(RouteDigest(r)) != 16 {
-		t.Errorf("digests %s %s %s", RouteDigest(r), RouteDigest(same), RouteDigest(changed))
+	if render.RouteDigest(r) != render.RouteDigest(same) || render.RouteDigest(r) == render.RouteDigest(changed) || len(render.RouteDigest(r)) != 16 {
+		t.Errorf("digests %s %s %s", render.RouteDigest(r), render.RouteDigest(same), render.RouteDigest(changed))
 	}
-	many := make([]routing.Route, MaxStatusRoutes+1)
+	many := make([]routing.Route, render.MaxStatusRoutes+1)
 	for i := range many {
 		many[i] = routing.Route{Host: fmt.Sprintf("h%d.test", i)}
 	}
-	if RouteDigests(many[:MaxStatusRoutes]) == nil || RouteDigests(many) != nil {
+	if render.RouteDigests(many[:render.MaxStatusRoutes]) == nil || render.RouteDigests(many) != nil {
 		t.Error("the cap does not hold")
 	}
 }
@@ -126,8 +127,8 @@ func TestStageRecordsAppliedRoutes(t *testing.T) {
 	h.want("app.test", 200, "A host=app.test")
 	route := routing.Route{Host: "app.test", Protocol: "http", HTTPS: routing.HTTPSAuto, Upstreams: []string{fmt.Sprintf("127.0.0.1:%d", port)}}
 	h.eventually("status lists app.test's digest", func() error {
-		if got := h.status().AppliedRoutes; got["app.test"] != RouteDigest(route) {
-			return fmt.Errorf("applied routes %v, want app.test=%s", got, RouteDigest(route))
+		if got := h.status().AppliedRoutes; got["app.test"] != render.RouteDigest(route) {
+			return fmt.Errorf("applied routes %v, want app.test=%s", got, render.RouteDigest(route))
 		}
 		return nil
 	})
@@ -135,8 +136,8 @@ func TestStageRecordsAppliedRoutes(t *testing.T) {
 	h.putContainer("a1", port2, map[string]string{routing.LabelVhost: "app.test"})
 	route.Upstreams = []string{fmt.Sprintf("127.0.0.1:%d", port2)}
 	h.eventually("status follows the change", func() error {
-		if got := h.status().AppliedRoutes; got["app.test"] != RouteDigest(route) {
-			return fmt.Errorf("applied routes %v, want app.test=%s", got, RouteDigest(route))
+		if got := h.status().AppliedRoutes; got["app.test"] != render.RouteDigest(route) {
+			return fmt.Errorf("applied routes %v, want app.test=%s", got, render.RouteDigest(route))
 		}
 		return nil
 	})

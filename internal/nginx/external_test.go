@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 )
 
@@ -23,7 +24,7 @@ func TestStageExternal(t *testing.T) {
 	}
 	t.Cleanup(func() { os.RemoveAll(sys) })
 	confPath := filepath.Join(sys, "conf.d", "portico.conf")
-	mc := MainConf{Prefix: sys, Include: confPath}
+	mc := render.MainConf{Prefix: sys, Include: confPath}
 	main, err := mc.Render()
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestStageExternal(t *testing.T) {
 		t.Fatal(err)
 	}
 	httpAddr := freeAddr(t)
-	boot, err := Render(Input{Settings: Settings{HTTPAddrs: []string{httpAddr}}})
+	boot, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestStageExternal(t *testing.T) {
 	})
 
 	tmpl := filepath.Join(sys, "t.tmpl")
-	text := DefaultTemplate() + `{{range .Vhosts}}{{if eq .Host "broken.test"}}broken {{"{"}}{{end}}{{end}}`
+	text := render.DefaultTemplate() + `{{range .Vhosts}}{{if eq .Host "broken.test"}}broken {{"{"}}{{end}}{{end}}`
 	if err := os.WriteFile(tmpl, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

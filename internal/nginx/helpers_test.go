@@ -11,12 +11,10 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -59,21 +57,8 @@ func selfSigned(t testing.TB, serial int64, names ...string) store.CertBundle {
 	}
 }
 
-// nginxTestConf runs `nginx -t` on conf under a generated main config in a
-// temporary prefix and returns nginx's output and error.
-func nginxTestConf(t testing.TB, conf []byte) (string, error) {
-	t.Helper()
-	dir := t.TempDir()
-	inc := filepath.Join(dir, "portico.conf")
-	if err := os.WriteFile(inc, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	mainPath := filepath.Join(dir, "nginx.conf")
-	if err := (MainConf{Prefix: dir, Include: inc}).Install(mainPath); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(nginxBin, "-t", "-q", "-p", dir, "-c", mainPath, "-g", "daemon off;").CombinedOutput()
-	return string(out), err
-}
-
 func bufioReader(r io.Reader) *bufio.Reader { return bufio.NewReader(r) }
+
+func route(host string, ups ...string) routing.Route {
+	return routing.Route{Host: host, Protocol: routing.ProtoHTTP, HTTPS: routing.HTTPSRedirect, Upstreams: ups, Containers: []string{"c-" + host}}
+}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
@@ -139,7 +140,7 @@ var spoofed = []string{
 	"X-Forwarded-Proto: https",
 	"X-Forwarded-Host: evil.example",
 	"Upgrade: h2c",
-	"Connection: Upgrade, HTTP2-Settings",
+	"Connection: Upgrade, HTTP2-render.Settings",
 	"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA",
 	// Client addresses that frameworks believe (Express's request-ip,
 	// Symfony, Rails, Laravel, CDNs' own headers).
@@ -174,7 +175,7 @@ var hopByHop = []string{
 }
 
 var hopByHopWant = map[string]string{
-	"Keep-Alive": "", "Te": "", "Trailer": "", "Proxy-Connection": "", "Proxy-Authorization": "", "Http2-Settings": "",
+	"Keep-Alive": "", "Te": "", "Trailer": "", "Proxy-Connection": "", "Proxy-Authorization": "", "Http2-render.Settings": "",
 	"X-Http-Method-Override": "DELETE",
 }
 
@@ -343,7 +344,7 @@ func TestGRPCHeadersAreSetToo(t *testing.T) {
 			for _, l := range append(slices.Clone(spoofed), hopByHop...) {
 				k, v, _ := strings.Cut(l, ": ")
 				switch http.CanonicalHeaderKey(k) {
-				case "Upgrade", "Connection", "Http2-Settings", "Keep-Alive", "Te", "Proxy-Connection": // not in HTTP/2 (Go's client refuses them)
+				case "Upgrade", "Connection", "Http2-render.Settings", "Keep-Alive", "Te", "Proxy-Connection": // not in HTTP/2 (Go's client refuses them)
 				default:
 					req.Header.Add(k, v)
 				}
@@ -404,8 +405,8 @@ func TestUpgradeOnlyWebsocket(t *testing.T) {
 	}
 
 	for _, up := range []string{"h2c", "websocket, h2c", "h2c, websocket", "TLS/1.2", "websocketx"} {
-		got := h.seen200("127.0.0.1", "ws.test", "Upgrade: "+up, "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
-		checkHeaders(t, "Upgrade "+up, got, map[string]string{"Upgrade": "", "Connection": "", "HTTP2-Settings": ""})
+		got := h.seen200("127.0.0.1", "ws.test", "Upgrade: "+up, "Connection: Upgrade, HTTP2-render.Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA")
+		checkHeaders(t, "Upgrade "+up, got, map[string]string{"Upgrade": "", "Connection": "", "HTTP2-render.Settings": ""})
 	}
 
 	// Upstream keepalive: requests on one client connection (one worker)
@@ -448,13 +449,13 @@ func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)
 	}
-	if lim.Cur < idle+1000 || lim.Max < 2*workerConnections {
-		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, idle+1000, 2*workerConnections)
+	if lim.Cur < idle+1000 || lim.Max < 2*render.WorkerConnections {
+		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, idle+1000, 2*render.WorkerConnections)
 	}
 	dir := t.TempDir()
 	httpAddr := freeAddr(t)
-	conf, err := Render(Input{Routes: []routing.Route{route("idle.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
-		Settings: Settings{HTTPAddrs: []string{httpAddr}}})
+	conf, err := render.Render(render.Input{Routes: []routing.Route{route("idle.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
+		Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -462,7 +463,7 @@ func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	if err := os.WriteFile(inc, conf, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := (MainConf{Prefix: dir, Include: inc, Client: ClientLimits{HeaderTimeout: headerTimeout}}).Install(mainPath); err != nil {
+	if err := (render.MainConf{Prefix: dir, Include: inc, Client: render.ClientLimits{HeaderTimeout: headerTimeout}}).Install(mainPath); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(filepath.Join(dir, "logs", "stderr"))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 )
 
@@ -169,7 +170,7 @@ func TestStageIsolatesBrokenInclude(t *testing.T) {
 // service) broken by its include. Reports the probes and the time.
 func TestIsolateRealNginx1000Routes(t *testing.T) {
 	dir, inc := t.TempDir(), t.TempDir()
-	mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
+	mc := render.MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf")}
 	for _, d := range mc.Dirs() {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
@@ -187,9 +188,9 @@ func TestIsolateRealNginx1000Routes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(inc, bad, "x.conf"), []byte("location / { return 200; }\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	settings := Settings{HTTPAddrs: []string{freeAddr(t)}, IncludeDir: inc}
+	settings := render.Settings{HTTPAddrs: []string{freeAddr(t)}, IncludeDir: inc}
 	probe := func(ctx context.Context, rs []routing.Route) error {
-		conf, err := Render(Input{Routes: rs, Settings: settings})
+		conf, err := render.Render(render.Input{Routes: rs, Settings: settings})
 		if err != nil {
 			return &RenderError{Err: err}
 		}

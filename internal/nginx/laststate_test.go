@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/portico/portico/internal/nginx/supervise"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
@@ -174,24 +175,11 @@ func TestStageListenAddressInUse(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	err = st.Run(ctx)
-	var le *ListenError
+	var le *supervise.ListenError
 	if !errors.As(err, &le) || le.Addr != taken || !strings.Contains(err.Error(), taken+": address already in use") {
 		t.Fatalf("Run: %v", err)
 	}
 	t.Logf("Run returned after %s: %v", time.Since(start).Round(time.Millisecond), err)
-}
-
-func TestAddrInUse(t *testing.T) {
-	for line, want := range map[string]string{
-		"2026/11/30 07:00:00 [emerg] 12#12: bind() to 127.0.0.1:8080 failed (98: Address already in use)": "127.0.0.1:8080",
-		"nginx: [emerg] bind() to [::]:443 failed (98: Address already in use)":                           "[::]:443",
-		"nginx: [emerg] bind() to 0.0.0.0:80 failed (13: Permission denied)":                              "",
-		"nginx: [emerg] still could not bind()":                                                           "",
-	} {
-		if got, _ := addrInUse(line); got != want {
-			t.Errorf("%q: %q, want %q", line, got, want)
-		}
-	}
 }
 
 // A config on disk rendered with other settings (here another listen

@@ -1,6 +1,11 @@
 package nginx
 
-import "github.com/portico/portico/internal/store"
+import (
+	"maps"
+	"slices"
+
+	"github.com/portico/portico/internal/store"
+)
 
 // decoded caches one key's decoded value at the ModRevision it was read.
 type decoded[T any] struct {
@@ -14,7 +19,7 @@ type decoded[T any] struct {
 func (s *Stage) containers(m *store.Mirror) []store.Container {
 	snap, _, _ := m.Snapshot()
 	out := make([]store.Container, 0, len(snap))
-	for _, k := range sortedKeys(snap) {
+	for _, k := range slices.Sorted(maps.Keys(snap)) {
 		e := snap[k]
 		d, ok := s.decodedC[k]
 		if !ok || d.rev != e.ModRevision {

@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/portico/portico/internal/nginx/dynamic"
+	"github.com/portico/portico/internal/nginx/render"
+	"github.com/portico/portico/internal/nginx/supervise"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -108,11 +110,11 @@ type Stage struct {
 	cfg      Config
 	cli      Client
 	log      *slog.Logger
-	settings Settings
-	certs    *CertFiles
+	settings render.Settings
+	certs    *render.CertFiles
 	applier  *Applier
-	sup      *Supervisor     // nil in external mode
-	pusher   *dynamic.Pusher // nil unless cfg.Dynamic
+	sup      *supervise.Supervisor // nil in external mode
+	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -175,8 +177,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
-	s.certs = &CertFiles{Dir: filepath.Join(dir, "certs")}
-	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies}
+	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
+	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -188,9 +190,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nginx binary %s: %w", cfg.NginxBinary, err)
 	}
-	ver, ok := VersionFromOutput(string(out))
+	ver, ok := render.VersionFromOutput(string(out))
 	if !ok {
-		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, oneLine(out))
+		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, supervise.OneLine(out))
 	}
 	s.settings.NginxVersion = ver
 	var modules []string
@@ -200,20 +202,20 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		}
 	}
 	// Settings errors are the operator's: fail now, not at the first render.
-	if _, err := Render(Input{Settings: Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
+	if _, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
 	}
-	if empty, err := Render(Input{Settings: s.settings}); err == nil {
+	if empty, err := render.Render(render.Input{Settings: s.settings}); err == nil {
 		s.settingsKey = Hash(empty)
 		s.settingsConf = empty
 	}
 
 	switch cfg.Mode {
 	case "", ModeSupervised:
-		mc := MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir, Modules: modules,
+		mc := render.MainConf{Prefix: dir, Include: filepath.Join(dir, "portico.conf"), TempDir: cfg.TempDir, Modules: modules,
 			User: cfg.WorkerUser, Group: cfg.WorkerGroup}
-		s.sup = &Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
+		s.sup = &supervise.Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
 		if s.settings.Dynamic != nil {
 			s.sup.Sockets = []string{s.settings.Dynamic.ControlSocket}
 		}
@@ -226,7 +228,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 			return nil, errors.New("nginx external mode: give exactly one of a pid file and a reload command")
 		}
 		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: cfg.ConfPath, TestMain: cfg.MainConfig,
-			Reloader: ExternalReloader{PidFile: cfg.PidFile, Command: cfg.ReloadCommand}}
+			Reloader: supervise.ExternalReloader{PidFile: cfg.PidFile, Command: cfg.ReloadCommand}}
 	default:
 		return nil, fmt.Errorf("nginx mode %q: want %s or %s", cfg.Mode, ModeSupervised, ModeExternal)
 	}
@@ -293,7 +295,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			// 404s; status says why.
 			st := s.settings
 			st.Template = ""
-			conf, err := Render(Input{Settings: st})
+			conf, err := render.Render(render.Input{Settings: st})
 			if err != nil {
 				return fmt.Errorf("render empty config: %w", err)
 			}
@@ -378,7 +380,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	defer s.syncs.Add(1)
 	containers := s.containers(mc)
 	res := routing.Build(containers, s.cfg.Routing)
-	routes, errs := CheckRoutes(res.Routes)
+	routes, errs := render.CheckRoutes(res.Routes)
 	refs, cerrs := s.certs.Sync(s.bundles(mb))
 	problems := make([]error, 0, len(res.Problems)+len(errs)+len(cerrs))
 	for _, p := range res.Problems {
@@ -416,7 +418,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 			s.log.Warn("prune certificates", "err", perr)
 		}
 		s.markSettings()
-		st.AppliedRoutes = RouteDigests(o.applied)
+		st.AppliedRoutes = render.RouteDigests(o.applied)
 		st.Applied, st.Routes, st.Error, st.ErrorRoutes = r.Hash, len(o.applied), "", nil
 	} else if !refused(o.err) {
 		retry = retryIn

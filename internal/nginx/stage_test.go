@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
@@ -264,7 +265,7 @@ func TestStageServesRoutes(t *testing.T) {
 func TestStageKeepsLastGoodConfig(t *testing.T) {
 	// The override renders a broken config whenever broken.test is routed.
 	tmpl := filepath.Join(t.TempDir(), "t.tmpl")
-	text := DefaultTemplate() + `{{range .Vhosts}}{{if eq .Host "broken.test"}}this is not nginx{{end}}{{end}}`
+	text := render.DefaultTemplate() + `{{range .Vhosts}}{{if eq .Host "broken.test"}}this is not nginx{{end}}{{end}}`
 	if err := os.WriteFile(tmpl, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}

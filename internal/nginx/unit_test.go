@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -31,7 +32,7 @@ func TestLogErrorsOnce(t *testing.T) {
 
 func TestCertFilesSyncAndPrune(t *testing.T) {
 	dir := t.TempDir()
-	c := &CertFiles{Dir: dir}
+	c := &render.CertFiles{Dir: dir}
 	keys := store.NewKeys("/t")
 	good := selfSigned(t, 7, "a.test", "b.test")
 	wild := selfSigned(t, 8, "*.w.test")
@@ -77,26 +78,6 @@ func TestCertFilesSyncAndPrune(t *testing.T) {
 	}
 }
 
-func TestIsOurMaster(t *testing.T) {
-	tests := []struct {
-		cmdline string
-		want    bool
-	}{
-		{"nginx: master process nginx -p /var/lib/portico/nginx -c /var/lib/portico/nginx/nginx.conf -g daemon off;", true},
-		{"nginx: master process nginx -p /var/lib/portico/nginx/ -c x", true},
-		{"nginx: master process nginx -p /other -c x", false},
-		{"nginx: worker process", false},
-		{"nginx: master process /usr/sbin/nginx -g daemon on; master_process on;", false},
-		{"bash\x00-c\x00nginx: master -p /var/lib/portico/nginx", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := isOurMaster([]byte(tt.cmdline), "/var/lib/portico/nginx"); got != tt.want {
-			t.Errorf("isOurMaster(%q) = %v, want %v", tt.cmdline, got, tt.want)
-		}
-	}
-}
-
 func TestValidHost(t *testing.T) {
 	long := strings.Repeat("a", 63)
 	for h, want := range map[string]bool{
@@ -106,7 +87,7 @@ func TestValidHost(t *testing.T) {
 		"A.test": false, "a.test;": false, "a test": false, "*": false, "*.": false, "a.*.b": false, "**.a": false,
 		"a.test\n": false, "a/b": false, "é.test": false,
 	} {
-		if got := ValidHost(h); got != want {
+		if got := render.ValidHost(h); got != want {
 			t.Errorf("ValidHost(%q) = %v, want %v", h, got, want)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 )
 
@@ -18,13 +19,13 @@ const maxWhyNames = 5
 type applied struct {
 	known  bool // false until the stage applied once in this process
 	routes []routing.Route
-	certs  []CertRef
+	certs  []render.CertRef
 }
 
 // why says, for the log, what changed between the config in place and the
 // next one, then remembers next. The first apply of a process has nothing to
 // compare with.
-func (a *applied) why(routes []routing.Route, certs []CertRef) string {
+func (a *applied) why(routes []routing.Route, certs []render.CertRef) string {
 	var w string
 	if a.known {
 		w = reloadReason(a.routes, routes, a.certs, certs)
@@ -39,7 +40,7 @@ func (a *applied) why(routes []routing.Route, certs []CertRef) string {
 // names what changed, e.g. "1 route added: a.test; certificate changed:
 // d.test". It is "settings or template changed" when the routes and
 // certificates are the same (the rendered bytes differ for another reason).
-func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []CertRef) string {
+func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.CertRef) string {
 	before := make(map[string]routing.Route, len(prev))
 	for _, r := range prev {
 		before[r.Host] = r

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/routing"
 )
 
@@ -12,7 +13,9 @@ func TestReloadReason(t *testing.T) {
 	rt := func(host string, ups ...string) routing.Route {
 		return routing.Route{Host: host, Protocol: "http", HTTPS: "auto", Upstreams: ups, Containers: []string{host + "-c"}}
 	}
-	cert := func(p, fp string) CertRef { return CertRef{Primary: p, Names: []string{p}, Fingerprint: fp} }
+	cert := func(p, fp string) render.CertRef {
+		return render.CertRef{Primary: p, Names: []string{p}, Fingerprint: fp}
+	}
 	var many []routing.Route
 	for i := range 8 {
 		many = append(many, rt(fmt.Sprintf("h%d.test", i), "10.0.0.1:80"))
@@ -24,7 +27,7 @@ func TestReloadReason(t *testing.T) {
 	for _, tt := range []struct {
 		name             string
 		prev, next       []routing.Route
-		prevCert, nxCert []CertRef
+		prevCert, nxCert []render.CertRef
 		want             string
 	}{
 		{name: "one route added", prev: nil, next: []routing.Route{rt("a.test", "10.0.0.1:80")},
@@ -36,9 +39,9 @@ func TestReloadReason(t *testing.T) {
 		{name: "last replica gone", prev: []routing.Route{rt("c.test", "10.0.0.1:80")}, next: []routing.Route{rt("c.test")},
 			want: "upstreams changed: c.test"},
 		{name: "certificate changed", prev: []routing.Route{rt("d.test")}, next: []routing.Route{rt("d.test")},
-			prevCert: []CertRef{cert("d.test", "aa")}, nxCert: []CertRef{cert("d.test", "bb")},
+			prevCert: []render.CertRef{cert("d.test", "aa")}, nxCert: []render.CertRef{cert("d.test", "bb")},
 			want: "certificate changed: d.test"},
-		{name: "certificate added and removed", prevCert: []CertRef{cert("old.test", "aa")}, nxCert: []CertRef{cert("new.test", "bb")},
+		{name: "certificate added and removed", prevCert: []render.CertRef{cert("old.test", "aa")}, nxCert: []render.CertRef{cert("new.test", "bb")},
 			want: "certificate added: new.test; certificate removed: old.test"},
 		{name: "route settings", prev: []routing.Route{rt("s.test", "10.0.0.1:80")}, next: []routing.Route{hsts},
 			want: "route settings changed: s.test"},

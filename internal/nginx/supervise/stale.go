@@ -1,4 +1,4 @@
-package nginx
+package supervise
 
 import (
 	"bytes"
@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// pidFile is where the generated main config tells nginx to write its pid.
-func pidFile(prefix string) string { return filepath.Join(prefix, "logs", "nginx.pid") }
+// PidFile is where the generated main config tells nginx to write its pid.
+func PidFile(prefix string) string { return filepath.Join(prefix, "logs", "nginx.pid") }
 
 // isOurMaster reports whether a /proc/<pid>/cmdline is an nginx master
 // started with -p prefix. nginx rewrites its argv into one string,
@@ -45,7 +45,7 @@ func running(pid int) bool {
 // prefix, so the new one can take the ports. It asks it to quit, then kills
 // its process group.
 func (s *Supervisor) stopStale() {
-	b, err := os.ReadFile(pidFile(s.Prefix))
+	b, err := os.ReadFile(PidFile(s.Prefix))
 	if err != nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/portico/portico/internal/nginx/supervise"
 )
 
 // MainConf is the nginx.conf of supervised mode. Every path nginx writes
@@ -52,8 +54,8 @@ func (m MainConf) tempDir() string {
 // 148 of 165 other requests (TestOneAddressCannotStarveOthers). Each idle
 // slot costs about 0.4 KB per worker, preallocated.
 const (
-	workerConnections  = 8192
-	workerRlimitNofile = 2 * workerConnections
+	WorkerConnections  = 8192
+	workerRlimitNofile = 2 * WorkerConnections
 )
 
 // ClientLimits are the per-client timeouts and keep-alive limits, chosen
@@ -215,7 +217,7 @@ http {
     server_tokens off;
     include %s;
 }
-`, load.String(), workerRlimitNofile, pidFile(m.Prefix), workerConnections, access,
+`, load.String(), workerRlimitNofile, supervise.PidFile(m.Prefix), WorkerConnections, access,
 		ms(cl.HeaderTimeout), ms(cl.BodyTimeout), ms(cl.SendTimeout), ms(cl.KeepaliveTimeout), cl.KeepaliveRequests,
 		t("client_body"), t("proxy"), t("fastcgi"), t("uwsgi"), t("scgi"), m.Include)
 	return []byte(b.String()), nil

@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ func bundleContents(b store.CertBundle) (map[string][]byte, string, error) {
 	if !ValidHost(b.Primary) {
 		return nil, "", fmt.Errorf("certificate %q: not a valid host name", b.Primary)
 	}
-	if err := checkBundle(b.FullChain(), b.KeyPEM); err != nil {
+	if err := CheckBundle(b.FullChain(), b.KeyPEM); err != nil {
 		return nil, "", fmt.Errorf("certificate %q: %w", b.Primary, err)
 	}
 	files := map[string][]byte{

@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"bufio"
@@ -15,7 +15,7 @@ import (
 
 // hostileSeeds reads routing's hostile values (Go-quoted, one a line).
 func hostileSeeds(f *testing.F) []string {
-	fh, err := os.Open(filepath.Join("..", "routing", "testdata", "hostile.txt"))
+	fh, err := os.Open(filepath.Join("..", "..", "routing", "testdata", "hostile.txt"))
 	if err != nil {
 		f.Fatalf("hostile seeds: %v", err)
 	}
@@ -37,7 +37,7 @@ func hostileSeeds(f *testing.F) []string {
 // FuzzRenderAccepted: whatever the labels say, routing.Build plus Render
 // either drops the container or produces a config nginx -t accepts.
 //
-//	go test ./internal/nginx -run '^$' -fuzz FuzzRenderAccepted -fuzztime 60s
+//	go test ./internal/nginx/render -run '^$' -fuzz FuzzRenderAccepted -fuzztime 60s
 func FuzzRenderAccepted(f *testing.F) {
 	good := []string{"app.example.com", "8080", "http", "redirect", "true", "true", "front"}
 	f.Add(good[0], good[1], good[2], good[3], good[4], good[5], good[6])
@@ -85,7 +85,7 @@ func FuzzRenderAccepted(f *testing.F) {
 		if err != nil {
 			t.Fatalf("routing.Build gave routes Render refuses: %v\nroutes: %+v", err, res.Routes)
 		}
-		h := Hash(conf)
+		h := hash(conf)
 		mu.Lock()
 		ok := accepted[h]
 		mu.Unlock()

@@ -1,7 +1,4 @@
-// Package nginx is the nginx stage: it mirrors container records and
-// certificates from etcd, renders one server block per vhost, validates the
-// result with `nginx -t` and reloads nginx, never applying a broken config.
-package nginx
+package render
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package nginx
+package supervise
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package nginx
+package supervise
 
 import (
 	"bufio"
@@ -304,7 +304,7 @@ func (e ExternalReloader) Reload(ctx context.Context) (bool, error) {
 	if len(e.Command) > 0 {
 		out, err := exec.CommandContext(ctx, e.Command[0], e.Command[1:]...).CombinedOutput()
 		if err != nil {
-			return false, fmt.Errorf("reload command %q: %w: %s", e.Command, err, oneLine(out))
+			return false, fmt.Errorf("reload command %q: %w: %s", e.Command, err, OneLine(out))
 		}
 		return true, nil
 	}

@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"fmt"
@@ -54,7 +54,7 @@ func BenchmarkRender(b *testing.B) {
 // BenchmarkNginxTest times `nginx -t` on the 10k-route render, the cost
 // Render is to be compared with:
 //
-//	go test ./internal/nginx -run '^$' -bench 'Render|NginxTest' -benchtime 5x
+//	go test ./internal/nginx/render -run '^$' -bench 'Render|NginxTest' -benchtime 5x
 func BenchmarkNginxTest(b *testing.B) {
 	cert, err := writeBundle(b.TempDir(), selfSigned(b, 1, "example.com", "*.example.com"))
 	if err != nil {
@@ -74,7 +74,7 @@ func BenchmarkNginxTest(b *testing.B) {
 // BenchmarkNginxTestTLS times `nginx -t` on 1,000 HTTPS routes, each with
 // its own certificate: what one TLS context per server used to cost.
 //
-//	go test ./internal/nginx -run '^$' -bench NginxTestTLS -benchtime 5x
+//	go test ./internal/nginx/render -run '^$' -bench NginxTestTLS -benchtime 5x
 func BenchmarkNginxTestTLS(b *testing.B) {
 	const n = 1000
 	dir := b.TempDir()

@@ -1,4 +1,4 @@
-package nginx
+package supervise
 
 import (
 	"bytes"
@@ -137,7 +137,7 @@ func binaryPath(bin string) string {
 // the prefix's pid file if it may be adopted (adoptable); ok false and why
 // otherwise (why "" when there is no live process at all).
 func (s *Supervisor) findAdoptable() (pid int, start uint64, ok bool, why string) {
-	b, err := os.ReadFile(pidFile(s.Prefix))
+	b, err := os.ReadFile(PidFile(s.Prefix))
 	if err != nil {
 		return 0, 0, false, ""
 	}

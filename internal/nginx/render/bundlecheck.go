@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"crypto/ecdsa"
@@ -17,7 +17,7 @@ import (
 const (
 	maxChainBytes = 64 << 10
 	maxKeyBytes   = 16 << 10
-	maxChainCerts = 10
+	MaxChainCerts = 10
 )
 
 // CheckCertPEM is the renderer's check of a certificate's PEM, and the
@@ -27,7 +27,7 @@ const (
 // OpenSSL and lego write it: blocks one after the other, no text or blank
 // line between or around them, LF line ends, 64-column base64, no headers.
 // That is also what makes OpenSSL (which nginx uses per handshake) read the
-// same blocks Go's checks read. The chain must be 1 to maxChainCerts
+// same blocks Go's checks read. The chain must be 1 to MaxChainCerts
 // CERTIFICATE blocks; the key one private key block, optionally after EC
 // PARAMETERS.
 func CheckCertPEM(fullchain, key string) error {
@@ -41,8 +41,8 @@ func CheckCertPEM(fullchain, key string) error {
 	if err != nil {
 		return fmt.Errorf("chain: %w", err)
 	}
-	if len(certs) > maxChainCerts {
-		return fmt.Errorf("chain: %d certificates, more than the %d allowed", len(certs), maxChainCerts)
+	if len(certs) > MaxChainCerts {
+		return fmt.Errorf("chain: %d certificates, more than the %d allowed", len(certs), MaxChainCerts)
 	}
 	for i, b := range certs {
 		if b.Type != "CERTIFICATE" {
@@ -106,11 +106,11 @@ func canonicalBlocks(s string) ([]*pem.Block, error) {
 
 func lineAt(s string, off int) int { return strings.Count(s[:off], "\n") + 1 }
 
-// checkBundle is everything the stage checks before it accepts a bundle:
+// CheckBundle is everything the stage checks before it accepts a bundle:
 // the renderer's own CheckCertPEM, then that the key block holds the kind
 // of key its label says (OpenSSL trusts the label, Go does not), of a type
 // nginx serves, and that chain and key pair.
-func checkBundle(fullchain, key string) error {
+func CheckBundle(fullchain, key string) error {
 	if err := CheckCertPEM(fullchain, key); err != nil {
 		return err
 	}

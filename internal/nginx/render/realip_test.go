@@ -1,4 +1,4 @@
-package nginx
+package render
 
 import (
 	"net/netip"
@@ -109,7 +109,7 @@ func TestRenderClientAddressHeaders(t *testing.T) {
 // FuzzTrustedProxies: whatever --trusted-proxies says, it is refused or
 // renders a config nginx -t accepts, holding only canonical prefixes.
 //
-//	go test ./internal/nginx -run '^$' -fuzz FuzzTrustedProxies -fuzztime 30s
+//	go test ./internal/nginx/render -run '^$' -fuzz FuzzTrustedProxies -fuzztime 30s
 func FuzzTrustedProxies(f *testing.F) {
 	for _, s := range []string{"127.0.0.1", "10.0.0.0/8,fd00::/8", "::ffff:10.0.0.1/128", "10.0.0.0/8; include /etc/passwd", "0.0.0.0/0", "1.2.3.4/32 1;}"} {
 		f.Add(s)
@@ -135,7 +135,7 @@ func FuzzTrustedProxies(f *testing.F) {
 				}
 			}
 		}
-		if h := Hash(conf); !accepted[h] {
+		if h := hash(conf); !accepted[h] {
 			if out, err := nginxTestConf(t, conf); err != nil {
 				t.Fatalf("nginx -t refused %q: %v\n%s", flag, err, out)
 			}

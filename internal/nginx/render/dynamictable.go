@@ -1,0 +1,66 @@
+package render
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/portico/portico/internal/nginx/dynamic"
+	"github.com/portico/portico/internal/routing"
+)
+
+// DynamicTable is the dynamic path's table for routes (checked by
+// CheckRoutes) and the certificates it names, decided as Render decides
+// them. certDir is where CertFiles wrote the certificates, which it
+// checked (CheckCertPEM) before making refs; nginx parses each again
+// before it stores it.
+func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir string) (dynamic.Table, []dynamic.Cert, error) {
+	v, err := buildView(Input{Settings: Settings{HTTPAddrs: st.HTTPAddrs, HTTPSAddrs: st.HTTPSAddrs, NginxVersion: st.NginxVersion}})
+	if err != nil {
+		return dynamic.Table{}, nil, err
+	}
+	tls := len(v.TLSListens) > 0
+	t := dynamic.Table{RedirectPort: v.RedirectPort, Routes: make([]dynamic.Route, 0, len(routes))}
+	byID := map[string]dynamic.Cert{}
+	// By host, as Render: the first default route by host wins.
+	routes = slices.Clone(routes)
+	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
+	for _, r := range routes {
+		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol}
+		if d.Scheme == "" {
+			d.Scheme = routing.ProtoHTTP
+		}
+		for _, a := range r.Upstreams {
+			n, err := upstreamAddr(a)
+			if err != nil {
+				return dynamic.Table{}, nil, fmt.Errorf("route %q: %w", r.Host, err)
+			}
+			d.Peers = append(d.Peers, n)
+		}
+		slices.Sort(d.Peers)
+		d.Peers = slices.Compact(d.Peers)
+		if c, redirect, ok := routeTLS(r, refs, tls); ok {
+			if !ValidHost(c.Primary) {
+				return dynamic.Table{}, nil, fmt.Errorf("route %q: certificate name %q is not a host name", r.Host, c.Primary)
+			}
+			id := dynamic.CertID(c.FullChain, c.Key)
+			if _, ok := byID[id]; !ok {
+				dir := filepath.Join(certDir, dirName(c.Primary))
+				byID[id] = dynamic.Cert{ID: id, FullChain: c.FullChain, Key: c.Key,
+					FullChainFile: filepath.Join(dir, "fullchain.pem"), KeyFile: filepath.Join(dir, "privkey.pem")}
+			}
+			d.Cert, d.Redirect, d.HSTS = id, redirect, r.HSTS
+		}
+		if r.Default && t.Default == "" {
+			t.Default = r.Host
+		}
+		t.Routes = append(t.Routes, d)
+	}
+	certs := make([]dynamic.Cert, 0, len(byID))
+	for _, c := range byID {
+		certs = append(certs, c)
+	}
+	slices.SortFunc(certs, func(a, b dynamic.Cert) int { return strings.Compare(a.ID, b.ID) })
+	return t, certs, nil
+}
