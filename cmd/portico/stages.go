@@ -98,11 +98,10 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tmp, cleanTmp, err := workerTempDir(no, os.Geteuid())
+	tmp, err := workerTempDir(no, os.Geteuid(), *dataDir)
 	if err != nil {
 		return err
 	}
-	defer cleanTmp()
 	ng, err := newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	if err != nil {
 		return err
@@ -172,11 +171,10 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	tmp, cleanTmp, err := workerTempDir(no, os.Geteuid())
+	tmp, err := workerTempDir(no, os.Geteuid(), *dataDir)
 	if err != nil {
 		return err
 	}
-	defer cleanTmp()
 	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newNginx(no, so, *dataDir, tmp, cli, reg, log)
 	})
