@@ -55,6 +55,8 @@ type Config struct {
 	IncludeDir string
 	// TrustedProxies: see Settings.TrustedProxies.
 	TrustedProxies []netip.Prefix
+	// MaxRequestsPerClient: see Settings.MaxRequestsPerClient (0: none).
+	MaxRequestsPerClient int
 	// HTTPAddrs are the HTTP listen addresses; empty means ":80".
 	HTTPAddrs []string
 	// HTTPSAddrs are the HTTPS listen addresses; empty means no TLS.
@@ -173,7 +175,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{}}
 	s.certs = &CertFiles{Dir: filepath.Join(dir, "certs")}
-	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies}
+	s.settings = Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
+		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -198,7 +201,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	}
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := Render(Input{Settings: Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
-		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies}}); err != nil {
+		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies,
+		MaxRequestsPerClient: s.settings.MaxRequestsPerClient}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
 	}
 	if empty, err := Render(Input{Settings: s.settings}); err == nil {
