@@ -32,6 +32,7 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 	template := c.fs.String("template", "", "the nginx stage's --template, if it has one")
 	includeDir := c.fs.String("include-dir", "", "the nginx stage's --include-dir, if it has one")
 	trusted := newList().list(c.fs, "trusted-proxies", "the nginx stage's --trusted-proxies")
+	maxReqs := c.fs.Int("max-requests-per-client", render.DefaultMaxRequestsPerClient, "the nginx stage's --max-requests-per-client")
 	binary := c.fs.String("nginx-binary", "nginx", "nginx executable whose version (nginx -v) shapes the rendered block; when it does not run, the block is rendered for an older nginx")
 	// The host may come before or after the flags.
 	if err := c.fs.Parse(args); err != nil {
@@ -55,6 +56,10 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 	if settings.TrustedProxies, err = render.ParseTrustedProxies(trusted.vals); err != nil {
 		return fmt.Errorf("--trusted-proxies: %w", err)
 	}
+	if err := render.CheckMaxRequestsPerClient(*maxReqs); err != nil {
+		return fmt.Errorf("--max-requests-per-client: %w", err)
+	}
+	settings.MaxRequestsPerClient = *maxReqs
 	if *template != "" {
 		b, err := os.ReadFile(*template)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/nginx"
+	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/store"
 )
@@ -102,6 +103,7 @@ type nginxOpts struct {
 	template   *string
 	includeDir *string
 	trusted    *listFlag
+	maxReqs    *int
 	debounce   *time.Duration
 	maxGap     *time.Duration
 	binary     *string
@@ -125,6 +127,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
 		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
 		trusted:    newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
+		maxReqs:    fs.Int("max-requests-per-client", render.DefaultMaxRequestsPerClient, "requests one client address may have in progress at once (websockets and HTTP/2 streams count, idle keep-alive connections do not); the next gets 429; 0 turns the limit off (docs/nginx.md)"),
 		debounce:   durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
 		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this (the dynamic path's pushes: up to 50ms)"),
 		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
@@ -159,6 +162,14 @@ func resolveDynamic(mode string, staticOnly bool, luaAvailable func() bool) (boo
 		return !staticOnly && luaAvailable(), nil
 	}
 	return false, fmt.Errorf("--nginx-dynamic %q: want on, off or auto", mode)
+}
+
+// maxRequestsPerClient is --max-requests-per-client, checked.
+func (o *nginxOpts) maxRequestsPerClient() (int, error) {
+	if err := render.CheckMaxRequestsPerClient(*o.maxReqs); err != nil {
+		return 0, fmt.Errorf("--max-requests-per-client: %w", err)
+	}
+	return *o.maxReqs, nil
 }
 
 func (o *nginxOpts) external() bool { return *o.pidFile != "" || *o.reloadCmd != "" }

@@ -260,6 +260,9 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
 	cfg.TrustedProxies = trusted
+	if cfg.MaxRequestsPerClient, err = no.maxRequestsPerClient(); err != nil {
+		return nil, err
+	}
 	acct, warning, err := resolveWorkerUser(*no.user, os.Geteuid(), no.external(), lookupAccount)
 	if err != nil {
 		return nil, err

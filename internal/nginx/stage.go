@@ -57,6 +57,8 @@ type Config struct {
 	IncludeDir string
 	// TrustedProxies: see Settings.TrustedProxies.
 	TrustedProxies []netip.Prefix
+	// MaxRequestsPerClient: see Settings.MaxRequestsPerClient (0: none).
+	MaxRequestsPerClient int
 	// HTTPAddrs are the HTTP listen addresses; empty means ":80".
 	HTTPAddrs []string
 	// HTTPSAddrs are the HTTPS listen addresses; empty means no TLS.
@@ -178,7 +180,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
-	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies}
+	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
+		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -203,7 +206,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	}
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
-		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies}}); err != nil {
+		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies,
+		MaxRequestsPerClient: s.settings.MaxRequestsPerClient}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
 	}
 	if empty, err := render.Render(render.Input{Settings: s.settings}); err == nil {

@@ -47,6 +47,11 @@ type Settings struct {
 	// in X-Forwarded-For and X-Real-IP, never a client-supplied one. See
 	// ParseTrustedProxies.
 	TrustedProxies []netip.Prefix
+	// MaxRequestsPerClient caps the requests one client address has in
+	// progress at once, over every server that serves clients (nginx
+	// limit_conn; the address is realip's with TrustedProxies); the next
+	// gets 429. 0 renders no limit. See DefaultMaxRequestsPerClient.
+	MaxRequestsPerClient int
 	// Dynamic, when set, renders the dynamic path instead of one server
 	// per vhost (dynamicconf.go); the input's routes must then be empty.
 	Dynamic *DynamicPaths
@@ -90,6 +95,8 @@ type shared struct {
 	// XForwardedFor is the X-Forwarded-For value: "$remote_addr", or the
 	// trusted-chain variable with TrustedProxies (see realip.go).
 	XForwardedFor string
+	// MaxRequestsPerClient is Settings.MaxRequestsPerClient; 0: no limit.
+	MaxRequestsPerClient int
 }
 
 // sslView selects certificates by SNI (see the template's maps).
@@ -135,6 +142,24 @@ func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
 func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
+func (h vhost) MaxRequestsPerClient() int {
+	return h.sh.MaxRequestsPerClient
+}
+
+// DefaultMaxRequestsPerClient is `--max-requests-per-client`'s default
+// (docs/nginx.md): far above what an office behind one NAT address has in
+// progress, and under half of one worker's 8,192 connections even when
+// every request also holds an upstream connection.
+const DefaultMaxRequestsPerClient = 2000
+
+// CheckMaxRequestsPerClient accepts 0 (no limit) to 65535, the most
+// nginx's limit_conn takes.
+func CheckMaxRequestsPerClient(n int) error {
+	if n < 0 || n > 65535 {
+		return fmt.Errorf("%d requests in progress per client address: want 0 (no limit) to 65535", n)
+	}
+	return nil
+}
 
 // Render produces the config for in. The same input always gives the same
 // bytes: routes are sorted by host and upstream servers by address. When
@@ -277,6 +302,10 @@ func buildView(in Input) (view, error) {
 	if len(trusted) > 0 {
 		v.XForwardedFor = xffTrusted
 	}
+	if err := CheckMaxRequestsPerClient(s.MaxRequestsPerClient); err != nil {
+		return view{}, err
+	}
+	v.MaxRequestsPerClient = s.MaxRequestsPerClient
 	if s.Dynamic != nil {
 		if len(in.Routes) > 0 {
 			return view{}, errors.New("dynamic path: routes are pushed, not rendered")

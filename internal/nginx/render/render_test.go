@@ -58,6 +58,9 @@ func goldenCases() map[string]Input {
 		"trusted_proxies": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"),
 			with(route("g.example.com", "10.0.0.3:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPC })},
 			Settings: Settings{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("fd00::/8")}}},
+		"limit_conn": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"),
+			with(route("www.example.com", "10.0.0.3:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSBoth })},
+			Certs: certs, Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1", MaxRequestsPerClient: 3}},
 		"http2_new_style": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: certs,
 			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, NginxVersion: "1.25.1"}},
 	}
@@ -122,6 +125,8 @@ func TestRenderRejects(t *testing.T) {
 		"dup listen":      {Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{"*:80"}}},
 		"old nginx tls":   {Settings: Settings{HTTPSAddrs: []string{":443"}, NginxVersion: "1.18.0"}},
 		"dup host":        {Routes: []routing.Route{route("a.example.com"), route("a.example.com")}},
+		"negative limit":  {Settings: Settings{MaxRequestsPerClient: -1}},
+		"limit too big":   {Settings: Settings{MaxRequestsPerClient: 65536}},
 	} {
 		if _, err := Render(in); err == nil {
 			t.Errorf("%s: rendered", name)
