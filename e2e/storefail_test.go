@@ -110,10 +110,9 @@ func TestRunFullDiskEmbeddedStore(t *testing.T) {
 		}
 		return expect200(p.http, host, d.Name("static"))
 	})
-	eventually(t, 30*time.Second, "full disk reported after the restart", func() error {
-		fill(t, p.dataDir)
-		return etcdDownReported(p, p.proc, "disk-full", filepath.Join(p.dataDir, "etcd"))
-	})
+	// Whether etcd fails again now depends on what nginx's start left of
+	// the space reserve it freed (supervise/reserve.go): the report was
+	// checked above; what matters after the restart is that nginx serves.
 	n, f, errs = hammer(p.http, host, d.Name("static"), 3*time.Second)
 	if f > 0 || n == 0 {
 		t.Errorf("%d of %d requests failed after a restart on a full disk: %v", f, n, errs)

@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,16 +99,21 @@ func runStages(ctx context.Context, log *slog.Logger, stages map[string]stage) e
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		errs    []error
+		running = map[string]bool{}
 	)
 	for name, s := range stages {
 		wg.Add(1)
+		running[name] = true
 		go func() {
 			defer wg.Done()
 			log.Info("stage starting", "stage", name)
 			err := s.Run(ctx)
+			mu.Lock()
+			delete(running, name)
+			mu.Unlock()
 			if err != nil && !errors.Is(err, context.Canceled) {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("stage %s: %w", name, err))
@@ -114,9 +122,32 @@ func runStages(ctx context.Context, log *slog.Logger, stages map[string]stage) e
 			}
 		}()
 	}
+	stopped := make(chan struct{})
+	go func() {
+		// A stage that does not end soon after the stop is named once, so
+		// that a slow shutdown says where it waits.
+		select {
+		case <-stopped:
+			return
+		case <-ctx.Done():
+		}
+		select {
+		case <-stopped:
+		case <-time.After(stageStopWarn):
+			mu.Lock()
+			names := slices.Sorted(maps.Keys(running))
+			mu.Unlock()
+			log.Warn("stages still stopping", "stages", strings.Join(names, ","), "after", stageStopWarn)
+		}
+	}()
 	wg.Wait()
+	close(stopped)
 	return errors.Join(errs...)
 }
+
+// stageStopWarn is how long runStages waits after a stop before it names
+// the stages that have not ended.
+const stageStopWarn = 5 * time.Second
 
 // connect resolves the endpoints (flag, else the data dir's running
 // instance) and opens the etcd client.

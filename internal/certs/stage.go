@@ -49,6 +49,10 @@ const (
 	DefaultWorkers       = 4
 	DefaultObtainTimeout = 10 * time.Minute
 	DefaultLockTTL       = 30 * time.Second
+	// releaseTimeout bounds releasing a lock or the session at the end of
+	// an order or of Run: with the store down, a stop must not wait for it
+	// (the lease expires after LockTTL anyway).
+	releaseTimeout = 2 * time.Second
 )
 
 // Config configures the certs stage. Zero values mean the defaults above.
@@ -202,7 +206,13 @@ func (s *Stage) Run(ctx context.Context) error {
 		wg.Wait()
 		s.mu.Lock()
 		if s.session != nil {
-			s.session.Close()
+			// Session.Close would wait up to the lease TTL (30 s) for a
+			// store that does not answer: revoke for a bounded time; a
+			// lease not revoked expires by itself.
+			s.session.Orphan()
+			rctx, rcancel := context.WithTimeout(context.Background(), releaseTimeout)
+			s.cli.Revoke(rctx, s.session.Lease())
+			rcancel()
 		}
 		s.mu.Unlock()
 	}()
@@ -643,7 +653,7 @@ func (s *Stage) order(runCtx context.Context, c store.WantedCert, reason string)
 		return fmt.Errorf("lock %q: %w", s.cfg.Keys.CertLock(c.Primary), err)
 	}
 	defer func() {
-		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		uctx, ucancel := context.WithTimeout(context.WithoutCancel(ctx), releaseTimeout)
 		defer ucancel()
 		mu.Unlock(uctx)
 	}()
