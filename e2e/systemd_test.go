@@ -224,9 +224,21 @@ os.execvp(sys.argv[1], sys.argv[1:])' setpriv --no-new-privs --bounding-set "-al
 		if err := checkProc(p.Pid(), mask, -1); err != nil {
 			return fmt.Errorf("portico: %w", err)
 		}
-		masters := children(p.Pid())
+		// portico's children: its nginx master and the embedded etcd's
+		// process (`portico etcd-child`), which holds the same restrictions.
+		var masters []int
+		for _, c := range children(p.Pid()) {
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
+			if strings.Contains(string(cmdline), "etcd-child") {
+				if err := checkProc(c, mask, -1); err != nil {
+					return fmt.Errorf("etcd child: %w", err)
+				}
+				continue
+			}
+			masters = append(masters, c)
+		}
 		if len(masters) != 1 {
-			return fmt.Errorf("portico has children %v, want one nginx master", masters)
+			return fmt.Errorf("portico has children %v besides its etcd child, want one nginx master", masters)
 		}
 		if err := checkProc(masters[0], mask, 0); err != nil {
 			return fmt.Errorf("nginx master: %w", err)
