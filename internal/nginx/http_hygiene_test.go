@@ -11,9 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -459,53 +456,8 @@ func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inc, mainPath := filepath.Join(dir, "portico.conf"), filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(inc, conf, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := (render.MainConf{Prefix: dir, Include: inc, Client: render.ClientLimits{HeaderTimeout: headerTimeout}}).Install(mainPath); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "logs", "stderr"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command("/bin/sh", "-c", `ulimit -Sn 1024 && exec "$0" -p "$1" -c "$2" -g 'daemon off;'`, nginxBin, dir, mainPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-		if t.Failed() {
-			out, _ := os.ReadFile(logf.Name())
-			t.Logf("nginx:\n%s", out)
-		}
-	})
-	get := func(timeout time.Duration) error {
-		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
-		req.Host = "idle.test"
-		cl := http.Client{Timeout: timeout, Transport: &http.Transport{DisableKeepAlives: true}}
-		resp, err := cl.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.HasPrefix(string(b), "A host=idle.test") {
-			return fmt.Errorf("%s %q", resp.Status, b)
-		}
-		return nil
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for err := get(2 * time.Second); err != nil; err = get(2 * time.Second) {
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not serve: %v", err)
-		}
-		<-time.After(25 * time.Millisecond) // a poll interval
-	}
+	startShellNginx(t, conf, render.MainConf{Prefix: dir, Client: render.ClientLimits{HeaderTimeout: headerTimeout}}, httpAddr, "idle.test")
+	get := func(timeout time.Duration) error { return probe(httpAddr, "idle.test", "127.0.0.1", timeout) }
 
 	// The idle clients: each sends half a header, then waits for nginx to
 	// close its connection.
@@ -570,7 +522,7 @@ func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	t.Logf("%d idle clients opened in %v; a normal request was served meanwhile", idle, opened)
 
 	// The header timeout then closes all of them, none early.
-	deadline = time.Now().Add(headerTimeout + 15*time.Second)
+	deadline := time.Now().Add(headerTimeout + 15*time.Second)
 	for closed.Load() < idle {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d idle clients still open %v after the header timeout", idle-int(closed.Load()), idle, 15*time.Second)
