@@ -99,7 +99,7 @@ func claims(s snapshot, res routing.Result, routes []routing.Route, opts routing
 		switch {
 		case parsed:
 			cl.Settings = &Settings{Hosts: svc.Hosts, CertHosts: svc.CertHosts, Port: svc.Port, Protocol: svc.Protocol, Network: svc.Network,
-				Addr: svc.Addr, Live: svc.Live, HTTPS: svc.HTTPS, HSTS: svc.HSTS, Default: svc.Default}
+				Addr: svc.Addr, Live: svc.Live, HTTPS: svc.HTTPS, HSTS: svc.HSTS.Header(), Default: svc.Default}
 			r := byHost[cl.Name]
 			switch {
 			case r == nil:

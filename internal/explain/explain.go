@@ -107,7 +107,7 @@ type Settings struct {
 	Addr      string   `json:"addr,omitempty"`
 	Live      bool     `json:"live"`
 	HTTPS     string   `json:"https"`
-	HSTS      int      `json:"hsts,omitempty"`
+	HSTS      string   `json:"hsts,omitempty"` // the header value; "" is off
 	Default   bool     `json:"default,omitempty"`
 }
 
@@ -118,7 +118,7 @@ type Route struct {
 	Wildcard   bool     `json:"wildcard,omitempty"`
 	Protocol   string   `json:"protocol"`
 	HTTPS      string   `json:"https"`
-	HSTS       int      `json:"hsts,omitempty"`
+	HSTS       string   `json:"hsts,omitempty"` // the header value; "" is off
 	Default    bool     `json:"default,omitempty"`
 	Upstreams  []string `json:"upstreams"`
 	Containers []string `json:"containers"`
@@ -189,7 +189,7 @@ func Build(in Input) Explanation {
 	x.Claims = claims(snap, res, routes, in.Routing, x.Host)
 	claimWhy(&x, route, routeErrs)
 	if route != nil {
-		x.Route = &Route{Host: route.Host, Wildcard: wildcard, Protocol: route.Protocol, HTTPS: route.HTTPS, HSTS: route.HSTS,
+		x.Route = &Route{Host: route.Host, Wildcard: wildcard, Protocol: route.Protocol, HTTPS: route.HTTPS, HSTS: route.HSTS.Header(),
 			Default: route.Default, Upstreams: nonNil(route.Upstreams), Containers: nonNil(route.Containers), Digest: render.RouteDigest(*route)}
 		if len(route.Upstreams) == 0 {
 			x.Why = append(x.Why, "no replica is live: nginx answers 503 for it")

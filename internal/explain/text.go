@@ -176,11 +176,11 @@ func (x Explanation) WriteText(w io.Writer, now time.Time) error {
 // writer (C1 controls and bidi overrides escaped).
 func (x Explanation) WriteJSON(w io.Writer) error { return status.EncodeJSON(w, x) }
 
-func hsts(n int) string {
-	if n == 0 {
+func hsts(h string) string {
+	if h == "" {
 		return "off"
 	}
-	return fmt.Sprintf("max-age=%d", n)
+	return h
 }
 
 func when(t, now time.Time) string {

@@ -28,7 +28,7 @@ func TestRenderVhostIsTheRenderedBlock(t *testing.T) {
 	}
 	routes := []routing.Route{
 		{Host: "local.test", Protocol: "http", HTTPS: routing.HTTPSAuto, Upstreams: []string{"10.0.0.1:80"}, Default: true},
-		{Host: "*.example.com", Protocol: "grpc", HTTPS: routing.HTTPSAuto, HSTS: 600, Upstreams: []string{"10.0.0.2:80", "10.0.0.3:80"}},
+		{Host: "*.example.com", Protocol: "grpc", HTTPS: routing.HTTPSAuto, HSTS: routing.HSTS{MaxAge: 600}, Upstreams: []string{"10.0.0.2:80", "10.0.0.3:80"}},
 		{Host: "off.example.com", Protocol: "http", HTTPS: routing.HTTPSOff, Upstreams: []string{"10.0.0.4:80"}},
 		{Host: "dead.test", Protocol: "https", HTTPS: routing.HTTPSRedirect},
 	}

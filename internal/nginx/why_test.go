@@ -21,7 +21,7 @@ func TestReloadReason(t *testing.T) {
 		many = append(many, rt(fmt.Sprintf("h%d.test", i), "10.0.0.1:80"))
 	}
 	hsts := rt("s.test", "10.0.0.1:80")
-	hsts.HSTS = 300
+	hsts.HSTS = routing.HSTS{MaxAge: 300}
 	moved := rt("m.test", "10.0.0.1:80")
 	moved.Containers = []string{"other"}
 	for _, tt := range []struct {

@@ -18,7 +18,8 @@ import (
 // reporter on host publishes. Only the labels Portico reads
 // (routing.IsPorticoLabel) and the labels named in filterKeys (the reporter's
 // label filter, "key" or "key=value") are copied, and only the environment
-// variables in routing.AllowedEnv: any other label or variable may be large
+// variables in routing.AllowedEnv (and routing.IgnoredEnv and SecretEnv,
+// bounded or redacted, to warn about them): any other label or variable may be large
 // or hold secrets, and never leaves the host. Ports are sorted, so equal
 // containers encode to equal bytes.
 func Convert(host string, in container.InspectResponse, filterKeys []string) (store.Container, error) {
@@ -90,12 +91,24 @@ func addr(s string, ok bool) string {
 }
 
 // allowedEnv keeps the allow-listed variables of a KEY=value list; a later
-// duplicate wins, as in Docker.
+// duplicate wins, as in Docker. Of routing.IgnoredEnv it keeps the value cut
+// to routing.IgnoredEnvValueBytes, of routing.SecretEnv only a marker.
 func allowedEnv(env []string) map[string]string {
 	var out map[string]string
 	for _, kv := range env {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !slices.Contains(routing.AllowedEnv, k) {
+		switch {
+		case !ok:
+			continue
+		case slices.Contains(routing.AllowedEnv, k):
+		case slices.Contains(routing.IgnoredEnv, k):
+			// Read only to warn about: the name and a bounded value.
+			v = routing.Clip(v, routing.IgnoredEnvValueBytes)
+		case slices.Contains(routing.SecretEnv, k):
+			if v != "" {
+				v = routing.SecretEnvMarker
+			}
+		default:
 			continue
 		}
 		if out == nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/api/types/network"
 
+	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -256,5 +257,37 @@ func TestRecordCap(t *testing.T) {
 	big.Name = strings.Repeat("n", 100000)
 	if got, b, _ := Record(big, MaxRecordBytes); len(b) > 2048 || got.Rejected == "" {
 		t.Errorf("rejected record with a huge name: %d bytes", len(b))
+	}
+}
+
+// TestConvertNginxProxyEnv: HTTPS_METHOD and HSTS are copied whole; the
+// nginx-proxy/acme-companion variables Portico only warns about are copied
+// cut to routing.IgnoredEnvValueBytes, and the credential ones as a marker,
+// so that every one of them set at its largest still fits a record.
+func TestConvertNginxProxyEnv(t *testing.T) {
+	big := strings.Repeat("v", 100<<10)
+	env := []string{"HTTPS_METHOD=noredirect", "HSTS=max-age=600; preload", "ZEROSSL_API_KEY=topsecret-3"}
+	for _, k := range routing.IgnoredEnv {
+		env = append(env, k+"="+big)
+	}
+	in := container.InspectResponse{ID: "n", Name: "/n", Config: &container.Config{Env: env}}
+	c, err := Convert("h", in, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Env["HTTPS_METHOD"] != "noredirect" || c.Env["HSTS"] != "max-age=600; preload" || c.Env["ZEROSSL_API_KEY"] != routing.SecretEnvMarker {
+		t.Errorf("env = %v", c.Env)
+	}
+	for _, k := range routing.IgnoredEnv {
+		if v, ok := c.Env[k]; !ok || len(v) > routing.IgnoredEnvValueBytes+len("…") {
+			t.Errorf("%s: %d bytes copied (present %t)", k, len(v), ok)
+		}
+	}
+	b, err := store.Encode(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "topsecret") || len(b) > 16<<10 {
+		t.Errorf("record is %d bytes or leaks the secret: %.300s", len(b), b)
 	}
 }

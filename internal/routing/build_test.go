@@ -102,10 +102,10 @@ func TestBuild(t *testing.T) {
 				ctr("c", labels(LabelVhost, "a.test", LabelHSTS, "600", LabelHTTPS, "both"), withIP("172.18.0.4")),
 				ctr("d", labels(LabelVhost, "a.test", LabelHSTS, "600", LabelPort, "81"), withIP("172.18.0.5"), withNets(map[string]store.Network{"other": {IPv4: "10.9.0.5"}})),
 			},
-			routes: []Route{{Host: "a.test", Protocol: ProtoHTTP, HTTPS: HTTPSAuto, HSTS: 600,
+			routes: []Route{{Host: "a.test", Protocol: ProtoHTTP, HTTPS: HTTPSAuto, HSTS: HSTS{MaxAge: 600},
 				Upstreams: []string{"10.9.0.5:81", "172.18.0.2:80"}, Containers: []string{"a", "d"}}},
 			probs: []wantProblem{
-				{E, LabelVhost, "portico.hsts 31536000 differs from 600"},
+				{E, LabelVhost, "portico.hsts max-age=31536000 differs from max-age=600"},
 				{E, LabelVhost, "portico.https both differs from auto"},
 			},
 			services: []string{"a", "b", "c", "d"}},

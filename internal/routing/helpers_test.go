@@ -144,8 +144,8 @@ func unsafeFields(r Result) []string {
 		if !safeHTTPS.MatchString(s.HTTPS) {
 			bad = append(bad, fmt.Sprintf("%s https %q", where, s.HTTPS))
 		}
-		if s.HSTS < 0 {
-			bad = append(bad, fmt.Sprintf("%s hsts %d", where, s.HSTS))
+		if s.HSTS.MaxAge < 0 {
+			bad = append(bad, fmt.Sprintf("%s hsts %d", where, s.HSTS.MaxAge))
 		}
 		if s.Network != "" && !safeName.MatchString(s.Network) {
 			bad = append(bad, fmt.Sprintf("%s network %q", where, s.Network))
@@ -169,8 +169,8 @@ func unsafeFields(r Result) []string {
 		if !safeHTTPS.MatchString(rt.HTTPS) {
 			bad = append(bad, fmt.Sprintf("%s https %q", where, rt.HTTPS))
 		}
-		if rt.HSTS < 0 {
-			bad = append(bad, fmt.Sprintf("%s hsts %d", where, rt.HSTS))
+		if rt.HSTS.MaxAge < 0 {
+			bad = append(bad, fmt.Sprintf("%s hsts %d", where, rt.HSTS.MaxAge))
 		}
 		for _, u := range rt.Upstreams {
 			if !safeAddr.MatchString(u) {

@@ -12,8 +12,8 @@ const (
 	LabelNetwork  = "portico.network"  // Docker network whose address to use
 	LabelDefault  = "portico.default"  // true: this vhost answers unknown hosts
 	LabelEnable   = "portico.enable"   // false: ignore this container
-	LabelHTTPS    = "portico.https"    // redirect (default), both, off
-	LabelHSTS     = "portico.hsts"     // true, false, or a max-age in seconds
+	LabelHTTPS    = "portico.https"    // auto (default), redirect, both, off
+	LabelHSTS     = "portico.hsts"     // true, false, a max-age in seconds, or a full header value
 )
 
 // Labels of the original 2016 design (docker-service-* containers); each
@@ -33,11 +33,56 @@ const (
 	EnvVirtualProto    = "VIRTUAL_PROTO"
 	EnvLetsEncryptHost = "LETSENCRYPT_HOST"
 	EnvACMEHost        = "ACME_HOST"
+	EnvHTTPSMethod     = "HTTPS_METHOD" // redirect, noredirect, nohttps (nohttp: see parse.go)
+	EnvHSTS            = "HSTS"         // a full header value, or off
 )
 
-// AllowedEnv lists the only environment variables the reporter copies out of
-// a container. Everything else may hold secrets and never leaves the host.
-var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost}
+// AllowedEnv lists the environment variables Portico reads, which the
+// reporter copies out of a container whole. Everything else may hold secrets
+// and never leaves the host, but for the names in IgnoredEnv.
+var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost, EnvHTTPSMethod, EnvHSTS}
+
+// IgnoredEnv are the per-container variables documented by nginx-proxy and
+// acme-companion that Portico does not read. A container that sets one gets a
+// warning naming it, so a migration does not fail silently. The reporter
+// copies them with the value cut to IgnoredEnvValueBytes.
+var IgnoredEnv = []string{
+	// nginx-proxy
+	"VIRTUAL_PATH", "VIRTUAL_DEST", "VIRTUAL_ROOT", "VIRTUAL_HOST_MULTIPORTS",
+	"NETWORK_ACCESS", "SSL_POLICY", "CERT_NAME", "NON_GET_REDIRECT",
+	"ACME_HTTP_CHALLENGE_LOCATION",
+	// acme-companion
+	"LETSENCRYPT_EMAIL", "LETSENCRYPT_TEST", "LETSENCRYPT_SINGLE_DOMAIN_CERTS",
+	"LETSENCRYPT_RESTART_CONTAINER", "LETSENCRYPT_MIN_VALIDITY", "LETSENCRYPT_KEYSIZE",
+	"ACME_EMAIL", "ACME_CA_URI", "ACME_CHALLENGE", "ACME_PREFERRED_CHAIN", "ACME_OCSP",
+	"ACME_PRE_HOOK", "ACME_POST_HOOK", "ACME_EAB_KID",
+}
+
+// SecretEnv are acme-companion variables that hold credentials: the reporter
+// copies only the fact that one is set (the value SecretEnvMarker), never
+// the value, and the container gets the same warning as for IgnoredEnv.
+var SecretEnv = []string{"ACME_EAB_HMAC_KEY", "ZEROSSL_API_KEY", "ACMESH_DNS_API_CONFIG"}
+
+// SecretEnvMarker replaces a SecretEnv variable's value in a record.
+const SecretEnvMarker = "(set; value not copied)"
+
+// IgnoredEnvValueBytes bounds the value the reporter copies of an IgnoredEnv
+// variable: (len(IgnoredEnv)+len(SecretEnv)) * (name + 128) bytes is about
+// 4 KiB, far under a record's 64 KiB.
+const IgnoredEnvValueBytes = 128
+
+// isEnvName reports whether key names an environment variable a record may
+// hold (for how a problem renders it).
+func isEnvName(key string) bool {
+	for _, l := range [][]string{AllowedEnv, IgnoredEnv, SecretEnv} {
+		for _, k := range l {
+			if k == key {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
 var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS}

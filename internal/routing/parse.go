@@ -46,8 +46,11 @@ import (
 //   - Live = c.Live() && Addr != "": running, not paused, not stopping (the
 //     reporter saw Docker send the stop signal), and healthy or without a
 //     health check ("starting" and "unhealthy" are not live).
-//   - portico.hsts with portico.https=off is ignored with a warning (HSTS is
-//     only sent over HTTPS).
+//   - portico.hsts (or HSTS) with https off is ignored with a warning (HSTS
+//     is only sent over HTTPS).
+//   - nginx-proxy's HTTPS_METHOD and HSTS are the env forms of portico.https
+//     and portico.hsts (httpsMode, parseHSTS); variables of nginx-proxy and
+//     acme-companion Portico does not read are warnings (ignoredEnv).
 //   - LETSENCRYPT_HOST beats ACME_HOST. A certificate name that is not one of
 //     the container's own vhosts is an error: a container cannot ask for a
 //     certificate for a name it does not route.
@@ -181,6 +184,7 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		}
 	}
 	p.unknownLabels()
+	p.ignoredEnv()
 	if !validDockerName(p.name) {
 		p.add(SeverityError, "", "", "container name is not a valid Docker name")
 		return Service{}, false
@@ -226,23 +230,19 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		svc.Protocol = proto
 	}
 
-	if s := p.lookup(label(LabelHTTPS)); s.ok {
-		mode, err := keyword(s.value, HTTPSAuto, HTTPSRedirect, HTTPSBoth, HTTPSOff)
-		if err != nil {
-			p.add(SeverityError, s.key, s.value, "%v", err)
-		}
-		svc.HTTPS = mode
+	if s := p.lookup(label(LabelHTTPS), env(EnvHTTPSMethod)); s.ok {
+		svc.HTTPS = p.httpsMode(s)
 	}
 
-	if s := p.lookup(label(LabelHSTS)); s.ok {
-		age, err := parseHSTS(s.value)
+	if s := p.lookup(label(LabelHSTS), env(EnvHSTS)); s.ok {
+		h, err := parseHSTS(s.value)
 		switch {
 		case err != nil:
 			p.add(SeverityError, s.key, s.value, "%v", err)
-		case age > 0 && svc.HTTPS == HTTPSOff:
-			p.add(SeverityWarning, s.key, s.value, "ignored: %s is %s, and HSTS is only sent over HTTPS", LabelHTTPS, HTTPSOff)
+		case h.On() && svc.HTTPS == HTTPSOff:
+			p.add(SeverityWarning, s.key, s.value, "ignored: https is %s, and HSTS is only sent over HTTPS", HTTPSOff)
 		default:
-			svc.HSTS = age
+			svc.HSTS = h
 		}
 	}
 
@@ -428,6 +428,50 @@ func (p *parser) unknownLabels() {
 		} else {
 			p.add(SeverityWarning, k, v, "unknown label")
 		}
+	}
+}
+
+// httpsMode reads portico.https or nginx-proxy's HTTPS_METHOD. The env
+// form's values map onto portico.https: redirect -> redirect, noredirect ->
+// both, nohttps -> off; nohttp (HTTPS only, no plain HTTP at all) has no
+// Portico equivalent and becomes redirect with a warning. An invalid value
+// is an error.
+func (p *parser) httpsMode(s setting) string {
+	if s.key == EnvHTTPSMethod {
+		switch asciiLower(s.value) {
+		case "redirect":
+			return HTTPSRedirect
+		case "noredirect":
+			return HTTPSBoth
+		case "nohttps":
+			return HTTPSOff
+		case "nohttp":
+			p.add(SeverityWarning, s.key, s.value, "nohttp is not supported: plain HTTP redirects to HTTPS instead (as redirect)")
+			return HTTPSRedirect
+		}
+		p.add(SeverityError, s.key, s.value, "want one of redirect, noredirect, nohttps")
+		return ""
+	}
+	mode, err := keyword(s.value, HTTPSAuto, HTTPSRedirect, HTTPSBoth, HTTPSOff)
+	if err != nil {
+		p.add(SeverityError, s.key, s.value, "%v", err)
+	}
+	return mode
+}
+
+// ignoredEnv warns about nginx-proxy and acme-companion variables Portico
+// does not read (IgnoredEnv, SecretEnv), in name order. A blank one is
+// unset, as for the variables Portico reads.
+func (p *parser) ignoredEnv() {
+	var set []string
+	for k, v := range p.c.Env {
+		if strings.TrimSpace(v) != "" && (slices.Contains(IgnoredEnv, k) || slices.Contains(SecretEnv, k)) {
+			set = append(set, k)
+		}
+	}
+	slices.Sort(set)
+	for _, k := range set {
+		p.add(SeverityWarning, k, p.c.Env[k], "nginx-proxy/acme-companion variable not supported by Portico; it has no effect (docs/labels.md)")
 	}
 }
 

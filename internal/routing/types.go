@@ -6,7 +6,6 @@ package routing
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -29,6 +28,42 @@ const (
 
 // DefaultHSTSMaxAge is the max-age for portico.hsts=true.
 const DefaultHSTSMaxAge = 31536000
+
+// HSTS is a Strict-Transport-Security setting. The zero value, and any
+// value with MaxAge 0, sends no header. It is comparable.
+type HSTS struct {
+	MaxAge            int // seconds, 0-maxHSTS
+	IncludeSubDomains bool
+	Preload           bool
+}
+
+// On reports whether a header is sent.
+func (h HSTS) On() bool { return h.MaxAge > 0 }
+
+// Header is the header value, "" when off, in one canonical form:
+// "max-age=N[; includeSubDomains][; preload]". It is built from the number
+// and constants only, so it is safe in an nginx string and a Lua value.
+func (h HSTS) Header() string {
+	if !h.On() {
+		return ""
+	}
+	s := "max-age=" + strconv.Itoa(h.MaxAge)
+	if h.IncludeSubDomains {
+		s += "; includeSubDomains"
+	}
+	if h.Preload {
+		s += "; preload"
+	}
+	return s
+}
+
+// String is Header, or "off".
+func (h HSTS) String() string {
+	if !h.On() {
+		return "off"
+	}
+	return h.Header()
+}
 
 // Options are the proxy-wide settings routing needs.
 type Options struct {
@@ -67,7 +102,7 @@ type Service struct {
 	Addr    string
 	Default bool
 	HTTPS   string
-	HSTS    int // max-age seconds; 0 is off
+	HSTS    HSTS
 	// Live is true when the container should receive traffic.
 	Live bool
 }
@@ -78,7 +113,7 @@ type Route struct {
 	Protocol string
 	Default  bool
 	HTTPS    string
-	HSTS     int
+	HSTS     HSTS
 	// Upstreams are the live replicas' addresses, sorted and unique. It may
 	// be empty: the vhost is known but no replica is live.
 	Upstreams []string
@@ -122,7 +157,7 @@ func (p Problem) Error() string {
 	s := fmt.Sprintf("container %q", p.Container)
 	if p.Label != "" {
 		kind, key := "label", p.Label
-		if slices.Contains(AllowedEnv, key) {
+		if isEnvName(key) {
 			kind = "env"
 		}
 		if strings.TrimFunc(key, plainKeyRune) != "" {

@@ -53,21 +53,72 @@ func parsePort(s string) (int, error) {
 	return n, nil
 }
 
-// parseHSTS accepts true/yes (DefaultHSTSMaxAge), false/no (off) or a
-// decimal max-age in seconds, 0 meaning off. Digits are seconds, so "1" is
-// max-age=1, not "true".
-func parseHSTS(s string) (int, error) {
+// parseHSTS accepts true/yes (DefaultHSTSMaxAge), false/no/off (off), a
+// decimal max-age in seconds (0 meaning off), or a full header value as
+// nginx-proxy's HSTS takes it: directives separated by ";" with optional
+// spaces, exactly one "max-age=<seconds>" and at most one each of
+// "includeSubDomains" and "preload", in any order, names ASCII
+// case-insensitive. Nothing else is accepted: no quoted max-age, no empty
+// or unknown directive, no other byte. Digits are seconds, so "1" is
+// max-age=1, not "true". A max-age of 0 is off whatever the directives.
+func parseHSTS(s string) (HSTS, error) {
 	switch asciiLower(s) {
 	case "true", "yes":
-		return DefaultHSTSMaxAge, nil
-	case "false", "no":
-		return 0, nil
+		return HSTS{MaxAge: DefaultHSTSMaxAge}, nil
+	case "false", "no", "off":
+		return HSTS{}, nil
 	}
-	n, ok := parseDecimal(s, maxHSTS)
-	if !ok {
-		return 0, fmt.Errorf("not true, false or a max-age in seconds (0-%d)", maxHSTS)
+	if n, ok := parseDecimal(s, maxHSTS); ok {
+		return HSTS{MaxAge: n}, nil
 	}
-	return n, nil
+	h, err := parseHSTSHeader(s)
+	if err != nil && strings.ContainsAny(s, "=;") {
+		return HSTS{}, fmt.Errorf("not a valid header value: %w", err)
+	}
+	if err == nil {
+		return h, nil
+	}
+	return HSTS{}, fmt.Errorf("not true, false, off, a max-age in seconds (0-%d) or a header value such as %q", maxHSTS, "max-age=31536000; includeSubDomains; preload")
+}
+
+// parseHSTSHeader parses the full header form of parseHSTS.
+func parseHSTSHeader(s string) (HSTS, error) {
+	var h HSTS
+	age := false
+	for d := range strings.SplitSeq(s, ";") {
+		d = strings.Trim(d, " ")
+		name, val, hasVal := strings.Cut(d, "=")
+		switch l := asciiLower(name); {
+		case l == "max-age" && hasVal:
+			n, ok := parseDecimal(val, maxHSTS)
+			if !ok {
+				return HSTS{}, fmt.Errorf("max-age must be decimal seconds 0-%d without quotes, sign or leading zeros", maxHSTS)
+			}
+			if age {
+				return HSTS{}, errors.New("max-age given twice")
+			}
+			h.MaxAge, age = n, true
+		case l == "includesubdomains" && !hasVal:
+			if h.IncludeSubDomains {
+				return HSTS{}, errors.New("includeSubDomains given twice")
+			}
+			h.IncludeSubDomains = true
+		case l == "preload" && !hasVal:
+			if h.Preload {
+				return HSTS{}, errors.New("preload given twice")
+			}
+			h.Preload = true
+		default:
+			return HSTS{}, errors.New(`a directive other than max-age=<seconds>, includeSubDomains and preload, separated by "; "`)
+		}
+	}
+	if !age {
+		return HSTS{}, errors.New("no max-age=<seconds> directive")
+	}
+	if h.MaxAge == 0 {
+		return HSTS{}, nil
+	}
+	return h, nil
 }
 
 // keyword returns the allowed keyword s names, ASCII case-insensitively. The
@@ -125,7 +176,13 @@ func normalizeHost(raw string) (string, error) {
 	if len(raw) > 1024 {
 		return "", errors.New("too long")
 	}
+	if strings.HasPrefix(raw, "~") {
+		return "", errors.New(`regular expressions (nginx's "~" form) are not supported; use a leading wildcard such as "*.example.com", or list the names`)
+	}
 	name, wild := strings.CutPrefix(raw, "*.")
+	if !wild && strings.HasSuffix(name, ".*") && strings.Count(name, "*") == 1 && len(name) > 2 {
+		return "", errors.New(`a trailing wildcard ("www.example.*") is not supported yet; list the names instead, such as "www.example.com,www.example.org"`)
+	}
 	if strings.Contains(name, "*") {
 		return "", errors.New(`a wildcard is allowed only as the whole leftmost label ("*.example.com")`)
 	}

@@ -64,13 +64,35 @@ local function parse_peers(s)
   return peers
 end
 
+-- hsts_value is the Strict-Transport-Security value of a route's hsts
+-- field, nil for none: the field is a max-age alone (the original form) or
+-- a whole header value that valid_hsts accepted.
+local function hsts_value(f)
+  local n = tonumber(f)
+  if n then
+    if n > 0 then return "max-age=" .. n end
+    return nil
+  end
+  return f
+end
+
+-- valid_hsts accepts the hsts field forms Encode writes: a number, or
+-- "max-age=<1-10 digits>" followed by nothing, "; includeSubDomains",
+-- "; preload" or both in that order. Nothing else reaches a header.
+local HSTS_TAILS = { [""] = true, ["; includeSubDomains"] = true, ["; preload"] = true, ["; includeSubDomains; preload"] = true }
+local function valid_hsts(f)
+  if tonumber(f) then return true end
+  local digits, tail = f:match("^max%-age=(%d+)(.*)$")
+  return digits ~= nil and #digits <= 10 and HSTS_TAILS[tail] == true
+end
+
 local function parse_route(raw)
   local f = split_tabs(raw)
   return {
     raw = raw,
     scheme = f[1],
     redirect = f[2] == "1",
-    hsts = tonumber(f[3]) or 0,
+    hsts = hsts_value(f[3] or "0"),
     cert = f[4] or "",
     peers = parse_peers(f[5] or ""),
   }
@@ -227,7 +249,7 @@ local function route(https)
     local skey = key
     if sni ~= host then skey = lookup(sni) end
     if skey ~= key then return ngx.exit(421) end
-    if r.hsts > 0 then var.portico_hsts = "max-age=" .. r.hsts end
+    if r.hsts then var.portico_hsts = r.hsts end
   elseif r.redirect then
     return ngx.redirect("https://" .. host .. (routes:get("meta:redirect_port") or "") .. var.request_uri, 301)
   end
@@ -365,7 +387,7 @@ local function store_routes(body)
       local v = sub(rest, t2 + 1)
       local f = split_tabs(v)
       if #f ~= 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs")
-        or not (f[2] == "0" or f[2] == "1") or not tonumber(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
+        or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
         return nil, "route " .. host .. ": bad fields"
       end
       n = n + 1

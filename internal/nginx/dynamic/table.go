@@ -30,8 +30,10 @@ type Route struct {
 	// Redirect sends plain-HTTP requests to HTTPS with a 301.
 	Redirect bool
 	// HSTS is Strict-Transport-Security's max-age on HTTPS responses; 0
-	// sends none.
-	HSTS int
+	// sends none. HSTSIncludeSubDomains and HSTSPreload add those
+	// directives.
+	HSTS                               int
+	HSTSIncludeSubDomains, HSTSPreload bool
 	// Cert is the content id (CertID) of the certificate served for the
 	// host; "" serves no TLS for it (handshakes are rejected).
 	Cert string
@@ -85,6 +87,10 @@ const header = "portico-routes 1\n"
 //	default	<host>                       (only with a default)
 //	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...
 //
+// <hsts> is the max-age alone ("0" for none), as it always was, or, with
+// includeSubDomains or preload, the whole header value in its one
+// canonical form, "max-age=<n>[; includeSubDomains][; preload]".
+//
 // The same table always gives the same bytes; the version is a hash of
 // the lines after it.
 func (t Table) Encode() (body []byte, version string, err error) {
@@ -130,7 +136,7 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		b.WriteByte('\t')
 		b.WriteString(redirect)
 		b.WriteByte('\t')
-		b.WriteString(strconv.Itoa(max(0, r.HSTS)))
+		b.WriteString(hstsField(r))
 		b.WriteByte('\t')
 		b.WriteString(r.Cert)
 		b.WriteByte('\t')
@@ -144,6 +150,23 @@ func (t Table) Encode() (body []byte, version string, err error) {
 	out = append(out, "version\t"+version+"\n"...)
 	out = append(out, b.Bytes()...)
 	return out, version, nil
+}
+
+// hstsField is a route's <hsts> field, built from the number and
+// constants only.
+func hstsField(r Route) string {
+	n := strconv.Itoa(max(0, r.HSTS))
+	if r.HSTS <= 0 || !r.HSTSIncludeSubDomains && !r.HSTSPreload {
+		return n
+	}
+	s := "max-age=" + n
+	if r.HSTSIncludeSubDomains {
+		s += "; includeSubDomains"
+	}
+	if r.HSTSPreload {
+		s += "; preload"
+	}
+	return s
 }
 
 // clean refuses the bytes that separate fields and lines.

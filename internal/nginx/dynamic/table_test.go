@@ -85,3 +85,29 @@ func TestCertID(t *testing.T) {
 		t.Errorf("CertID: %q", a)
 	}
 }
+
+// TestEncodeHSTSField: the <hsts> field stays the bare max-age without
+// directives (the original form) and is the canonical header value with
+// them; a max-age of 0 is "0" whatever the directives.
+func TestEncodeHSTSField(t *testing.T) {
+	for _, c := range []struct {
+		r    Route
+		want string
+	}{
+		{Route{HSTS: 600}, "600"},
+		{Route{HSTS: 0, HSTSPreload: true}, "0"},
+		{Route{HSTS: -5, HSTSIncludeSubDomains: true}, "0"},
+		{Route{HSTS: 600, HSTSPreload: true}, "max-age=600; preload"},
+		{Route{HSTS: 86400, HSTSIncludeSubDomains: true}, "max-age=86400; includeSubDomains"},
+		{Route{HSTS: 86400, HSTSIncludeSubDomains: true, HSTSPreload: true}, "max-age=86400; includeSubDomains; preload"},
+	} {
+		c.r.Host, c.r.Scheme = "a.test", "http"
+		body, _, err := Table{Routes: []Route{c.r}}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "route\ta.test\thttp\t0\t" + c.want + "\t\t\n"; !strings.HasSuffix(string(body), want) {
+			t.Errorf("%+v: body %q, want suffix %q", c.r, body, want)
+		}
+	}
+}

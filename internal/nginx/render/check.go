@@ -132,8 +132,8 @@ func checkRoute(r routing.Route) error {
 	default:
 		return fmt.Errorf("route %q: unknown https mode %q", r.Host, r.HTTPS)
 	}
-	if r.HSTS < 0 {
-		return fmt.Errorf("route %q: negative hsts max-age %d", r.Host, r.HSTS)
+	if r.HSTS.MaxAge < 0 {
+		return fmt.Errorf("route %q: negative hsts max-age %d", r.Host, r.HSTS.MaxAge)
 	}
 	for _, u := range r.Upstreams {
 		if _, err := upstreamAddr(u); err != nil {

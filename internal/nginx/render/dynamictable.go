@@ -50,7 +50,8 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 				byID[id] = dynamic.Cert{ID: id, FullChain: c.FullChain, Key: c.Key,
 					FullChainFile: filepath.Join(dir, "fullchain.pem"), KeyFile: filepath.Join(dir, "privkey.pem")}
 			}
-			d.Cert, d.Redirect, d.HSTS = id, redirect, r.HSTS
+			d.Cert, d.Redirect = id, redirect
+			d.HSTS, d.HSTSIncludeSubDomains, d.HSTSPreload = r.HSTS.MaxAge, r.HSTS.IncludeSubDomains, r.HSTS.Preload
 		}
 		if r.Default && t.Default == "" {
 			t.Default = r.Host

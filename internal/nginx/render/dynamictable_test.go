@@ -15,12 +15,12 @@ func TestDynamicTable(t *testing.T) {
 	wild := CertRef{Primary: "*.w.test", Names: []string{"*.w.test"}, FullChain: "W-CHAIN", Key: "W-KEY"}
 	refs := []CertRef{acme, local, wild}
 	routes := []routing.Route{
-		{Host: "a.test", HSTS: 60, Upstreams: []string{"10.0.0.2:80", "10.0.0.1:80", "10.0.0.2:80"}},
+		{Host: "a.test", HSTS: routing.HSTS{MaxAge: 60}, Upstreams: []string{"10.0.0.2:80", "10.0.0.1:80", "10.0.0.2:80"}},
 		{Host: "www.a.test", HTTPS: routing.HTTPSBoth, Upstreams: []string{"10.0.0.3:80"}},
 		{Host: "l.test", Upstreams: []string{"10.0.0.4:80"}, Default: true},
 		{Host: "x.w.test", Protocol: routing.ProtoGRPC, HTTPS: routing.HTTPSRedirect},
-		{Host: "off.a.test", HTTPS: routing.HTTPSOff, HSTS: 60},
-		{Host: "plain.test", HSTS: 60, Default: true},
+		{Host: "off.a.test", HTTPS: routing.HTTPSOff, HSTS: routing.HSTS{MaxAge: 60}},
+		{Host: "plain.test", HSTS: routing.HSTS{MaxAge: 60}, Default: true},
 	}
 	dir := "/data/nginx/certs"
 	st := Settings{HTTPSAddrs: []string{"127.0.0.1:8443"}}
@@ -61,7 +61,7 @@ func TestDynamicTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range tab.Routes {
-		if r.Cert != "" || r.Redirect || r.HSTS != 0 {
+		if r.Cert != "" || r.Redirect || r.HSTS != 0 || r.HSTSIncludeSubDomains || r.HSTSPreload {
 			t.Errorf("no HTTPS: %+v", r)
 		}
 	}

@@ -28,7 +28,7 @@ type VhostView struct {
 	// CertName; Redirect when plain HTTP is redirected to HTTPS.
 	TLS, Redirect bool
 	CertName      string
-	HSTS          int
+	HSTS          string // the header value sent over HTTPS; "" is none
 	HTTPDefault   bool
 	// Block is the vhost's server block (with its upstream), as the
 	// template's "vhost" definition renders it; "" when the template has
@@ -50,7 +50,7 @@ func RenderVhost(in Input, host string) (VhostView, error) {
 	}
 	h := v.Vhosts[i]
 	out := VhostView{Host: h.Host, Upstream: h.Upstream, Servers: slices.Clone(h.Servers), TLS: h.TLS, Redirect: h.Redirect,
-		CertName: h.CertName, HSTS: h.HSTS, HTTPDefault: h.HTTPDefault}
+		CertName: h.CertName, HSTS: h.HSTSHeader, HTTPDefault: h.HTTPDefault}
 	text := in.Settings.Template
 	if text == "" {
 		text = defaultTemplate

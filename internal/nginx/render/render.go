@@ -10,6 +10,7 @@ import (
 	"path"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -67,12 +68,35 @@ type Input struct {
 }
 
 // view is what the template sees: every string in it is validated.
+// hstsValue is one $portico_hsts_<Key> map: Header on HTTPS, none on HTTP.
+type hstsValue struct{ Key, Header string }
+
+// hstsKey names h's map: the max-age, then "_i" for includeSubDomains and
+// "_p" for preload ("600", "600_ip"); "" when h is off. Digits, "_" and
+// letters only: safe in an nginx variable name.
+func hstsKey(h routing.HSTS) string {
+	if !h.On() {
+		return ""
+	}
+	k := strconv.Itoa(h.MaxAge)
+	if h.IncludeSubDomains || h.Preload {
+		k += "_"
+	}
+	if h.IncludeSubDomains {
+		k += "i"
+	}
+	if h.Preload {
+		k += "p"
+	}
+	return k
+}
+
 type view struct {
 	*shared
 	SSL          *sslView // nil when no vhost serves TLS
 	CatchAllHTTP bool
 	CatchAllTLS  bool
-	HSTSValues   []int
+	HSTSValues   []hstsValue
 	Vhosts       []vhost
 	// VhostBlocks is where every vhost's "vhost" template output goes, in
 	// order (Render splices them in).
@@ -129,7 +153,8 @@ type vhost struct {
 	TLS                     bool
 	CertName                string
 	CertFingerprint         string
-	HSTS                    int
+	HSTS                    string // the key of the $portico_hsts_<key> map, hstsKey; "" sends none
+	HSTSHeader              string // the header value the map sends over HTTPS
 	XForwardedFor           string // the shared value; a field is cheaper for text/template than a method
 }
 
@@ -323,10 +348,10 @@ func buildView(in Input) (view, error) {
 	names := make(map[string]string, len(routes))
 	defaultSeen := false
 	certs := &certSet{}
-	hsts := map[int]bool{}
+	hsts := map[string]string{} // key -> header
 	v.Vhosts = make([]vhost, 0, len(routes))
 	for _, r := range routes {
-		h := vhost{sh: v.shared, Host: r.Host, Scheme: r.Protocol, HSTS: r.HSTS, XForwardedFor: v.XForwardedFor}
+		h := vhost{sh: v.shared, Host: r.Host, Scheme: r.Protocol, HSTS: hstsKey(r.HSTS), XForwardedFor: v.XForwardedFor}
 		if h.Scheme == "" {
 			h.Scheme = routing.ProtoHTTP
 		}
@@ -361,10 +386,11 @@ func buildView(in Input) (view, error) {
 			h.Redirect = redirect
 		}
 		if !h.TLS {
-			h.HSTS = 0 // HSTS only ever goes on TLS responses
+			h.HSTS = "" // HSTS only ever goes on TLS responses
 		}
-		if h.HSTS > 0 {
-			hsts[h.HSTS] = true
+		if h.HSTS != "" {
+			h.HSTSHeader = r.HSTS.Header()
+			hsts[h.HSTS] = h.HSTSHeader
 		}
 		if r.Default && !defaultSeen {
 			defaultSeen = true
@@ -380,10 +406,10 @@ func buildView(in Input) (view, error) {
 	if v.SSL != nil {
 		v.SSLCertVars, v.SSLKeyVars = v.SSL.certVars, v.SSL.keyVars
 	}
-	for n := range hsts {
-		v.HSTSValues = append(v.HSTSValues, n)
+	for k, h := range hsts {
+		v.HSTSValues = append(v.HSTSValues, hstsValue{Key: k, Header: h})
 	}
-	slices.Sort(v.HSTSValues)
+	slices.SortFunc(v.HSTSValues, func(a, b hstsValue) int { return strings.Compare(a.Key, b.Key) })
 	v.CatchAllHTTP = !defaultSeen
 	v.CatchAllTLS = tls && !slices.ContainsFunc(v.Vhosts, func(h vhost) bool { return h.TLSDefault })
 	return v, nil

@@ -48,8 +48,13 @@ func goldenCases() map[string]Input {
 			Certs: []CertRef{certs[0], local}, Settings: tls},
 		"tls_both": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSBoth; r.Default = true })},
 			Certs: certs, Settings: Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, HTTPSAddrs: []string{"127.0.0.1:8443"}, NginxVersion: "1.22.1"}},
-		"hsts": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HSTS = routing.DefaultHSTSMaxAge }),
-			with(route("plain.example.net", "10.0.0.3:80"), func(r *routing.Route) { r.HSTS = 600 })}, Certs: certs, Settings: tls},
+		"hsts": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HSTS = routing.HSTS{MaxAge: routing.DefaultHSTSMaxAge} }),
+			with(route("plain.example.net", "10.0.0.3:80"), func(r *routing.Route) { r.HSTS = routing.HSTS{MaxAge: 600} }),
+			with(route("www.example.com", "10.0.0.4:80"), func(r *routing.Route) {
+				r.HSTS = routing.HSTS{MaxAge: 86400, IncludeSubDomains: true, Preload: true}
+			}),
+			with(route("x.example.org", "10.0.0.5:80"), func(r *routing.Route) { r.HSTS = routing.HSTS{MaxAge: 600, Preload: true} })},
+			Certs: certs, Settings: tls},
 		"grpc": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPC }),
 			with(route("s.example.org", "10.0.0.3:50051"), func(r *routing.Route) { r.Protocol = routing.ProtoGRPCS })}, Certs: certs, Settings: tls},
 		"https_upstream": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:443"), func(r *routing.Route) { r.Protocol = routing.ProtoHTTPS })}},
