@@ -76,12 +76,12 @@ local function hsts_value(f)
   return f
 end
 
--- valid_hsts accepts the hsts field forms Encode writes: a number, or
+-- valid_hsts accepts the hsts field forms Encode writes: 1-10 digits, or
 -- "max-age=<1-10 digits>" followed by nothing, "; includeSubDomains",
 -- "; preload" or both in that order. Nothing else reaches a header.
 local HSTS_TAILS = { [""] = true, ["; includeSubDomains"] = true, ["; preload"] = true, ["; includeSubDomains; preload"] = true }
 local function valid_hsts(f)
-  if tonumber(f) then return true end
+  if #f <= 10 and find(f, "^%d+$") then return true end
   local digits, tail = f:match("^max%-age=(%d+)(.*)$")
   return digits ~= nil and #digits <= 10 and HSTS_TAILS[tail] == true
 end
