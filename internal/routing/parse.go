@@ -123,10 +123,33 @@ func (p *parser) finish() []Problem {
 type form struct {
 	key string
 	env bool
+	// same, when set, says whether this form's value v means what the
+	// winning form's value w means, where the two forms speak different
+	// vocabularies (HTTPS_METHOD=noredirect is portico.https=both): only
+	// a value that means something else is warned about.
+	same func(v, w string) bool
 }
 
 func label(k string) form { return form{key: k} }
 func env(k string) form   { return form{key: k, env: true} }
+
+// envMeaning is an env form whose values are compared by meaning.
+func envMeaning(k string, same func(v, w string) bool) form {
+	return form{key: k, env: true, same: same}
+}
+
+// sameHTTPS: HTTPS_METHOD v means portico.https w.
+func sameHTTPS(v, w string) bool {
+	m, ok := map[string]string{"redirect": HTTPSRedirect, "noredirect": HTTPSBoth, "nohttps": HTTPSOff}[asciiLower(v)]
+	return ok && m == asciiLower(w)
+}
+
+// sameHSTS: two HSTS values that parse to the same header.
+func sameHSTS(v, w string) bool {
+	a, err1 := parseHSTS(v)
+	b, err2 := parseHSTS(w)
+	return err1 == nil && err2 == nil && a == b
+}
 
 // setting is the value chosen for one setting and where it came from.
 type setting struct {
@@ -164,7 +187,7 @@ func (p *parser) lookup(forms ...form) setting {
 			won = setting{key: f.key, value: v, ok: true}
 			continue
 		}
-		if v != won.value {
+		if v != won.value && (f.same == nil || !f.same(v, won.value)) {
 			p.add(SeverityWarning, f.key, v, "overridden by %s=%q", won.key, Clip(won.value, maxItemBytes))
 		}
 	}
@@ -230,11 +253,11 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		svc.Protocol = proto
 	}
 
-	if s := p.lookup(label(LabelHTTPS), env(EnvHTTPSMethod)); s.ok {
+	if s := p.lookup(label(LabelHTTPS), envMeaning(EnvHTTPSMethod, sameHTTPS)); s.ok {
 		svc.HTTPS = p.httpsMode(s)
 	}
 
-	if s := p.lookup(label(LabelHSTS), env(EnvHSTS)); s.ok {
+	if s := p.lookup(label(LabelHSTS), envMeaning(EnvHSTS, sameHSTS)); s.ok {
 		h, err := parseHSTS(s.value)
 		switch {
 		case err != nil:

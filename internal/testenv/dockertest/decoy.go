@@ -71,6 +71,8 @@ func DecoyEnv() map[string]string {
 		routing.EnvVirtualProto:    "http",
 		routing.EnvLetsEncryptHost: DecoyVHost,
 		routing.EnvACMEHost:        DecoyVHost,
+		routing.EnvHTTPSMethod:     "noredirect", // portico.https=both
+		routing.EnvHSTS:            "off",        // portico.hsts=false
 	}
 }
 
