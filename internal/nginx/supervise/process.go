@@ -94,13 +94,16 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				}
 			}
 			if err == nil {
+				// The reserve is taken back before Up says nginx runs: the
+				// stage's first write after a start (a change that waited
+				// for space) must not take what nginx's next start needs.
+				if rerr := keepReserve(s.Prefix); rerr != nil {
+					s.Log.Warn("cannot keep nginx's space reserve; on a full disk a restart of nginx may fail to write its pid file", "file", reserveFile(s.Prefix), "err", rerr)
+				}
 				select {
 				case <-s.up:
 				default:
 					close(s.up)
-				}
-				if rerr := keepReserve(s.Prefix); rerr != nil {
-					s.Log.Warn("cannot keep nginx's space reserve; on a full disk a restart of nginx may fail to write its pid file", "file", reserveFile(s.Prefix), "err", rerr)
 				}
 				select {
 				case <-ctx.Done():

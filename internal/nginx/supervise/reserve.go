@@ -24,29 +24,50 @@ func releaseReserve(prefix string) {
 	os.Remove(reserveFile(prefix))
 }
 
-// keepReserve makes the reserve if it is missing. On a full disk it fails
-// (ENOSPC) and leaves nothing behind; the next start tries again.
+// minReserve is the smallest reserve worth keeping: a few blocks, enough
+// for the pid file.
+const minReserve = 16 << 10
+
+// keepReserve makes the reserve, or grows it, up to reserveSize. On a
+// nearly full disk it keeps what it can get, down to minReserve (the pid
+// file needs one block); with less than that it leaves nothing behind and
+// returns the error (ENOSPC). The next start tries again.
 func keepReserve(prefix string) error {
 	p := reserveFile(prefix)
-	if fi, err := os.Stat(p); err == nil && fi.Size() == reserveSize {
-		return nil
-	}
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
-	// fallocate takes the blocks without writing them; where the
-	// filesystem has none, zeros are written instead. A sparse file would
-	// reserve nothing.
-	err = syscall.Fallocate(int(f.Fd()), 0, 0, reserveSize)
-	if errors.Is(err, syscall.EOPNOTSUPP) {
-		_, err = f.Write(make([]byte, reserveSize))
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	have := fi.Size()
+	for size := int64(reserveSize); size > have && size >= minReserve; size /= 2 {
+		if err = allocate(f, size); err == nil {
+			break
+		}
+	}
+	if have >= reserveSize {
+		err = nil
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	if err != nil && have == 0 {
 		os.Remove(p)
+	}
+	return err
+}
+
+// allocate makes f hold size bytes of real blocks: fallocate takes them
+// without writing; where the filesystem cannot, zeros are written. A
+// sparse file would reserve nothing.
+func allocate(f *os.File, size int64) error {
+	err := syscall.Fallocate(int(f.Fd()), 0, 0, size)
+	if errors.Is(err, syscall.EOPNOTSUPP) {
+		_, err = f.WriteAt(make([]byte, size), 0)
 	}
 	return err
 }
