@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -81,10 +82,20 @@ func TestRunFullDiskEmbeddedStore(t *testing.T) {
 	d.Run(t, dockertest.RunOptions{Name: "late", Network: net, Labels: vhostLabels(late)})
 	n, f, _ := hammer(p.http, host, d.Name("static"), 5*time.Second)
 	t.Logf("FIGURE full disk, first 5 s: %d of %d requests failed", f, n)
-	// Each restart of etcd frees the next WAL segment it had preallocated:
-	// keep the disk full.
+	// etcd writes into space it already holds (a preallocated WAL
+	// segment, the database's free pages), so a record may still fit: the
+	// test writes large values until etcd needs space it cannot get. Each
+	// restart of etcd frees the next WAL segment it had preallocated: keep
+	// the disk full.
+	cli := storeClient(t, p.dataDir)
+	big := strings.Repeat("x", 512<<10)
+	put := 0
 	eventually(t, 60*time.Second, "full disk reported", func() error {
 		fill(t, p.dataDir)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		cli.Put(ctx, fmt.Sprintf("/e2e-fill/%d", put), big)
+		cancel()
+		put++
 		return etcdDownReported(p, p.proc, "disk-full", filepath.Join(p.dataDir, "etcd"))
 	})
 	n, f, errs := hammer(p.http, host, d.Name("static"), 3*time.Second)
