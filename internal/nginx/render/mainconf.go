@@ -140,8 +140,8 @@ func (m MainConf) Dirs() []string {
 // a dedicated one, so that no other process shares the workers' uid);
 // without it, nginx's default applies. Errors go to stderr, which the supervisor copies into its log.
 func (m MainConf) Render() ([]byte, error) {
-	for what, p := range map[string]string{"nginx prefix": m.Prefix, "nginx include": m.Include} {
-		if err := checkPath(what, p); err != nil {
+	for _, c := range [...]struct{ what, p string }{{"nginx prefix", m.Prefix}, {"nginx include", m.Include}} {
+		if err := checkPath(c.what, c.p); err != nil {
 			return nil, err
 		}
 	}
@@ -165,10 +165,13 @@ func (m MainConf) Render() ([]byte, error) {
 		if group == "" {
 			group = m.User
 		}
-		for what, n := range map[string]string{"nginx worker user": m.User, "nginx worker group": group} {
-			if err := checkAccountName(what, n); err != nil {
-				return nil, err
-			}
+		// In this order, so the error names the user first (a map's order
+		// is random).
+		if err := checkAccountName("nginx worker user", m.User); err != nil {
+			return nil, err
+		}
+		if err := checkAccountName("nginx worker group", group); err != nil {
+			return nil, err
 		}
 		fmt.Fprintf(&load, "user %s %s;\n", m.User, group)
 	} else if m.Group != "" {
