@@ -221,6 +221,9 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 	if !strings.Contains(out, "status --data-dir "+dir) {
 		t.Errorf("output lacks the status command for %s:\n%s", dir, out)
 	}
+	if !strings.Contains(out, "\n  web page:  http://127.0.0.1:8099/\n") {
+		t.Errorf("output should name the web page's URL once:\n%s", out)
+	}
 
 	// Without XDG_STATE_HOME (or with a relative one): ~/.local/state.
 	if out, err := e.run(t, []string{"FAKE_UID=1000", "XDG_STATE_HOME=relative"}); err != nil {
@@ -331,7 +334,7 @@ func TestRunKeepsGivenSettings(t *testing.T) {
 	}
 	wantArgs(t, e.porticoArgs(t), "run", "--log-format", "json")
 	if !strings.Contains(out, "status --data-dir /srv/q\n") || !strings.Contains(out, "http 127.0.0.1:8082; https 127.0.0.1:8443") ||
-		!strings.Contains(out, "web page:  http://127.0.0.1:8098/") {
+		!strings.Contains(out, "web page:  http://127.0.0.1:8098/\n") {
 		t.Errorf("output should name the data dir and addresses from the environment:\n%s", out)
 	}
 }
