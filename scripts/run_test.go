@@ -173,8 +173,8 @@ func TestRunAsRootInstallsBuildsAndStarts(t *testing.T) {
 		t.Errorf("sudo used as root:\n%s", s)
 	}
 	bin := filepath.Join(e.repo, "bin", "portico")
-	if g := readOr(t, e.goLog); g != "go build -o "+bin+" ./cmd/portico (in "+e.repo+")\n" {
-		t.Errorf("go calls:\n%s\nwant one go build -o %s ./cmd/portico in the checkout", g, bin)
+	if g := readOr(t, e.goLog); g != "go build -o "+bin+" -buildvcs=true ./cmd/portico (in "+e.repo+")\n" {
+		t.Errorf("go calls:\n%s\nwant one go build -o %s -buildvcs=true ./cmd/portico in the checkout (the VCS stamp asked for, whatever GOFLAGS says)", g, bin)
 	}
 	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", e.rootData, "--http-addr", ":80", "--https-addr", ":443",
 		"--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(e.rootData, "ui-token"), "--log-level", "debug", "--acme-email=ops@example.test")
