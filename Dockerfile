@@ -3,7 +3,7 @@
 # The portico binary is built on the host, static, and copied in (no Go
 # build stage: it would need a golang image from a registry):
 #
-#   CGO_ENABLED=0 go build -trimpath -o bin/portico-static ./cmd/portico
+#   CGO_ENABLED=0 go build -trimpath -buildvcs=true -o bin/portico-static ./cmd/portico
 #   docker build -t portico .
 #
 # scripts/image does both. BASE defaults to the official Debian image; the

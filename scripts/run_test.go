@@ -173,8 +173,8 @@ func TestRunAsRootInstallsBuildsAndStarts(t *testing.T) {
 		t.Errorf("sudo used as root:\n%s", s)
 	}
 	bin := filepath.Join(e.repo, "bin", "portico")
-	if g := readOr(t, e.goLog); g != "go build -o "+bin+" ./cmd/portico (in "+e.repo+")\n" {
-		t.Errorf("go calls:\n%s\nwant one go build -o %s ./cmd/portico in the checkout", g, bin)
+	if g := readOr(t, e.goLog); g != "go build -o "+bin+" -buildvcs=true ./cmd/portico (in "+e.repo+")\n" {
+		t.Errorf("go calls:\n%s\nwant one go build -o %s -buildvcs=true ./cmd/portico in the checkout (the VCS stamp asked for, whatever GOFLAGS says)", g, bin)
 	}
 	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", e.rootData, "--http-addr", ":80", "--https-addr", ":443",
 		"--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(e.rootData, "ui-token"), "--log-level", "debug", "--acme-email=ops@example.test")
@@ -220,6 +220,9 @@ func TestRunAsUserUsesSudoAndItsStateDir(t *testing.T) {
 	wantArgs(t, e.porticoArgs(t), "run", "--data-dir", dir, "--http-addr", http, "--https-addr", https, "--ui-addr", "127.0.0.1:8099", "--ui-token-file", filepath.Join(dir, "ui-token"))
 	if !strings.Contains(out, "status --data-dir "+dir) {
 		t.Errorf("output lacks the status command for %s:\n%s", dir, out)
+	}
+	if !strings.Contains(out, "\n  web page:  http://127.0.0.1:8099/\n") {
+		t.Errorf("output should name the web page's URL once:\n%s", out)
 	}
 
 	// Without XDG_STATE_HOME (or with a relative one): ~/.local/state.
@@ -331,7 +334,7 @@ func TestRunKeepsGivenSettings(t *testing.T) {
 	}
 	wantArgs(t, e.porticoArgs(t), "run", "--log-format", "json")
 	if !strings.Contains(out, "status --data-dir /srv/q\n") || !strings.Contains(out, "http 127.0.0.1:8082; https 127.0.0.1:8443") ||
-		!strings.Contains(out, "web page:  http://127.0.0.1:8098/") {
+		!strings.Contains(out, "web page:  http://127.0.0.1:8098/\n") {
 		t.Errorf("output should name the data dir and addresses from the environment:\n%s", out)
 	}
 }

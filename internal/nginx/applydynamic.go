@@ -52,6 +52,12 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 			Serving: "nginx serves the pushed routes; a restarted nginx would load the previous state"}
 	}
 	if err != nil && s.sup.Pid() != 0 {
+		if !s.nginxUp() {
+			// nginx is starting: its control socket may not be there
+			// yet, and it may have read the state file before this
+			// write. Not a failure: Run pushes again once it is up.
+			return outcome{res: res, errRoutes: all, err: &startingError{Err: err}}
+		}
 		return outcome{res: res, errRoutes: all, err: errors.Join(fmt.Errorf("push to nginx: %w", err), serr)}
 	}
 	if err != nil || s.sup.Pid() == 0 {
@@ -66,6 +72,23 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 	res.Changed = res.Changed || changed
 	// Pushed: live, whether or not the state file was written.
 	return outcome{res: res, applied: routes, err: serr}
+}
+
+// startingError is a push that failed while the supervised nginx had not
+// yet come up for the first time: Run pushes again when it has.
+type startingError struct{ Err error }
+
+func (e *startingError) Error() string { return "nginx is starting: " + e.Err.Error() }
+func (e *startingError) Unwrap() error { return e.Err }
+
+// nginxUp reports whether the supervised nginx has come up once.
+func (s *Stage) nginxUp() bool {
+	select {
+	case <-s.sup.Up():
+		return true
+	default:
+		return false
+	}
 }
 
 // pushMaxGap caps the pacer's gap between two pushes during a burst of

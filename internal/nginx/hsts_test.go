@@ -4,7 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,4 +67,52 @@ func TestHSTSFullValue(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHSTSPlainHTTPToTLSUpstreamLogsNothing: a plain-HTTP request to a
+// route whose upstream speaks TLS is answered with no HSTS header and no
+// line in nginx's log (the dynamic path once warned of an uninitialized
+// variable on every such request), on both paths.
+func TestHSTSPlainHTTPToTLSUpstreamLogsNothing(t *testing.T) {
+	bothPaths(t, func(t *testing.T, dynamic bool) {
+		h := startStage(t, true, withDynamic(dynamic))
+		up := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "TLS upstream") }))
+		t.Cleanup(up.Close)
+		_, p, _ := net.SplitHostPort(up.Listener.Addr().String())
+		h.putContainer("s1", mustAtoi(t, p), map[string]string{routing.LabelVhost: "tls.test",
+			routing.LabelProtocol: routing.ProtoHTTPS, routing.LabelHTTPS: routing.HTTPSBoth})
+		h.want("tls.test", 200, "TLS upstream")
+		for range 3 {
+			req, _ := http.NewRequest("GET", "http://"+h.http+"/", nil)
+			req.Host = "tls.test"
+			resp, err := noRedirect.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("Strict-Transport-Security") != "" {
+				t.Errorf("over HTTP: %d, HSTS %q", resp.StatusCode, resp.Header.Get("Strict-Transport-Security"))
+			}
+		}
+		// nginx's stderr (error_log warn) becomes the stage's log lines;
+		// a request to a sentinel host after these marks that nginx
+		// handled them before the log is read.
+		h.want("after.test", 404, "")
+		h.log.mu.Lock()
+		defer h.log.mu.Unlock()
+		for _, l := range h.log.lines {
+			if strings.Contains(l, "uninitialized") {
+				t.Errorf("nginx logged: %s", strings.TrimSpace(l))
+			}
+		}
+	})
+}
+
+func mustAtoi(t testing.TB, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -320,12 +320,22 @@ func (s *Stage) Run(ctx context.Context) error {
 		// Pushes reload nothing: a burst is spaced by pushMaxGap at most.
 		pace.maxGap = min(pace.maxGap, pushMaxGap)
 	}
+	// Pushes before nginx first came up may have missed it: push again
+	// then.
+	var upC <-chan struct{}
+	if s.pusher != nil {
+		upC = s.sup.Up()
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case err := <-supDone:
 			return err
+		case <-upC:
+			upC = nil
+			pending, first, last = true, time.Now(), time.Now()
+			timer.Reset(0)
 		case <-notify:
 			now := time.Now()
 			if !pending {
@@ -433,6 +443,13 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	var we *WriteError
 	if errors.As(o.err, &we) {
 		retry = retryIn // a disk that fills frees up
+	}
+	var starting *startingError
+	if errors.As(o.err, &starting) {
+		// The first push raced nginx's start; Run pushes again once
+		// nginx is up. Nothing failed: the status keeps what it said.
+		s.log.Debug("nginx not up yet; pushing once it is", "err", redact.Error(o.err))
+		return retry
 	}
 	if o.err != nil {
 		msg := redact.Error(o.err)

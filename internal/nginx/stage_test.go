@@ -46,6 +46,13 @@ func freeAddr(t testing.TB) string {
 
 func startStage(t testing.TB, withTLS bool, mutate func(*Config)) *harness {
 	t.Helper()
+	return startStageWith(t, withTLS, mutate, nil)
+}
+
+// startStageWith is startStage calling early, when set, as soon as Run
+// has begun: before nginx is up.
+func startStageWith(t testing.TB, withTLS bool, mutate func(*Config), early func(*harness)) *harness {
+	t.Helper()
 	h := &harness{t: t, etcd: storetest.Start(t), keys: store.NewKeys("/t"), dir: t.TempDir(), http: freeAddr(t)}
 	cfg := Config{Keys: h.keys, Dir: h.dir, HTTPAddrs: []string{h.http}, NginxBinary: nginxBin, Instance: "test", Debounce: 20 * time.Millisecond,
 		Routing: routing.Options{LoopbackUpstreams: true}} // the upstreams are test servers on 127.0.0.1
@@ -84,6 +91,9 @@ func startStage(t testing.TB, withTLS bool, mutate func(*Config)) *harness {
 			t.Error("Run did not return")
 		}
 	})
+	if early != nil {
+		early(h)
+	}
 	h.eventually("nginx up", func() error {
 		_, _, err := h.get("nobody.test")
 		return err
@@ -435,5 +445,49 @@ func TestStageTLS(t *testing.T) {
 	}
 	if fi, err := os.Stat(h.stage.applier.ConfPath); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("rendered config (holds the keys): %v %v", fi.Mode(), err)
+	}
+}
+
+// A first start with records arriving while nginx starts (the reporter
+// writes them as `portico run` comes up) logs no error: a push that finds
+// no control socket yet is retried once nginx is up, and the route goes
+// live.
+func TestDynamicFirstStartLogsNoError(t *testing.T) {
+	port := echoServer(t, "A")
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	end := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	t.Cleanup(end)
+	// portico run's debounce on the dynamic path: pushes follow changes at once.
+	h := startStageWith(t, false, func(c *Config) { c.Debounce = 2 * time.Millisecond }, func(h *harness) {
+		// Changes keep coming while nginx starts, as from a reporter.
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				c := store.Container{ID: "a1", Name: "c-a1", Host: "node1", State: "running",
+					Labels:   map[string]string{routing.LabelPort: strconv.Itoa(port), routing.LabelVhost: "app.test", "n": strconv.Itoa(i)},
+					Networks: map[string]store.Network{"bridge": {IPv4: "127.0.0.1"}}}
+				if _, err := store.PutJSON(context.Background(), h.etcd.Client, h.keys.Container("node1", "a1"), c); err != nil {
+					t.Errorf("put: %v", err)
+					return
+				}
+				select {
+				case <-stop:
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		})
+	})
+	h.want("app.test", 200, "A host=app.test")
+	end()
+	h.log.mu.Lock()
+	defer h.log.mu.Unlock()
+	for _, l := range h.log.lines {
+		if strings.Contains(l, "level=ERROR") {
+			t.Errorf("error logged on a first start: %s", strings.TrimSpace(l))
+		}
+	}
+	if st := h.status(); st.Error != "" {
+		t.Errorf("status error %q", st.Error)
 	}
 }

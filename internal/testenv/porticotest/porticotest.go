@@ -27,15 +27,24 @@ import (
 )
 
 // Build compiles cmd/portico into dir and returns the binary's path. Call it
-// from TestMain: `go build` is slow to run once per test.
+// from TestMain: `go build` is slow to run once per test. It asks for the
+// VCS stamp (portico version) even when GOFLAGS turns it off; a tree
+// without .git builds all the same, unstamped.
 func Build(dir string) (string, error) {
 	out, err := exec.Command("go", "list", "-f", "{{.Dir}}", "github.com/portico/portico/cmd/portico").Output()
 	if err != nil {
 		return "", fmt.Errorf("locate cmd/portico: %w", err)
 	}
+	return buildIn(strings.TrimSpace(string(out)), dir)
+}
+
+// buildIn builds the main package in src into dir/portico.
+func buildIn(src, dir string) (string, error) {
 	bin := filepath.Join(dir, "portico")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Dir = strings.TrimSpace(string(out))
+	// Go stamps only a checkout whose .git is a directory, not a git
+	// worktree's .git file.
+	build := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".")
+	build.Dir = src
 	if b, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("build portico: %w\n%s", err, b)
 	}
