@@ -21,6 +21,7 @@ var (
 	freePort   = porticotest.FreePort
 	addr       = porticotest.Addr
 	eventually = porticotest.Eventually
+	check      = porticotest.Check
 	get        = porticotest.Get
 	getTLS     = porticotest.GetTLS
 	expect200  = porticotest.Expect200

@@ -352,24 +352,6 @@ func TestRunFullDiskKeepsServing(t *testing.T) {
 	}
 }
 
-// check is eventually that fails the test but lets it go on: what comes
-// after is measured (before/after figures) even when this fails.
-func check(t *testing.T, within time.Duration, what string, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("%s: not within %s: %v", what, within, err)
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // porticoStatus is `portico status` (text) against the store at endpoint.
 func porticoStatus(endpoint string) (string, error) {
 	out, err := exec.Command(binary, "status", "--etcd-endpoints", endpoint).CombinedOutput()

@@ -229,14 +229,28 @@ func Addr(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 // Eventually polls f every 20ms until it returns nil or the deadline passes.
 func Eventually(t testing.TB, within time.Duration, what string, f func() error) {
 	t.Helper()
+	if err := poll(within, f); err != nil {
+		t.Fatalf("after %s: %s: %v", within, what, err)
+	}
+}
+
+// Check is Eventually that fails the test but lets it go on: what comes
+// after is still measured (before/after figures) when this fails.
+func Check(t testing.TB, within time.Duration, what string, f func() error) {
+	t.Helper()
+	if err := poll(within, f); err != nil {
+		t.Errorf("after %s: %s: %v", within, what, err)
+	}
+}
+
+// poll calls f every 20ms until it returns nil, or returns its last error
+// once within has passed.
+func poll(within time.Duration, f func() error) error {
 	deadline := time.Now().Add(within)
 	for {
 		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s: %v", within, what, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		<-time.After(20 * time.Millisecond)
 	}
