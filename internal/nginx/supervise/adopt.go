@@ -191,11 +191,7 @@ func (s *Supervisor) adopt(ctx context.Context, pid int, start uint64) error {
 		s.stopPid(pid, done)
 		return err
 	}
-	select {
-	case <-s.up:
-	default:
-		close(s.up)
-	}
+	s.running()
 	select {
 	case <-ctx.Done():
 		s.stopPid(pid, done)

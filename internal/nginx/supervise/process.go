@@ -94,17 +94,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				}
 			}
 			if err == nil {
-				// The reserve is taken back before Up says nginx runs: the
-				// stage's first write after a start (a change that waited
-				// for space) must not take what nginx's next start needs.
-				if rerr := keepReserve(s.Prefix); rerr != nil {
-					s.Log.Warn("cannot keep nginx's space reserve; on a full disk a restart of nginx may fail to write its pid file", "file", reserveFile(s.Prefix), "err", rerr)
-				}
-				select {
-				case <-s.up:
-				default:
-					close(s.up)
-				}
+				s.running()
 				select {
 				case <-ctx.Done():
 					s.stop(cmd, done)
@@ -129,6 +119,21 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+// running marks nginx, started or adopted, as serving. The space reserve
+// is taken back first, before Up says nginx runs: the stage's first write
+// after a start (a change that waited for space) must not take what
+// nginx's next start needs.
+func (s *Supervisor) running() {
+	if err := keepReserve(s.Prefix); err != nil {
+		s.Log.Warn("cannot keep nginx's space reserve; on a full disk a restart of nginx may fail to write its pid file", "file", reserveFile(s.Prefix), "err", err)
+	}
+	select {
+	case <-s.up:
+	default:
+		close(s.up)
 	}
 }
 
