@@ -68,6 +68,31 @@ func startShellNginx(t *testing.T, conf []byte, mc render.MainConf, httpAddr, ho
 	}
 }
 
+// needOpenFiles fails the test unless this process may open n files and
+// nginx may raise its own limit to what its main config asks.
+func needOpenFiles(t *testing.T, n uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	if lim.Cur < n || lim.Max < 2*render.WorkerConnections {
+		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, n, 2*render.WorkerConnections)
+	}
+}
+
+// oneRouteConf is the static path's config of one route, host, to an echo
+// server answering "A", on httpAddr.
+func oneRouteConf(t *testing.T, host, httpAddr string) []byte {
+	t.Helper()
+	conf, err := render.Render(render.Input{Routes: []routing.Route{route(host, "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
+		Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
 // probe is one normal request from the loopback address from: nil when
 // it is answered 200.
 func probe(httpAddr, host, from string, timeout time.Duration) error {
@@ -99,20 +124,10 @@ func probe(httpAddr, host, from string, timeout time.Duration) error {
 func TestOneAddressCannotStarveOthers(t *testing.T) {
 	const hold = 8400
 	const attackFor = 12 * time.Second // more than two header timeouts
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < hold+1000 || lim.Max < 2*render.WorkerConnections {
-		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, hold+1000, 2*render.WorkerConnections)
-	}
+	needOpenFiles(t, hold+1000)
 	dir := t.TempDir()
 	httpAddr := freeAddr(t)
-	conf, err := render.Render(render.Input{Routes: []routing.Route{route("victim.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
-		Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf := oneRouteConf(t, "victim.test", httpAddr)
 	// The header timeout is raised from its default (5 s) so that this
 	// test's attacker, on a shared machine, surely holds all its
 	// connections at once: what is tested is the room. The default only

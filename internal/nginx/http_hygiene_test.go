@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -442,20 +441,10 @@ func TestUpgradeOnlyWebsocket(t *testing.T) {
 func TestIdleHalfSentRequestsDoNotStarve(t *testing.T) {
 	const idle = 2300
 	const headerTimeout = 6 * time.Second
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	if lim.Cur < idle+1000 || lim.Max < 2*render.WorkerConnections {
-		t.Fatalf("open-file limit %d (hard %d): the test needs %d, and nginx a hard limit of %d", lim.Cur, lim.Max, idle+1000, 2*render.WorkerConnections)
-	}
+	needOpenFiles(t, idle+1000)
 	dir := t.TempDir()
 	httpAddr := freeAddr(t)
-	conf, err := render.Render(render.Input{Routes: []routing.Route{route("idle.test", "127.0.0.1:"+strconv.Itoa(echoServer(t, "A")))},
-		Settings: render.Settings{HTTPAddrs: []string{httpAddr}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf := oneRouteConf(t, "idle.test", httpAddr)
 	startShellNginx(t, conf, render.MainConf{Prefix: dir, Client: render.ClientLimits{HeaderTimeout: headerTimeout}}, httpAddr, "idle.test")
 	get := func(timeout time.Duration) error { return probe(httpAddr, "idle.test", "127.0.0.1", timeout) }
 
