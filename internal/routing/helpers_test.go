@@ -106,7 +106,7 @@ func checkProblems(t *testing.T, got []Problem, want []wantProblem) {
 
 // Strict patterns every field nginx may render must match.
 var (
-	safeHost     = regexp.MustCompile(`^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+	safeHost     = regexp.MustCompile(strings.ReplaceAll(`^((\*\.)?N|N\.\*)$`, "N", `[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*`))
 	safeProtocol = regexp.MustCompile(`^(http|https|grpc|grpcs)$`)
 	safeHTTPS    = regexp.MustCompile(`^(auto|redirect|both|off)$`)
 	safeAddr     = regexp.MustCompile(`^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9a-f:.]+\]):[1-9][0-9]{0,4}$`)
@@ -134,6 +134,9 @@ func unsafeFields(r Result) []string {
 		}
 		for _, h := range s.CertHosts {
 			host(where+" cert", h)
+			if IsTrailingWildcard(h) {
+				bad = append(bad, fmt.Sprintf("%s cert host %q: a trailing wildcard", where, h))
+			}
 		}
 		if s.Port < 1 || s.Port > 65535 {
 			bad = append(bad, fmt.Sprintf("%s port %d", where, s.Port))

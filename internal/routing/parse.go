@@ -289,12 +289,15 @@ func (p *parser) parse(opts Options) (Service, bool) {
 			own[h] = true
 		}
 		for i, h := range svc.CertHosts {
-			if !own[h] {
+			switch {
+			case IsTrailingWildcard(h):
+				p.add(SeverityError, cert.key, raws[i], "a trailing wildcard cannot be named in a certificate")
+			case !own[h]:
 				p.add(SeverityError, cert.key, raws[i], "certificate name %q is not one of this container's vhosts", Clip(h, maxItemBytes))
 			}
 		}
 	default:
-		svc.CertHosts = slices.Clone(svc.Hosts)
+		svc.CertHosts = p.certifiable(vh, svc.Hosts)
 	}
 
 	svc.Network, svc.Addr = p.address(opts, svc.Port)
@@ -306,6 +309,21 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		p.add(SeverityWarning, "", "", "running but has no address on network %q; its vhosts answer 503", svc.Network)
 	}
 	return svc, true
+}
+
+// certifiable is hosts without the trailing wildcards ("www.example.*"),
+// which no certificate can name: each is served over plain HTTP only,
+// with a warning (docs/labels.md).
+func (p *parser) certifiable(vh setting, hosts []string) []string {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		if IsTrailingWildcard(h) {
+			p.add(SeverityWarning, vh.key, h, "a trailing wildcard gets no certificate: served over plain HTTP only")
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // hosts parses a host list: names separated by commas or ASCII whitespace,

@@ -164,8 +164,10 @@ func isAlnum(c byte) bool {
 
 // normalizeHost validates one vhost and returns it lower-case, in punycode,
 // without a trailing dot. A wildcard is allowed only as the whole leftmost
-// label ("*.example.com"). The result always matches
-// ^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$
+// label ("*.example.com") or, as nginx's server_name allows, the whole
+// rightmost one ("www.example.*": one or more labels after "www.example.";
+// IsTrailingWildcard). The result always matches
+// ^((\*\.)?N|N\.\*)$ with N = [a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*
 // and is at most 253 bytes.
 //
 // Conversion uses idna.Lookup (UTS #46): it maps (lower-cases, folds
@@ -180,11 +182,15 @@ func normalizeHost(raw string) (string, error) {
 		return "", errors.New(`regular expressions (nginx's "~" form) are not supported; use a leading wildcard such as "*.example.com", or list the names`)
 	}
 	name, wild := strings.CutPrefix(raw, "*.")
-	if !wild && strings.HasSuffix(name, ".*") && strings.Count(name, "*") == 1 && len(name) > 2 {
-		return "", errors.New(`a trailing wildcard ("www.example.*") is not supported yet; list the names instead, such as "www.example.com,www.example.org"`)
+	tail := false
+	if p, ok := strings.CutSuffix(name, ".*"); ok && !wild {
+		name, tail = p, true
+		if name == "" || strings.HasSuffix(name, ".") {
+			return "", errors.New(`a trailing wildcard needs a name before ".*" ("www.example.*")`)
+		}
 	}
 	if strings.Contains(name, "*") {
-		return "", errors.New(`a wildcard is allowed only as the whole leftmost label ("*.example.com")`)
+		return "", errors.New(`a wildcard is allowed only as the whole leftmost label ("*.example.com") or the whole rightmost one ("www.example.*"), not both`)
 	}
 	ascii := strings.TrimSuffix(name, ".")
 	if !plainLDH(ascii) {
@@ -200,11 +206,19 @@ func normalizeHost(raw string) (string, error) {
 	if wild {
 		ascii = "*." + ascii
 	}
+	if tail {
+		ascii += ".*"
+	}
 	if len(ascii) > 253 {
 		return "", fmt.Errorf("name is %d bytes, over 253", len(ascii))
 	}
 	return ascii, nil
 }
+
+// IsTrailingWildcard reports whether a normalized host is a trailing
+// wildcard ("www.example.*"). No certificate can name one: such a host is
+// served over plain HTTP only.
+func IsTrailingWildcard(host string) bool { return strings.HasSuffix(host, ".*") }
 
 // plainLDH reports whether s is already lower-case letters, digits, dots and
 // single hyphens, which idna.Lookup would return unchanged; it lets the common
