@@ -13,14 +13,19 @@ import (
 // string can end a directive, open a block or expand a variable.
 
 // ValidHost reports whether h is a lower-case host name (optionally a
-// "*." wildcard) that is safe to render as a server_name and a path segment:
-// labels of 1-63 bytes of [a-z0-9_-], not starting or ending with '-'.
-// It runs on every route of every render, so it is a loop, not a regexp.
+// leading "*." or a trailing ".*" wildcard, not both) that is safe to
+// render as a server_name and, through dirName, a path segment: labels of
+// 1-63 bytes of [a-z0-9_-], not starting or ending with '-'. It runs on
+// every route of every render, so it is a loop, not a regexp.
 func ValidHost(h string) bool {
 	if len(h) > 253 {
 		return false
 	}
-	h = strings.TrimPrefix(h, "*.")
+	if t, ok := strings.CutPrefix(h, "*."); ok {
+		h = t
+	} else {
+		h = strings.TrimSuffix(h, ".*")
+	}
 	for {
 		label, rest, more := strings.Cut(h, ".")
 		if !validLabel(label) {

@@ -41,6 +41,10 @@ func goldenCases() map[string]Input {
 			Settings: Settings{IncludeDir: "/etc/portico/vhost.d"}},
 		"wildcard": {Routes: []routing.Route{route("*.example.org", "10.0.0.2:80"), route("x.example.org", "10.0.0.3:80")},
 			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
+		// A trailing wildcard is a server_name as written; no certificate
+		// covers it, so it is served over plain HTTP only.
+		"trailing_wildcard": {Routes: []routing.Route{route("www.example.*", "10.0.0.2:80"), route("www.example.com", "10.0.0.3:80")},
+			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
 		"tls_redirect": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"), route("nocert.example.net", "10.0.0.3:80"),
 			with(route("www.example.com", "10.0.0.4:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSOff })}, Certs: certs, Settings: tls},
 		"tls_auto": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSAuto }),
