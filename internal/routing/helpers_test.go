@@ -107,7 +107,8 @@ func checkProblems(t *testing.T, got []Problem, want []wantProblem) {
 // Strict patterns every field nginx may render must match.
 var (
 	safeHost     = regexp.MustCompile(strings.ReplaceAll(`^((\*\.)?N|N\.\*)$`, "N", `[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*`))
-	safeProtocol = regexp.MustCompile(`^(http|https|grpc|grpcs)$`)
+	safeProtocol = regexp.MustCompile(`^(http|https|grpc|grpcs|fastcgi|uwsgi)$`)
+	safeRoot     = regexp.MustCompile(`^(/|(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+)$`)
 	safeHTTPS    = regexp.MustCompile(`^(auto|redirect|both|off)$`)
 	safeAddr     = regexp.MustCompile(`^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9a-f:.]+\]):[1-9][0-9]{0,4}$`)
 	safeName     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -147,6 +148,9 @@ func unsafeFields(r Result) []string {
 		if !safeHTTPS.MatchString(s.HTTPS) {
 			bad = append(bad, fmt.Sprintf("%s https %q", where, s.HTTPS))
 		}
+		if (s.Root != "") != (s.Protocol == ProtoFastCGI) || s.Root != "" && (!safeRoot.MatchString(s.Root) || len(s.Root) > 255) {
+			bad = append(bad, fmt.Sprintf("%s root %q (protocol %s)", where, s.Root, s.Protocol))
+		}
 		if s.HSTS.MaxAge < 0 {
 			bad = append(bad, fmt.Sprintf("%s hsts %d", where, s.HSTS.MaxAge))
 		}
@@ -171,6 +175,9 @@ func unsafeFields(r Result) []string {
 		}
 		if !safeHTTPS.MatchString(rt.HTTPS) {
 			bad = append(bad, fmt.Sprintf("%s https %q", where, rt.HTTPS))
+		}
+		if (rt.Root != "") != (rt.Protocol == ProtoFastCGI) || rt.Root != "" && !safeRoot.MatchString(rt.Root) {
+			bad = append(bad, fmt.Sprintf("%s root %q (protocol %s)", where, rt.Root, rt.Protocol))
 		}
 		if rt.HSTS.MaxAge < 0 {
 			bad = append(bad, fmt.Sprintf("%s hsts %d", where, rt.HSTS.MaxAge))

@@ -246,11 +246,24 @@ func (p *parser) parse(opts Options) (Service, bool) {
 	}
 
 	if s := p.lookup(label(LabelProtocol), label(LegacyProtocol), env(EnvVirtualProto)); s.ok {
-		proto, err := keyword(s.value, ProtoHTTP, ProtoHTTPS, ProtoGRPC, ProtoGRPCS)
+		proto, err := keyword(s.value, ProtoHTTP, ProtoHTTPS, ProtoGRPC, ProtoGRPCS, ProtoFastCGI, ProtoUWSGI)
 		if err != nil {
 			p.add(SeverityError, s.key, s.value, "%v", err)
 		}
 		svc.Protocol = proto
+	}
+
+	root := p.lookup(label(LabelRoot), env(EnvVirtualRoot))
+	switch {
+	case svc.Protocol == ProtoFastCGI && root.ok:
+		if err := ValidRoot(root.value); err != nil {
+			p.add(SeverityError, root.key, root.value, "%v", err)
+		}
+		svc.Root = root.value
+	case svc.Protocol == ProtoFastCGI:
+		svc.Root = DefaultFastCGIRoot
+	case root.ok:
+		p.add(SeverityWarning, root.key, root.value, "ignored: only the %s protocol has a document root", ProtoFastCGI)
 	}
 
 	if s := p.lookup(label(LabelHTTPS), envMeaning(EnvHTTPSMethod, sameHTTPS)); s.ok {

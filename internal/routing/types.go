@@ -16,7 +16,15 @@ const (
 	ProtoHTTPS = "https"
 	ProtoGRPC  = "grpc"
 	ProtoGRPCS = "grpcs"
+	// FastCGI (PHP-FPM) and uwsgi, as nginx-proxy's VIRTUAL_PROTO takes
+	// them; FastCGI needs the document root inside the container (Root).
+	ProtoFastCGI = "fastcgi"
+	ProtoUWSGI   = "uwsgi"
 )
+
+// DefaultFastCGIRoot is a FastCGI route's document root when none is
+// given, nginx-proxy's VIRTUAL_ROOT default.
+const DefaultFastCGIRoot = "/var/www/public"
 
 // HTTPS modes (portico.https).
 const (
@@ -103,6 +111,10 @@ type Service struct {
 	Default bool
 	HTTPS   string
 	HSTS    HSTS
+	// Root is a FastCGI service's document root inside the container
+	// (portico.root, VIRTUAL_ROOT; DefaultFastCGIRoot when unset); "" for
+	// every other protocol. It always passes ValidRoot.
+	Root string
 	// Live is true when the container should receive traffic.
 	Live bool
 }
@@ -114,6 +126,8 @@ type Route struct {
 	Default  bool
 	HTTPS    string
 	HSTS     HSTS
+	// Root is the FastCGI document root (Service.Root).
+	Root string
 	// Upstreams are the live replicas' addresses, sorted and unique. It may
 	// be empty: the vhost is known but no replica is live.
 	Upstreams []string

@@ -16,6 +16,34 @@ import (
 // maxHSTS bounds portico.hsts max-age seconds (about 68 years).
 const maxHSTS = math.MaxInt32
 
+// maxRootBytes bounds a FastCGI document root.
+const maxRootBytes = 255
+
+// ValidRoot accepts a FastCGI document root: an absolute path of
+// [A-Za-z0-9._-] segments separated by single slashes, no "." or ".."
+// segment, no trailing slash (but "/" itself), at most 255 bytes. Nothing
+// in it can end an nginx directive, expand a variable or break the
+// dynamic table's fields.
+func ValidRoot(s string) error {
+	if s == "" || s[0] != '/' || len(s) > maxRootBytes {
+		return fmt.Errorf("not an absolute path of at most %d bytes", maxRootBytes)
+	}
+	if s == "/" {
+		return nil
+	}
+	for seg := range strings.SplitSeq(s[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return errors.New(`an empty, "." or ".." path segment (or a trailing slash)`)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !(isAlnum(c) || c == '.' || c == '_' || c == '-') {
+				return errors.New("a path may hold only A-Z, a-z, 0-9, '.', '_', '-' and '/'")
+			}
+		}
+	}
+	return nil
+}
+
 // parseBool accepts true/false, 1/0 and yes/no, ASCII case-insensitive.
 func parseBool(s string) (bool, error) {
 	switch asciiLower(s) {
