@@ -4,8 +4,9 @@
 -- nginx stage through the control socket afterwards. Nothing here turns a
 -- route into nginx syntax or Lua code.
 --
--- A route is stored as "r:<host>" -> "scheme\tredirect\thsts\tcert\tpeers",
--- peers being space-separated "ip:port" or "[ip6]:port". Certificates are
+-- A route is stored as "r:<host>" -> "scheme\tredirect\thsts\tcert\tpeers"
+-- and then options ("\troot=/var/www/public"), peers being space-separated
+-- "ip:port" or "[ip6]:port". Certificates are
 -- stored by content id as "c:<id>" (PEM chain) and "k:<id>" (PEM key).
 local ssl = require "ngx.ssl"
 local balancer = require "ngx.balancer"
@@ -86,16 +87,43 @@ local function valid_hsts(f)
   return digits ~= nil and #digits <= 10 and HSTS_TAILS[tail] == true
 end
 
+-- Options are "name=value" fields after the five fixed ones. ROOT is a
+-- fastcgi route's document root, as routing.ValidRoot accepts it: "/" or
+-- "/"-separated segments of [A-Za-z0-9._-], none "." or "..", at most 255
+-- bytes. (Nothing else may reach fastcgi_param.)
+local function valid_root(v)
+  if v == "/" then return true end
+  if #v > 255 or sub(v, 1, 1) ~= "/" or sub(v, -1) == "/" then return false end
+  for seg in v:gmatch("/([^/]*)") do
+    if seg == "" or seg == "." or seg == ".." or find(seg, "[^%w%._%-]") then return false end
+  end
+  return true
+end
+
+-- parse_options reads the option fields of f from index 6 into r; it
+-- returns nil for an unknown, repeated or invalid option.
+local function parse_options(f, r)
+  for k = 6, #f do
+    local name, value = f[k]:match("^(%l+)=(.*)$")
+    if name == "root" and r.root == nil and valid_root(value) then
+      r.root = value
+    else
+      return nil
+    end
+  end
+  return r
+end
+
 local function parse_route(raw)
   local f = split_tabs(raw)
-  return {
+  return parse_options(f, {
     raw = raw,
     scheme = f[1],
     redirect = f[2] == "1",
     hsts = hsts_value(f[3] or "0"),
     cert = f[4] or "",
     peers = parse_peers(f[5] or ""),
-  }
+  })
 end
 
 -- get returns the parsed route stored for the exact key, or nil.
@@ -291,7 +319,10 @@ local function route(https)
   local c = var.http_connection
   if c then drop_connection_named(c) end
   local s = r.scheme
-  if s ~= "http" then return ngx.exec("@portico_" .. s) end
+  if s ~= "http" then
+    if r.root then var.portico_root = r.root end
+    return ngx.exec("@portico_" .. s)
+  end
   pend_key[id], pend_route[id] = key, r
 end
 
@@ -399,6 +430,8 @@ local function depth_list(set)
   return concat(ds, " ")
 end
 
+local SCHEMES = { http = true, https = true, grpc = true, grpcs = true, fastcgi = true, uwsgi = true }
+
 -- store_routes replaces the route table with the one in body (the format
 -- of docs/nginx.md). The whole body is checked before anything changes;
 -- then routes are set before the old ones go, so a request always finds
@@ -428,10 +461,12 @@ local function store_routes(body)
       if not core or core == "" or find(core, "[^%w%.%-_]") then return nil, "route line without a valid host" end
       local v = sub(rest, t2 + 1)
       local f = split_tabs(v)
-      if #f ~= 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs")
+      if #f < 5 or not SCHEMES[f[1]]
         or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
         return nil, "route " .. host .. ": bad fields"
       end
+      local o = parse_options(f, {})
+      if not o or (o.root ~= nil) ~= (f[1] == "fastcgi") then return nil, "route " .. host .. ": bad options" end
       n = n + 1
       hosts[n], values[n] = host, v
       if sub(host, 1, 2) == "*." then

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portico/portico/internal/routing"
 )
 
 // Route is one vhost on the dynamic path. Every field must be validated
@@ -40,6 +42,9 @@ type Route struct {
 	// Peers are the upstream addresses, "ip:port" or "[ip6]:port". None
 	// answers 503 at once.
 	Peers []string
+	// Root is a fastcgi route's document root (routing.ValidRoot); "" for
+	// every other scheme. It is the option field "root=<path>".
+	Root string
 }
 
 // Table is everything the dynamic path serves, but the certificates'
@@ -85,7 +90,11 @@ const header = "portico-routes 1\n"
 //	version	<hex>
 //	redirect_port	<:port or empty>
 //	default	<host>                       (only with a default)
-//	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...
+//	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...	[<name>=<value>...]
+//
+// After the five fixed fields a route may carry options, "name=value"
+// fields; today "root=<path>", a fastcgi route's document root (always
+// and only with that scheme).
 //
 // <hsts> is the max-age alone ("0" for none), as it always was, or, with
 // includeSubDomains or preload, the whole header value in its one
@@ -141,6 +150,16 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		b.WriteString(r.Cert)
 		b.WriteByte('\t')
 		b.WriteString(strings.Join(r.Peers, " "))
+		if (r.Root != "") != (r.Scheme == "fastcgi") {
+			return nil, "", fmt.Errorf("route %q: a root with scheme %s", r.Host, r.Scheme)
+		}
+		if r.Root != "" {
+			if err := routing.ValidRoot(r.Root); err != nil {
+				return nil, "", fmt.Errorf("route %q: root %q: %w", r.Host, r.Root, err)
+			}
+			b.WriteString("\troot=")
+			b.WriteString(r.Root)
+		}
 		b.WriteByte('\n')
 	}
 	sum := sha256.Sum256(b.Bytes())

@@ -128,9 +128,16 @@ func checkRoute(r routing.Route) error {
 		return fmt.Errorf("route %q: invalid host name", r.Host)
 	}
 	switch r.Protocol {
-	case "", routing.ProtoHTTP, routing.ProtoHTTPS, routing.ProtoGRPC, routing.ProtoGRPCS:
+	case "", routing.ProtoHTTP, routing.ProtoHTTPS, routing.ProtoGRPC, routing.ProtoGRPCS, routing.ProtoUWSGI:
+	case routing.ProtoFastCGI:
+		if err := routing.ValidRoot(r.Root); err != nil {
+			return fmt.Errorf("route %q: fastcgi root %q: %w", r.Host, r.Root, err)
+		}
 	default:
 		return fmt.Errorf("route %q: unknown protocol %q", r.Host, r.Protocol)
+	}
+	if r.Root != "" && r.Protocol != routing.ProtoFastCGI {
+		return fmt.Errorf("route %q: a root without the fastcgi protocol", r.Host)
 	}
 	switch r.HTTPS {
 	case "", routing.HTTPSAuto, routing.HTTPSRedirect, routing.HTTPSBoth, routing.HTTPSOff:
