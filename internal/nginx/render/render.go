@@ -140,17 +140,17 @@ type mapPart struct {
 }
 
 type vhost struct {
-	sh                      *shared
-	Host                    string
-	Upstream                string   // upstream name; "" when no replica is live
-	Servers                 []string // the upstream's "ip:port" servers, sorted
-	Scheme                  string   // http, https, grpc, grpcs
-	GRPC                    bool
-	UpstreamTLS             bool // https or grpcs
+	sh          *shared
+	Host        string
+	Upstream    string   // upstream name; "" when no replica is live
+	Servers     []string // the upstream's "ip:port" servers, sorted
+	Scheme      string   // http, https, grpc, grpcs
+	GRPC        bool
+	UpstreamTLS bool // https or grpcs
 	// FastCGI and UWSGI speak those protocols to the upstream; Root is
 	// the FastCGI document root (checked by CheckRoutes).
-	FastCGI, UWSGI bool
-	Root           string
+	FastCGI, UWSGI          bool
+	Root                    string
 	Include                 string
 	HTTPDefault, TLSDefault bool
 	Redirect                bool // plain HTTP requests are redirected to HTTPS
