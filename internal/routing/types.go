@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/portico/portico/internal/siteopts"
 )
 
 // Protocols a route can speak to its upstream.
@@ -115,6 +117,8 @@ type Service struct {
 	// (portico.root, VIRTUAL_ROOT; DefaultFastCGIRoot when unset); "" for
 	// every other protocol. It always passes ValidRoot.
 	Root string
+	// Site are the per-site options (package siteopts).
+	Site siteopts.Options
 	// Live is true when the container should receive traffic.
 	Live bool
 }
@@ -128,6 +132,8 @@ type Route struct {
 	HSTS     HSTS
 	// Root is the FastCGI document root (Service.Root).
 	Root string
+	// Site are the first claimant's per-site options.
+	Site siteopts.Options
 	// Upstreams are the live replicas' addresses, sorted and unique. It may
 	// be empty: the vhost is known but no replica is live.
 	Upstreams []string

@@ -5,8 +5,9 @@
 -- route into nginx syntax or Lua code.
 --
 -- A route is stored as "r:<host>" -> "scheme\tredirect\thsts\tcert\tpeers"
--- and then options ("\troot=/var/www/public"), peers being space-separated
--- "ip:port" or "[ip6]:port". Certificates are
+-- followed by one "\tname=value" field per option (OPTION_CHECK; a fastcgi
+-- route's document root is "root"),
+-- peers being space-separated "ip:port" or "[ip6]:port". Certificates are
 -- stored by content id as "c:<id>" (PEM chain) and "k:<id>" (PEM key).
 local ssl = require "ngx.ssl"
 local balancer = require "ngx.balancer"
@@ -87,43 +88,62 @@ local function valid_hsts(f)
   return digits ~= nil and #digits <= 10 and HSTS_TAILS[tail] == true
 end
 
--- Options are "name=value" fields after the five fixed ones. ROOT is a
--- fastcgi route's document root, as routing.ValidRoot accepts it: "/" or
--- "/"-separated segments of [A-Za-z0-9._-], none "." or "..", at most 255
--- bytes. (Nothing else may reach fastcgi_param.)
+-- root is a fastcgi route's document root, as routing.ValidRoot accepts
+-- it: "/" or "/"-separated segments of [A-Za-z0-9._-], none "." or "..",
+-- at most 255 bytes. (Nothing else may reach fastcgi_param.)
 local function valid_root(v)
-  if v == "/" then return true end
-  if #v > 255 or sub(v, 1, 1) ~= "/" or sub(v, -1) == "/" then return false end
+  if v == "/" then return v end
+  if #v > 255 or sub(v, 1, 1) ~= "/" or sub(v, -1) == "/" then return nil end
   for seg in v:gmatch("/([^/]*)") do
-    if seg == "" or seg == "." or seg == ".." or find(seg, "[^%w%._%-]") then return false end
+    if seg == "" or seg == "." or seg == ".." or find(seg, "[^%w%._%-]") then return nil end
   end
-  return true
+  return v
 end
 
--- parse_options reads the option fields of f from index 6 into r; it
--- returns nil for an unknown, repeated or invalid option.
-local function parse_options(f, r)
+-- OPTION_CHECK has one entry per per-site option (package siteopts), and
+-- "root", a fastcgi route's document root: its
+-- name in the table, and a function that returns the option's parsed value
+-- for a valid value string, nil for an invalid one. A route with an unknown
+-- or invalid option is refused with the whole table. An option's parsed
+-- value is r.opts[name]; a route without options has r.opts == nil, so the
+-- hot path pays one nil test per option family.
+local OPTION_CHECK = { root = valid_root }
+
+-- split_option splits a "name=value" field.
+local function split_option(field)
+  local eq = find(field, "=", 1, true)
+  if not eq or eq == 1 then return nil end
+  return sub(field, 1, eq - 1), sub(field, eq + 1)
+end
+
+-- parse_options parses fields f[6..]: a table name -> parsed value, nil
+-- when there is none, or nil plus an error.
+local function parse_options(f)
+  if #f <= 5 then return nil end
+  local opts = {}
   for k = 6, #f do
-    local name, value = f[k]:match("^(%l+)=(.*)$")
-    if name == "root" and r.root == nil and valid_root(value) then
-      r.root = value
-    else
-      return nil
-    end
+    local name, value = split_option(f[k])
+    local check = name and OPTION_CHECK[name]
+    if not check then return nil, "unknown option " .. (name or "field") end
+    if opts[name] ~= nil then return nil, "option " .. name .. " given twice" end
+    local v = check(value)
+    if v == nil then return nil, "option " .. name .. ": bad value" end
+    opts[name] = v
   end
-  return r
+  return opts
 end
 
 local function parse_route(raw)
   local f = split_tabs(raw)
-  return parse_options(f, {
+  return {
     raw = raw,
     scheme = f[1],
     redirect = f[2] == "1",
     hsts = hsts_value(f[3] or "0"),
     cert = f[4] or "",
     peers = parse_peers(f[5] or ""),
-  })
+    opts = (parse_options(f)), -- checked in store_routes
+  }
 end
 
 -- get returns the parsed route stored for the exact key, or nil.
@@ -320,7 +340,8 @@ local function route(https)
   if c then drop_connection_named(c) end
   local s = r.scheme
   if s ~= "http" then
-    if r.root then var.portico_root = r.root end
+    local o = r.opts
+    if o and o.root then var.portico_root = o.root end
     return ngx.exec("@portico_" .. s)
   end
   pend_key[id], pend_route[id] = key, r
@@ -465,8 +486,9 @@ local function store_routes(body)
         or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
         return nil, "route " .. host .. ": bad fields"
       end
-      local o = parse_options(f, {})
-      if not o or (o.root ~= nil) ~= (f[1] == "fastcgi") then return nil, "route " .. host .. ": bad options" end
+      local o, oerr = parse_options(f)
+      if oerr then return nil, "route " .. host .. ": " .. oerr end
+      if (o and o.root ~= nil or false) ~= (f[1] == "fastcgi") then return nil, "route " .. host .. ": a root always and only with fastcgi" end
       n = n + 1
       hosts[n], values[n] = host, v
       if sub(host, 1, 2) == "*." then
