@@ -37,9 +37,14 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
 	uo := addUI(c.fs, "", no.network, no.allowed)
+	uo.node = no.node
 	mo := addMemory(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
+	}
+	if *no.node == "" {
+		// The proxy runs on this reporter's host.
+		*no.node = *ro.host
 	}
 	if err := uo.check(); err != nil {
 		return err
@@ -224,12 +229,17 @@ func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metrics
 }
 
 func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*reporter.Reporter, error) {
+	adv, err := ro.advertiseAddr()
+	if err != nil {
+		return nil, err
+	}
 	return reporter.New(reporter.Config{
-		DockerHost: *ro.dockerHost,
-		Host:       *ro.host,
-		Labels:     ro.labels.vals,
-		Keys:       so.keys(),
-		Metrics:    reg,
+		DockerHost:    *ro.dockerHost,
+		AdvertiseAddr: adv,
+		Host:          *ro.host,
+		Labels:        ro.labels.vals,
+		Keys:          so.keys(),
+		Metrics:       reg,
 	}, cli, log.With("stage", "reporter"))
 }
 
@@ -238,6 +248,7 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 	if err != nil {
 		return nil, err
 	}
+	ropts.Node = *no.node
 	cfg := nginx.Config{
 		Keys:          so.keys(),
 		Routing:       ropts,

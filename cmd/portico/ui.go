@@ -25,6 +25,8 @@ type uiOpts struct {
 	token   *secretFlag
 	network *string
 	allowed *listFlag
+	// node is the nginx stage's --node when the page runs beside it (run).
+	node *string
 }
 
 // addUI defines --ui-addr and --ui-token (--ui-token-file,
@@ -65,6 +67,9 @@ func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.
 	ropts, err := routingOptions(*o.network, o.allowed)
 	if err != nil {
 		return nil, err
+	}
+	if o.node != nil {
+		ropts.Node = *o.node
 	}
 	return ui.New(ui.Config{
 		Addr:    *o.addr,

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +36,12 @@ type Config struct {
 	// Host names this reporter's host; its records live under
 	// Keys.HostContainers(Host). Every host sharing an etcd needs its own.
 	Host string
+	// AdvertiseAddr is the address other hosts reach this host at
+	// (--advertise-addr); every record carries it (store.Container.HostAddr)
+	// so that a proxy on another host reaches the container at it and a
+	// published port. The zero value: none, the records carry no address
+	// and proxies reach containers at their container addresses.
+	AdvertiseAddr netip.Addr
 	// Keys is the etcd key mapping.
 	Keys store.Keys
 	// Labels, when set, limits the reporter to containers carrying every one
@@ -98,6 +105,9 @@ var errDocker = errors.New("docker")
 func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 	if cfg.Host == "" || strings.Contains(cfg.Host, "/") {
 		return nil, fmt.Errorf("reporter: host name %q: must be non-empty and contain no \"/\"", cfg.Host)
+	}
+	if err := CheckAdvertiseAddr(cfg.AdvertiseAddr); err != nil {
+		return nil, fmt.Errorf("reporter: %w", err)
 	}
 	for _, l := range cfg.Labels {
 		if k, _, _ := strings.Cut(l, "="); k == "" {
@@ -517,6 +527,9 @@ func (r *Reporter) inspect(ctx context.Context, id string) inspected {
 		return inspected{id: id}
 	}
 	c, err := Convert(r.cfg.Host, res.Container, r.cfg.Labels)
+	if err == nil && r.cfg.AdvertiseAddr.IsValid() {
+		c.HostAddr = r.cfg.AdvertiseAddr.String()
+	}
 	if err != nil {
 		if res.Container.ID == "" {
 			r.log.Error("container not reported", "host", r.cfg.Host, "id", id, "err", err)
@@ -636,4 +649,25 @@ func MatchLabels(labels map[string]string, filters []string) bool {
 		}
 	}
 	return true
+}
+
+// CheckAdvertiseAddr accepts the zero address (none) or one unicast
+// address without a zone that another host can connect to: not
+// unspecified, multicast, link-local or the broadcast address. Loopback is
+// accepted, for a single machine's test hosts; a proxy refuses it as an
+// upstream unless it permits loopback upstreams.
+func CheckAdvertiseAddr(a netip.Addr) error {
+	if !a.IsValid() {
+		return nil
+	}
+	u := a.Unmap()
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("advertise address %s: has an IPv6 zone", a)
+	case u.IsUnspecified():
+		return fmt.Errorf("advertise address %s: unspecified; give the address other hosts reach this one at", a)
+	case u.IsMulticast() || u.IsLinkLocalUnicast() || u == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("advertise address %s: not a unicast address other hosts can reach", a)
+	}
+	return nil
 }
