@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -57,6 +58,12 @@ type Config struct {
 	CallTimeout time.Duration
 	// Metrics registers the reporter's metrics; nil disables them.
 	Metrics prometheus.Registerer
+	// Liveness, when set, is the etcd client the reporter keeps its host's
+	// heartbeat and last-seen keys with (internal/hosts), beside the
+	// records. nil: no heartbeat (the host is never judged stale).
+	Liveness hosts.Client
+	// HeartbeatTTL is the heartbeat lease's TTL; 0 means hosts.DefaultTTL.
+	HeartbeatTTL time.Duration
 }
 
 // KV is the part of the etcd client the reporter uses.
@@ -84,6 +91,11 @@ type Reporter struct {
 	// inspect does not tell; it survives resyncs and reconnects. Only Run's
 	// goroutine uses it.
 	marks stopMarks
+	// beat keeps the host's liveness keys; nil without Config.Liveness.
+	// It runs (beatStop set) while a session follows Docker. Only Run's
+	// goroutine uses beatStop.
+	beat     *hosts.Heartbeat
+	beatStop func()
 }
 
 type metrics struct {
@@ -144,7 +156,19 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 			}
 		}
 	}
-	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}, marks: stopMarks{}}, nil
+	r := &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}, marks: stopMarks{}}
+	if cfg.Liveness != nil {
+		adv := ""
+		if cfg.AdvertiseAddr.IsValid() {
+			adv = cfg.AdvertiseAddr.String()
+		}
+		r.beat, err = hosts.NewHeartbeat(hosts.HeartbeatConfig{Host: cfg.Host, AdvertiseAddr: adv, Keys: cfg.Keys, TTL: cfg.HeartbeatTTL, Metrics: cfg.Metrics}, cfg.Liveness, log)
+		if err != nil {
+			docker.Close()
+			return nil, fmt.Errorf("reporter: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // Synced is closed once the first full list of containers has been
@@ -157,11 +181,16 @@ func (r *Reporter) Synced() <-chan struct{} { return r.synced }
 // Call Run once.
 func (r *Reporter) Run(ctx context.Context) error {
 	defer r.docker.Close()
+	defer r.stopBeat()
 	backoff := minBackoff
 	down := false // logged as unavailable; further failures log at debug
 	for {
 		synced, err := r.session(ctx)
 		r.m.dockerUp.Set(0)
+		// The heartbeat says the host's records are followed: not while
+		// Docker is away. A lease outlives a brief outage (its TTL), so
+		// a daemon restart does not make the host stale.
+		r.stopBeat()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -236,6 +265,7 @@ func (r *Reporter) session(ctx context.Context) (synced bool, err error) {
 			default:
 				r.m.dockerUp.Set(1)
 				needResync, synced, etcdBackoff = false, true, minBackoff
+				r.startBeat(ctx)
 			}
 		}
 		if !needResync {
@@ -670,4 +700,24 @@ func CheckAdvertiseAddr(a netip.Addr) error {
 		return fmt.Errorf("advertise address %s: not a unicast address other hosts can reach", a)
 	}
 	return nil
+}
+
+// startBeat runs the heartbeat, if the reporter has one and it is not
+// running, until stopBeat or ctx's end.
+func (r *Reporter) startBeat(ctx context.Context) {
+	if r.beat == nil || r.beatStop != nil {
+		return
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.beat.Run(bctx) }()
+	r.beatStop = func() { cancel(); <-done }
+}
+
+// stopBeat stops the heartbeat without revoking its lease.
+func (r *Reporter) stopBeat() {
+	if r.beatStop != nil {
+		r.beatStop()
+		r.beatStop = nil
+	}
 }
