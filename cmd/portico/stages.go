@@ -37,7 +37,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
 	uo := addUI(c.fs, "", no.network, no.allowed)
-	uo.node = no.node
+	uo.node, uo.hostExpiry = no.node, no.hostExpiry
 	mo := addMemory(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
@@ -236,6 +236,8 @@ func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prom
 	return reporter.New(reporter.Config{
 		DockerHost:    *ro.dockerHost,
 		AdvertiseAddr: adv,
+		Liveness:      cli,
+		HeartbeatTTL:  *ro.beatTTL,
 		Host:          *ro.host,
 		Labels:        ro.labels.vals,
 		Keys:          so.keys(),
@@ -252,6 +254,7 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 	cfg := nginx.Config{
 		Keys:          so.keys(),
 		Routing:       ropts,
+		HostExpiry:    hostExpiry(*no.hostExpiry),
 		Dir:           nginxDir(dataDir),
 		TempDir:       tempDir,
 		TemplatePath:  *no.template,
@@ -408,4 +411,13 @@ func parseProviders(vals []string, build func(string) (challenge.Provider, error
 		out[zone] = p
 	}
 	return out, nil
+}
+
+// hostExpiry turns --host-expiry into the stages' setting, where 0 means
+// the default: 0 or less given means never (-1).
+func hostExpiry(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
