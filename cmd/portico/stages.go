@@ -190,7 +190,7 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	so := addStore(c.fs)
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
-	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs)}
+	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs), hostExpiry: addHostExpiry(c.fs)}
 	co := addCerts(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
@@ -309,6 +309,7 @@ func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client,
 	cfg := certs.Config{
 		Keys:            so.keys(),
 		Routing:         ropts,
+		HostExpiry:      certsHostExpiry(no),
 		Issuer:          *co.issuer,
 		WildcardDomains: co.wildcardDomains.vals,
 		DomainsFile:     *co.domainsFile,
@@ -420,4 +421,13 @@ func hostExpiry(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// certsHostExpiry is the --host-expiry the certs stage judges hosts with:
+// run's (the nginx stage's) or the certs command's own.
+func certsHostExpiry(no *nginxOpts) time.Duration {
+	if no.hostExpiry == nil {
+		return 0
+	}
+	return hostExpiry(*no.hostExpiry)
 }
