@@ -29,8 +29,10 @@ type Charts struct {
 	IntervalSeconds float64     `json:"interval_seconds"`
 	Times           []int64     `json:"times"` // unix seconds
 	Sites           []SiteChart `json:"sites"`
-	// Quieter is the number of sites left out (MaxCharts).
+	// Quieter is the number of sites left out (MaxCharts); Idle the
+	// number of counted sites with no request in the window, left out too.
 	Quieter int `json:"quieter,omitempty"`
+	Idle    int `json:"idle,omitempty"`
 	// Error is why nginx's counters could not be read, if so.
 	Error string `json:"error,omitempty"`
 }
@@ -201,6 +203,10 @@ func (h *history) charts(interval time.Duration, limit int) Charts {
 			sc.Requests += s.reqs[o]
 			sc.ServerErrors += s.errs[o]
 			sc.UpstreamFailures += s.fails[o]
+		}
+		if sc.Requests == 0 {
+			c.Idle++
+			continue
 		}
 		c.Sites = append(c.Sites, sc)
 	}

@@ -166,21 +166,21 @@
   function newCharts(site, box1, box2) {
     const h = 130, err = cssVar("--err"), acc = cssVar("--accent"), warn = cssVar("--warn");
     const rate = new uPlot({
-      width: chartWidth(box1), height: h,
+      width: chartWidth(box1), height: h, legend: { live: false },
       scales: { x: { time: true }, err: { range: [0, 1] } },
       series: [{},
         { label: "req/s", stroke: acc, width: 1.5, fill: acc + "22", value: (u, v) => fmtRate(v) },
         { label: "5xx", scale: "err", stroke: err, width: 1.5, value: (u, v) => fmtPct(v) }],
       axes: [axis(), axis({ size: 44, values: (u, vs) => vs.map(fmtRate) }),
-        axis({ scale: "err", side: 1, size: 44, grid: { show: false }, values: (u, vs) => vs.map((v) => (v * 100).toFixed(0) + "%") })],
+        axis({ scale: "err", side: 1, size: 50, grid: { show: false }, values: (u, vs) => vs.map((v) => (v * 100).toFixed(0) + "%") })],
     }, [[], [], []], box1);
     const lat = new uPlot({
-      width: chartWidth(box2), height: h,
+      width: chartWidth(box2), height: h, legend: { live: false },
       scales: { x: { time: true } },
       series: [{},
         { label: "p50", stroke: acc, width: 1.5, value: (u, v) => fmtMs(v) },
         { label: "p99", stroke: warn, width: 1.5, value: (u, v) => fmtMs(v) }],
-      axes: [axis(), axis({ size: 50, values: (u, vs) => vs.map((v) => v + " ms") })],
+      axes: [axis(), axis({ size: 64, values: (u, vs) => vs.map((v) => fmtMs(v)) })],
     }, [[], [], []], box2);
     return { rate, lat };
   }
@@ -196,6 +196,7 @@
     const sites = t.sites || [];
     const down = noLive();
     $("traffic-n").textContent = "(" + sites.length + (t.quieter ? " + " + t.quieter + " quieter" : "") + ")";
+    $("traffic-n").title = t.idle ? t.idle + " routes had no requests in the window" : "";
     $("traffic-note").textContent = "last 15 minutes, busiest first" + (t.error ? " · nginx's counters unreadable: " + t.error : "");
     const keep = new Set(sites.map((s) => s.site));
     for (const [k, c] of charts) {
