@@ -54,9 +54,9 @@ const handLogFormat = `log_format hand_json escape=json '{"time":"$time_iso8601"
 
 // handNginxLog runs the hand-written reference with the same headers as
 // Portico, writing an access log in Portico's format to logFile when set.
-func handNginxLog(b *testing.B, upstream, host, logFile string) string {
+func handNginxLog(b *testing.B, upstream, host, logFile string) (string, int) {
 	b.Helper()
-	listen, _ := startHandNginx(b, func(listen string) string {
+	return startHandNginx(b, func(listen string) string {
 		log, format := "    access_log off;", ""
 		if logFile != "" {
 			log, format = "    access_log "+logFile+" hand_json;", handLogFormat
@@ -80,7 +80,6 @@ server {
 		}
 		return nil
 	})
-	return listen
 }
 
 // I16: the cost of per-site traffic counting and of the access log, as
@@ -101,7 +100,11 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		logs := b.TempDir()
 		type target struct {
 			name, addr string
+			pidFile    string // Portico's nginx; or pid for the hand-written one
+			pid        int
 			rps        []float64
+			reqs       float64
+			ticks      int64
 			failed     int
 		}
 		runs := []*target{
@@ -114,10 +117,10 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		for i, extra := range [][]string{nil, {"--access-log", filepath.Join(logs, "portico.log")}, {"--site-metrics=false"}} {
 			r := startRunOwn(b, d, net, extra...)
 			waitLive(b, r, host)
-			runs[i].addr = r.http
+			runs[i].addr, runs[i].pidFile = r.http, nginxPIDFile(r.dataDir)
 		}
-		runs[3].addr = handNginxLog(b, ip+":80", host, "")
-		runs[4].addr = handNginxLog(b, ip+":80", host, filepath.Join(logs, "hand.log"))
+		runs[3].addr, runs[3].pid = handNginxLog(b, ip+":80", host, "")
+		runs[4].addr, runs[4].pid = handNginxLog(b, ip+":80", host, filepath.Join(logs, "hand.log"))
 		const (
 			conns  = 32
 			rounds = 8
@@ -126,8 +129,28 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		for i := range rounds {
 			for k := range runs {
 				t := runs[(k+i)%len(runs)]
+				var pids []int
+				var err error
+				if t.pidFile != "" {
+					pids, err = nginxProcs(t.pidFile)
+				} else {
+					pids, err = withChildren(t.pid)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				before, err := cpuTicks(pids)
+				if err != nil {
+					b.Fatal(err)
+				}
 				res := runWrk(b, wrk, t.addr, host, conns, each, "")
+				after, err := cpuTicks(pids)
+				if err != nil {
+					b.Fatal(err)
+				}
 				t.rps = append(t.rps, res.rps)
+				t.reqs += res.reqs
+				t.ticks += after - before
 				t.failed += res.non2xx + res.sockErrors
 			}
 		}
@@ -147,15 +170,20 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 			med := (rs[(len(rs)-1)/2] + rs[len(rs)/2]) / 2
 			return fmt.Sprintf("%.3f (median of rounds %.3f, rounds %.2f–%.2f)", mean(a.rps)/mean(c.rps), med, rs[0], rs[len(rs)-1])
 		}
+		// nginx CPU per request: steadier than req/s when other work
+		// shares the box.
+		cpu := func(t *target) float64 { return float64(time.Duration(t.ticks)*tick) / t.reqs / 1000 }
 		var parts []string
 		for _, t := range runs {
-			parts = append(parts, fmt.Sprintf("%s %.0f req/s (failed %d)", t.name, mean(t.rps), t.failed))
+			parts = append(parts, fmt.Sprintf("%s %.0f req/s, nginx CPU %.1f µs/request (failed %d)", t.name, mean(t.rps), cpu(t), t.failed))
 		}
 		b.Logf("I16: %s", strings.Join(parts, " · "))
 		b.Logf("I16: metrics on, log off vs hand-written: %s (goal >= 0.95)", ratio(runs[0], runs[3]))
 		b.Logf("I16: metrics on, log on vs hand-written with access_log: %s (goal >= 0.95)", ratio(runs[1], runs[4]))
 		b.Logf("I16: metrics on vs off (the counters' own cost): %s", ratio(runs[0], runs[2]))
 		b.Logf("I16: metrics off vs hand-written: %s", ratio(runs[2], runs[3]))
+		b.Logf("I16: nginx CPU per request, hand-written / Portico (higher is cheaper for Portico): metrics on, log off %.3f · metrics on, log on vs hand+log %.3f · metrics off %.3f · metrics on vs off %.3f",
+			cpu(runs[3])/cpu(runs[0]), cpu(runs[4])/cpu(runs[1]), cpu(runs[3])/cpu(runs[2]), cpu(runs[2])/cpu(runs[0]))
 		b.ReportMetric(mean(runs[0].rps)/mean(runs[3].rps), "metrics-ratio")
 		b.ReportMetric(mean(runs[1].rps)/mean(runs[4].rps), "log-ratio")
 	}

@@ -126,17 +126,7 @@ func TestTrafficCountsPerSite(t *testing.T) {
 				h.get(fmt.Sprintf("nobody%d.test", i))
 			}
 			h.want("dead.test", 502, "")
-			// A hostile request line: a quote, a backslash, a control
-			// byte, an escaped newline, a secret in the query.
-			status := rawRequest(t, h.http, "GET /x\"y\\z\xff%0A{}?token=secret HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
-			if !strings.Contains(status, " 200 ") {
-				t.Fatalf("hostile request: %q", status)
-			}
-			// One nginx refuses before it knows a site: a control byte.
-			status = rawRequest(t, h.http, "GET /\x01\"}\n HTTP/1.1\r\nHost: a.test\r\n\r\n")
-			if !strings.Contains(status, " 400 ") {
-				t.Fatalf("request with a control byte: %q", status)
-			}
+			sendHostile(t, h)
 
 			h.eventually("counts exported", func() error {
 				if v := siteValue(t, reg, "portico_site_requests_total", "a.test", "2xx"); v < 20 {
@@ -183,19 +173,19 @@ func TestTrafficCountsPerSite(t *testing.T) {
 			if err := syscall.Kill(h.stage.sup.Pid(), syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			h.eventually("nginx back", func() error {
-				c, _, err := h.get("b.test")
-				if err != nil || c != 200 {
-					return fmt.Errorf("%d %v", c, err)
-				}
-				return nil
-			})
-			h.eventually("counts after a restart", func() error {
+			h.eventually("the restart seen", func() error {
 				if v := siteValue(t, reg, "portico_nginx_traffic_resets_total", "", ""); v != 1 {
 					return fmt.Errorf("resets %v", v)
 				}
-				if v := siteValue(t, reg, "portico_site_requests_total", "b.test", "2xx"); v != before+2 {
-					return fmt.Errorf("b.test 2xx = %v, want %v", v, before+2)
+				return nil
+			})
+			// A request the killed master's last workers answered is lost
+			// (they die before their next flush); one to the new nginx
+			// counts on top of the old total.
+			h.want("b.test", 200, "B")
+			h.eventually("counts after a restart", func() error {
+				if v := siteValue(t, reg, "portico_site_requests_total", "b.test", "2xx"); v < before+2 {
+					return fmt.Errorf("b.test 2xx = %v, want at least %v", v, before+2)
 				}
 				return nil
 			})
@@ -218,47 +208,7 @@ func TestTrafficCountsPerSite(t *testing.T) {
 				return nil
 			})
 
-			// The access log: one JSON object per line, the hostile one too.
-			h.eventually("access log", func() error {
-				data, err := os.ReadFile(logPath)
-				if err != nil {
-					return err
-				}
-				lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-				var hostile, sites int
-				for _, l := range lines {
-					var e struct {
-						Time, Site, Client, Method, Path, Protocol string
-						Status                                     int
-						BytesSent                                  int     `json:"bytes_sent"`
-						BytesReceived                              int     `json:"bytes_received"`
-						RequestTime                                float64 `json:"request_time"`
-						UpstreamAddr                               string  `json:"upstream_addr"`
-						UpstreamTime                               string  `json:"upstream_time"`
-					}
-					if err := json.Unmarshal([]byte(l), &e); err != nil {
-						return fmt.Errorf("line %q: %v", l, err)
-					}
-					if strings.Contains(l, "secret") {
-						return fmt.Errorf("query string logged: %q", l)
-					}
-					if strings.HasPrefix(e.Path, "/x\"y") {
-						hostile++
-						// nginx copies bytes over 0x7f as they are; Go reads
-						// an invalid UTF-8 byte as U+FFFD.
-						if e.Path != "/x\"y\\z\uFFFD%0A{}" || e.Site != "a.test" || e.Client != "127.0.0.1" || e.Status != 200 || e.BytesSent == 0 {
-							return fmt.Errorf("hostile line decoded as %+v", e)
-						}
-					}
-					if e.Site == "a.test" && e.Status == 200 && e.UpstreamAddr != "" && e.Time != "" {
-						sites++
-					}
-				}
-				if hostile != 1 || sites < 20 {
-					return fmt.Errorf("%d hostile lines, %d a.test lines in %d:\n%s", hostile, sites, len(lines), data)
-				}
-				return nil
-			})
+			checkAccessLog(t, h, logPath, 20)
 		})
 	}
 }
@@ -273,4 +223,86 @@ func deadPort(t testing.TB) int {
 	p := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	return p
+}
+
+// sendHostile sends a request whose line holds a quote, a backslash, a
+// byte over 0x7f, an escaped newline and a secret in the query, and one
+// with a control byte, which nginx refuses (400).
+func sendHostile(t testing.TB, h *harness) {
+	t.Helper()
+	status := rawRequest(t, h.http, "GET /x\"y\\z\xff%0A{}?token=secret HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+	if !strings.Contains(status, " 200 ") {
+		t.Fatalf("hostile request: %q", status)
+	}
+	status = rawRequest(t, h.http, "GET /\x01\"}\n HTTP/1.1\r\nHost: a.test\r\n\r\n")
+	if !strings.Contains(status, " 400 ") {
+		t.Fatalf("request with a control byte: %q", status)
+	}
+}
+
+// checkAccessLog waits until the access log at logPath holds the hostile
+// request and at least n answered a.test requests, every line one JSON
+// object, no query string in any.
+func checkAccessLog(t testing.TB, h *harness, logPath string, n int) {
+	t.Helper()
+	// The access log: one JSON object per line, the hostile one too.
+	h.eventually("access log", func() error {
+		data, err := os.ReadFile(logPath)
+		if err != nil {
+			return err
+		}
+		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+		var hostile, sites int
+		for _, l := range lines {
+			var e struct {
+				Time, Site, Client, Method, Path, Protocol string
+				Status                                     int
+				BytesSent                                  int     `json:"bytes_sent"`
+				BytesReceived                              int     `json:"bytes_received"`
+				RequestTime                                float64 `json:"request_time"`
+				UpstreamAddr                               string  `json:"upstream_addr"`
+				UpstreamTime                               string  `json:"upstream_time"`
+			}
+			if err := json.Unmarshal([]byte(l), &e); err != nil {
+				return fmt.Errorf("line %q: %v", l, err)
+			}
+			if strings.Contains(l, "secret") {
+				return fmt.Errorf("query string logged: %q", l)
+			}
+			if strings.HasPrefix(e.Path, "/x\"y") {
+				hostile++
+				// nginx copies bytes over 0x7f as they are; Go reads
+				// an invalid UTF-8 byte as U+FFFD.
+				if e.Path != "/x\"y\\z\uFFFD%0A{}" || e.Site != "a.test" || e.Client != "127.0.0.1" || e.Status != 200 || e.BytesSent == 0 {
+					return fmt.Errorf("hostile line decoded as %+v", e)
+				}
+			}
+			if e.Site == "a.test" && e.Status == 200 && e.UpstreamAddr != "" && e.Time != "" {
+				sites++
+			}
+		}
+		if hostile != 1 || sites < n {
+			return fmt.Errorf("%d hostile lines, %d a.test lines in %d:\n%s", hostile, sites, len(lines), data)
+		}
+		return nil
+	})
+}
+
+// Without the Lua module's counters (the static path where nginx has no
+// Lua), the access log is nginx's alone and keeps the same format.
+func TestAccessLogWithoutCounters(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "access.log")
+	h := startStage(t, false, func(c *Config) {
+		c.Dynamic = false
+		c.Traffic = false
+		c.AccessLog = logPath
+	})
+	a := echoServer(t, "A")
+	h.putContainer("a", a, map[string]string{routing.LabelVhost: "a.test"})
+	h.want("a.test", 200, "A host=a.test")
+	for range 4 {
+		h.get("a.test")
+	}
+	sendHostile(t, h)
+	checkAccessLog(t, h, logPath, 5)
 }

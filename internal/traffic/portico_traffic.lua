@@ -111,23 +111,39 @@ local function add(site)
   dirty = true
 end
 
+-- set_path sets $portico_path for the access log: the request target as
+-- the client sent it, up to its first "?" (a plain find: cheaper than the
+-- regex map the config uses without Lua).
+local function set_path()
+  local u = var.request_uri
+  if u then
+    local q = find(u, "?", 1, true)
+    if q then u = sub(u, 1, q - 1) end
+    var.portico_path = u
+  end
+end
+
 -- log_static runs in the log phase of the static path's servers: the
--- server's first name is the site ("_", the catch-all, none).
-function M.log_static()
+-- server's first name is the site ("_", the catch-all, none). With
+-- path, $portico_path is set for the access log, which nginx writes after
+-- this phase.
+function M.log_static(path)
   local site = var.server_name
   if site == "_" then site = "" end
+  if path then set_path() end
   add(site)
 end
 
 -- log_dynamic runs in the log phase of the dynamic path's servers: the
--- route the Host picks is the site. With set_var, $portico_site is set for
--- the access log, which nginx writes after this phase.
+-- route the Host picks is the site. With site (and path), $portico_site
+-- (and $portico_path) are set for the access log.
 local lookup
-function M.log_dynamic(set_var)
+function M.log_dynamic(site_var, path)
   if not lookup then lookup = require("portico").lookup end
   local key, r = lookup(var.host)
   local site = r and key or ""
-  if set_var then var.portico_site = site end
+  if site_var then var.portico_site = site end
+  if path then set_path() end
   add(site)
 end
 

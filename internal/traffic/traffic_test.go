@@ -163,7 +163,7 @@ func requestsOf(t *testing.T, m *Monitor, site, code string) prometheus.Collecto
 type constCollector struct{ m prometheus.Metric }
 
 func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.Desc() }
-func (c constCollector) Collect(ch chan<- prometheus.Metric)  { ch <- c.m }
+func (c constCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.m }
 
 func metricText(t *testing.T, m prometheus.Metric) string {
 	t.Helper()
