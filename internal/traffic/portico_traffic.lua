@@ -78,20 +78,29 @@ local function upstream_failures(a)
   end
 end
 
--- add counts the request in site's counters.
+-- add counts the request in site's counters. The request's sizes and
+-- upstream time come in one variable, $portico_traffic (a map in the
+-- config: "$request_length $bytes_sent $upstream_response_time", built by
+-- nginx when first read, here): one variable read instead of three.
 local function add(site)
   local a = acc[site] or counters(site)
   local status = ngx.status
   local class = (status - status % 100) / 100
   if class >= 1 and class <= 5 then a[class] = a[class] + 1 end
-  a[6] = a[6] + (tonumber(var.request_length) or 0)
-  a[7] = a[7] + (tonumber(var.bytes_sent) or 0)
+  local s = var.portico_traffic or ""
+  local i = find(s, " ", 1, true)
+  local j = i and find(s, " ", i + 1, true)
+  local ut
+  if j then
+    a[6] = a[6] + (tonumber(sub(s, 1, i - 1)) or 0)
+    a[7] = a[7] + (tonumber(sub(s, i + 1, j - 1)) or 0)
+    if j < #s then ut = sub(s, j + 1) end
+  end
   local t = now() - start_time()
   if t < 0 then t = 0 end
   a[RT] = a[RT] + t
   local b = RT + bucket(t)
   a[b] = a[b] + 1
-  local ut = var.upstream_response_time
   if ut then
     local u = tonumber(ut)
     if not u then
