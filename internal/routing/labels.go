@@ -15,6 +15,7 @@ const (
 	LabelHTTPS    = "portico.https"    // auto (default), redirect, both, off
 	LabelHSTS     = "portico.hsts"     // true, false, a max-age in seconds, or a full header value
 	LabelRoot     = "portico.root"     // fastcgi: the document root inside the container (VIRTUAL_ROOT)
+	LabelAddress  = "portico.address"  // auto (default), container, host: how a proxy reaches the container (reach.go)
 )
 
 // Labels of the original 2016 design (docker-service-* containers); each
@@ -87,7 +88,7 @@ func isEnvName(key string) bool {
 }
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
-var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelRoot}
+var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot}
 
 // LegacyPrefix is the prefix of the 2016 design's labels.
 const LegacyPrefix = "com.chameth."
