@@ -115,3 +115,21 @@ func TestRunRefusesBadTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+// TestFastCGIContainer (issue 15): a container declared as nginx-proxy
+// declares PHP-FPM (VIRTUAL_PROTO=fastcgi, VIRTUAL_ROOT, VIRTUAL_PORT) is
+// served through nginx by FastCGI, its root in SCRIPT_FILENAME. The
+// backend is the test image (FROM scratch) answering FastCGI with Go's
+// net/http/fcgi.
+func TestFastCGIContainer(t *testing.T) {
+	t.Parallel()
+	d := dockertest.New(t)
+	net := d.Network(t, "fcgi")
+	p := startRun(t, d, net)
+	host := "php-" + d.RunID + ".test"
+	d.Run(t, dockertest.RunOptions{Name: "php", Network: net,
+		Env: []string{"FASTCGI_PORT=9000", "VIRTUAL_HOST=" + host, "VIRTUAL_PORT=9000", "VIRTUAL_PROTO=fastcgi", "VIRTUAL_ROOT=/app/public", "HTTPS_METHOD=nohttps"}})
+	eventually(t, 20*time.Second, "FastCGI container reachable through nginx", func() error {
+		return expect200(p.http, host, "fastcgi name="+d.Name("php")+" script=/app/public/ host="+host+" path=/")
+	})
+}

@@ -228,9 +228,10 @@ func Build(in Input) Explanation {
 
 // findRoute returns the route nginx picks for host: the exact one, else the
 // longest "*." route whose domain the host lies under (nginx's wildcard
-// server_name matches any depth below it).
+// server_name matches any depth below it), else the longest ".*" route
+// whose name the host starts with.
 func findRoute(routes []routing.Route, host string) (*routing.Route, bool) {
-	var best *routing.Route
+	var best, tail *routing.Route
 	for i := range routes {
 		r := &routes[i]
 		if r.Host == host {
@@ -239,18 +240,31 @@ func findRoute(routes []routing.Route, host string) (*routing.Route, bool) {
 		if d, ok := strings.CutPrefix(r.Host, "*."); ok && strings.HasSuffix(host, "."+d) && (best == nil || len(r.Host) > len(best.Host)) {
 			best = r
 		}
+		if coversTail(r.Host, host) && (tail == nil || len(r.Host) > len(tail.Host)) {
+			tail = r
+		}
+	}
+	if best == nil {
+		best = tail
 	}
 	return best, best != nil
 }
 
-// covers reports whether a claimed name (exact or "*.") matches host the
-// way nginx's server_name does.
+// covers reports whether a claimed name (exact, "*." or ".*") matches
+// host the way nginx's server_name does.
 func covers(name, host string) bool {
-	if name == host {
+	if name == host || coversTail(name, host) {
 		return true
 	}
 	d, ok := strings.CutPrefix(name, "*.")
 	return ok && strings.HasSuffix(host, "."+d)
+}
+
+// coversTail reports whether a trailing wildcard "a.b.*" matches host: host
+// is "a.b." and at least one more label.
+func coversTail(name, host string) bool {
+	p, ok := strings.CutSuffix(name, "*")
+	return ok && strings.HasSuffix(p, ".") && len(host) > len(p) && strings.HasPrefix(host, p) && !strings.HasSuffix(host, ".")
 }
 
 func normalize(h string) string {

@@ -224,6 +224,14 @@ func TestDynamicControlRefusesGarbage(t *testing.T) {
 		"missing fields":     "portico-routes 1\nroute\tevil.test\thttp\n",
 		"unknown kind":       "portico-routes 1\nexec\tos.execute('id')\n",
 		"good then bad line": "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\nroute\tx\n",
+		"fastcgi, no root":   "portico-routes 1\nroute\tevil.test\tfastcgi\t0\t0\t\t127.0.0.1:1\n",
+		"root, not fastcgi":  "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\troot=/srv\n",
+		"root with ..":       "portico-routes 1\nroute\tevil.test\tfastcgi\t0\t0\t\t127.0.0.1:1\troot=/srv/../etc\n",
+		"root with a var":    "portico-routes 1\nroute\tevil.test\tfastcgi\t0\t0\t\t127.0.0.1:1\troot=/srv/$host\n",
+		"root twice":         "portico-routes 1\nroute\tevil.test\tfastcgi\t0\t0\t\t127.0.0.1:1\troot=/a\troot=/b\n",
+		"unknown option":     "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tlua=os.exit()\n",
+		"star inside":        "portico-routes 1\nroute\twww.*.test\thttp\t0\t0\t\t127.0.0.1:1\n",
+		"both wildcards":     "portico-routes 1\nroute\t*.example.*\thttp\t0\t0\t\t127.0.0.1:1\n",
 	} {
 		if err := ctl.PutRoutes(ctx, []byte(body)); err == nil {
 			t.Errorf("%s: accepted", name)

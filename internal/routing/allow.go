@@ -18,7 +18,8 @@ import (
 // node's containers. Once any entry is given, a node may claim only what
 // its entries and the node-less ones allow: a node that no entry covers can
 // claim nothing. A wildcard vhost "*.a.example.com" is allowed when every
-// name it matches is.
+// name it matches is; a trailing wildcard ("www.example.*") matches names
+// under every top-level domain, so only "*" allows it.
 type AllowList struct {
 	set   bool
 	all   []allowEntry
@@ -49,6 +50,9 @@ func ParseAllowList(entries []string) (AllowList, error) {
 		var ent allowEntry
 		if pattern != "*" {
 			h, err := normalizeHost(pattern)
+			if err == nil && IsTrailingWildcard(h) {
+				err = fmt.Errorf("a trailing wildcard cannot bound the names allowed")
+			}
 			if err != nil {
 				return AllowList{}, fmt.Errorf("allowed domain %q: %w", e, err)
 			}

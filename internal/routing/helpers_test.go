@@ -106,8 +106,9 @@ func checkProblems(t *testing.T, got []Problem, want []wantProblem) {
 
 // Strict patterns every field nginx may render must match.
 var (
-	safeHost     = regexp.MustCompile(`^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
-	safeProtocol = regexp.MustCompile(`^(http|https|grpc|grpcs)$`)
+	safeHost     = regexp.MustCompile(strings.ReplaceAll(`^((\*\.)?N|N\.\*)$`, "N", `[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*`))
+	safeProtocol = regexp.MustCompile(`^(http|https|grpc|grpcs|fastcgi|uwsgi)$`)
+	safeRoot     = regexp.MustCompile(`^(/|(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+)$`)
 	safeHTTPS    = regexp.MustCompile(`^(auto|redirect|both|off)$`)
 	safeAddr     = regexp.MustCompile(`^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9a-f:.]+\]):[1-9][0-9]{0,4}$`)
 	safeName     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
@@ -134,6 +135,9 @@ func unsafeFields(r Result) []string {
 		}
 		for _, h := range s.CertHosts {
 			host(where+" cert", h)
+			if IsTrailingWildcard(h) {
+				bad = append(bad, fmt.Sprintf("%s cert host %q: a trailing wildcard", where, h))
+			}
 		}
 		if s.Port < 1 || s.Port > 65535 {
 			bad = append(bad, fmt.Sprintf("%s port %d", where, s.Port))
@@ -143,6 +147,9 @@ func unsafeFields(r Result) []string {
 		}
 		if !safeHTTPS.MatchString(s.HTTPS) {
 			bad = append(bad, fmt.Sprintf("%s https %q", where, s.HTTPS))
+		}
+		if (s.Root != "") != (s.Protocol == ProtoFastCGI) || s.Root != "" && (!safeRoot.MatchString(s.Root) || len(s.Root) > 255) {
+			bad = append(bad, fmt.Sprintf("%s root %q (protocol %s)", where, s.Root, s.Protocol))
 		}
 		if s.HSTS.MaxAge < 0 {
 			bad = append(bad, fmt.Sprintf("%s hsts %d", where, s.HSTS.MaxAge))
@@ -168,6 +175,9 @@ func unsafeFields(r Result) []string {
 		}
 		if !safeHTTPS.MatchString(rt.HTTPS) {
 			bad = append(bad, fmt.Sprintf("%s https %q", where, rt.HTTPS))
+		}
+		if (rt.Root != "") != (rt.Protocol == ProtoFastCGI) || rt.Root != "" && !safeRoot.MatchString(rt.Root) {
+			bad = append(bad, fmt.Sprintf("%s root %q (protocol %s)", where, rt.Root, rt.Protocol))
 		}
 		if rt.HSTS.MaxAge < 0 {
 			bad = append(bad, fmt.Sprintf("%s hsts %d", where, rt.HSTS.MaxAge))

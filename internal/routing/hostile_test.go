@@ -23,7 +23,7 @@ type hostileForm struct {
 // hostileForms is every label and env var routing reads.
 func hostileForms() []hostileForm {
 	var fs []hostileForm
-	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress,
+	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot,
 		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
 		fs = append(fs, hostileForm{key: k})
 	}
@@ -73,6 +73,10 @@ func victim(f hostileForm, value, ipv4 string) store.Container {
 	c := ctr("victim", map[string]string{}, withIP(ipv4), withEnv())
 	if !isVhostForm(f.key) {
 		c.Labels[LabelVhost] = "victim.test"
+	}
+	if f.key == LabelRoot || f.key == EnvVirtualRoot {
+		// A root is read only for FastCGI: make the value count.
+		c.Labels[LabelProtocol] = ProtoFastCGI
 	}
 	if f.env {
 		c.Env[f.key] = value

@@ -14,6 +14,7 @@ const (
 	LabelEnable   = "portico.enable"   // false: ignore this container
 	LabelHTTPS    = "portico.https"    // auto (default), redirect, both, off
 	LabelHSTS     = "portico.hsts"     // true, false, a max-age in seconds, or a full header value
+	LabelRoot     = "portico.root"     // fastcgi: the document root inside the container (VIRTUAL_ROOT)
 	LabelAddress  = "portico.address"  // auto (default), container, host: how a proxy reaches the container (reach.go)
 )
 
@@ -36,12 +37,13 @@ const (
 	EnvACMEHost        = "ACME_HOST"
 	EnvHTTPSMethod     = "HTTPS_METHOD" // redirect, noredirect, nohttps (nohttp: see parse.go)
 	EnvHSTS            = "HSTS"         // a full header value, or off
+	EnvVirtualRoot     = "VIRTUAL_ROOT" // fastcgi: the document root inside the container
 )
 
 // AllowedEnv lists the environment variables Portico reads, which the
 // reporter copies out of a container whole. Everything else may hold secrets
 // and never leaves the host, but for the names in IgnoredEnv.
-var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost, EnvHTTPSMethod, EnvHSTS}
+var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost, EnvHTTPSMethod, EnvHSTS, EnvVirtualRoot}
 
 // IgnoredEnv are the per-container variables documented by nginx-proxy and
 // acme-companion that Portico does not read. A container that sets one gets a
@@ -49,7 +51,7 @@ var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLe
 // copies them with the value cut to IgnoredEnvValueBytes.
 var IgnoredEnv = []string{
 	// nginx-proxy
-	"VIRTUAL_PATH", "VIRTUAL_DEST", "VIRTUAL_ROOT", "VIRTUAL_HOST_MULTIPORTS",
+	"VIRTUAL_PATH", "VIRTUAL_DEST", "VIRTUAL_HOST_MULTIPORTS",
 	"NETWORK_ACCESS", "SSL_POLICY", "CERT_NAME", "NON_GET_REDIRECT",
 	"ACME_HTTP_CHALLENGE_LOCATION",
 	// acme-companion
@@ -86,7 +88,7 @@ func isEnvName(key string) bool {
 }
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
-var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress}
+var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot}
 
 // LegacyPrefix is the prefix of the 2016 design's labels.
 const LegacyPrefix = "com.chameth."

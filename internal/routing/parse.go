@@ -246,11 +246,24 @@ func (p *parser) parse(opts Options) (Service, bool) {
 	}
 
 	if s := p.lookup(label(LabelProtocol), label(LegacyProtocol), env(EnvVirtualProto)); s.ok {
-		proto, err := keyword(s.value, ProtoHTTP, ProtoHTTPS, ProtoGRPC, ProtoGRPCS)
+		proto, err := keyword(s.value, ProtoHTTP, ProtoHTTPS, ProtoGRPC, ProtoGRPCS, ProtoFastCGI, ProtoUWSGI)
 		if err != nil {
 			p.add(SeverityError, s.key, s.value, "%v", err)
 		}
 		svc.Protocol = proto
+	}
+
+	root := p.lookup(label(LabelRoot), env(EnvVirtualRoot))
+	switch {
+	case svc.Protocol == ProtoFastCGI && root.ok:
+		if err := ValidRoot(root.value); err != nil {
+			p.add(SeverityError, root.key, root.value, "%v", err)
+		}
+		svc.Root = root.value
+	case svc.Protocol == ProtoFastCGI:
+		svc.Root = DefaultFastCGIRoot
+	case root.ok:
+		p.add(SeverityWarning, root.key, root.value, "ignored: only the %s protocol has a document root", ProtoFastCGI)
 	}
 
 	if s := p.lookup(label(LabelHTTPS), envMeaning(EnvHTTPSMethod, sameHTTPS)); s.ok {
@@ -291,12 +304,15 @@ func (p *parser) parse(opts Options) (Service, bool) {
 			own[h] = true
 		}
 		for i, h := range svc.CertHosts {
-			if !own[h] {
+			switch {
+			case IsTrailingWildcard(h):
+				p.add(SeverityError, cert.key, raws[i], "a trailing wildcard cannot be named in a certificate")
+			case !own[h]:
 				p.add(SeverityError, cert.key, raws[i], "certificate name %q is not one of this container's vhosts", Clip(h, maxItemBytes))
 			}
 		}
 	default:
-		svc.CertHosts = slices.Clone(svc.Hosts)
+		svc.CertHosts = p.certifiable(vh, svc.Hosts)
 	}
 
 	p.reach(opts, &svc)
@@ -308,6 +324,21 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		p.add(SeverityWarning, "", "", "running but has no address on network %q; its vhosts answer 503", svc.Network)
 	}
 	return svc, true
+}
+
+// certifiable is hosts without the trailing wildcards ("www.example.*"),
+// which no certificate can name: each is served over plain HTTP only,
+// with a warning (docs/labels.md).
+func (p *parser) certifiable(vh setting, hosts []string) []string {
+	out := make([]string, 0, len(hosts))
+	for _, h := range hosts {
+		if IsTrailingWildcard(h) {
+			p.add(SeverityWarning, vh.key, h, "a trailing wildcard gets no certificate: served over plain HTTP only")
+			continue
+		}
+		out = append(out, h)
+	}
+	return out
 }
 
 // hosts parses a host list: names separated by commas or ASCII whitespace,

@@ -18,7 +18,15 @@ const (
 	ProtoHTTPS = "https"
 	ProtoGRPC  = "grpc"
 	ProtoGRPCS = "grpcs"
+	// FastCGI (PHP-FPM) and uwsgi, as nginx-proxy's VIRTUAL_PROTO takes
+	// them; FastCGI needs the document root inside the container (Root).
+	ProtoFastCGI = "fastcgi"
+	ProtoUWSGI   = "uwsgi"
 )
+
+// DefaultFastCGIRoot is a FastCGI route's document root when none is
+// given, nginx-proxy's VIRTUAL_ROOT default.
+const DefaultFastCGIRoot = "/var/www/public"
 
 // HTTPS modes (portico.https).
 const (
@@ -111,6 +119,10 @@ type Service struct {
 	Default bool
 	HTTPS   string
 	HSTS    HSTS
+	// Root is a FastCGI service's document root inside the container
+	// (portico.root, VIRTUAL_ROOT; DefaultFastCGIRoot when unset); "" for
+	// every other protocol. It always passes ValidRoot.
+	Root string
 	// Site are the per-site options (package siteopts).
 	Site siteopts.Options
 	// Live is true when the container should receive traffic.
@@ -128,6 +140,8 @@ type Route struct {
 	Default  bool
 	HTTPS    string
 	HSTS     HSTS
+	// Root is the FastCGI document root (Service.Root).
+	Root string
 	// Site are the first claimant's per-site options.
 	Site siteopts.Options
 	// Upstreams are the live replicas' addresses, sorted and unique. It may

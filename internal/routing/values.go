@@ -16,6 +16,34 @@ import (
 // maxHSTS bounds portico.hsts max-age seconds (about 68 years).
 const maxHSTS = math.MaxInt32
 
+// maxRootBytes bounds a FastCGI document root.
+const maxRootBytes = 255
+
+// ValidRoot accepts a FastCGI document root: an absolute path of
+// [A-Za-z0-9._-] segments separated by single slashes, no "." or ".."
+// segment, no trailing slash (but "/" itself), at most 255 bytes. Nothing
+// in it can end an nginx directive, expand a variable or break the
+// dynamic table's fields.
+func ValidRoot(s string) error {
+	if s == "" || s[0] != '/' || len(s) > maxRootBytes {
+		return fmt.Errorf("not an absolute path of at most %d bytes", maxRootBytes)
+	}
+	if s == "/" {
+		return nil
+	}
+	for seg := range strings.SplitSeq(s[1:], "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return errors.New(`an empty, "." or ".." path segment (or a trailing slash)`)
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; !(isAlnum(c) || c == '.' || c == '_' || c == '-') {
+				return errors.New("a path may hold only A-Z, a-z, 0-9, '.', '_', '-' and '/'")
+			}
+		}
+	}
+	return nil
+}
+
 // parseBool accepts true/false, 1/0 and yes/no, ASCII case-insensitive.
 func parseBool(s string) (bool, error) {
 	switch asciiLower(s) {
@@ -164,8 +192,10 @@ func isAlnum(c byte) bool {
 
 // normalizeHost validates one vhost and returns it lower-case, in punycode,
 // without a trailing dot. A wildcard is allowed only as the whole leftmost
-// label ("*.example.com"). The result always matches
-// ^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$
+// label ("*.example.com") or, as nginx's server_name allows, the whole
+// rightmost one ("www.example.*": one or more labels after "www.example.";
+// IsTrailingWildcard). The result always matches
+// ^((\*\.)?N|N\.\*)$ with N = [a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*
 // and is at most 253 bytes.
 //
 // Conversion uses idna.Lookup (UTS #46): it maps (lower-cases, folds
@@ -180,11 +210,15 @@ func normalizeHost(raw string) (string, error) {
 		return "", errors.New(`regular expressions (nginx's "~" form) are not supported; use a leading wildcard such as "*.example.com", or list the names`)
 	}
 	name, wild := strings.CutPrefix(raw, "*.")
-	if !wild && strings.HasSuffix(name, ".*") && strings.Count(name, "*") == 1 && len(name) > 2 {
-		return "", errors.New(`a trailing wildcard ("www.example.*") is not supported yet; list the names instead, such as "www.example.com,www.example.org"`)
+	tail := false
+	if p, ok := strings.CutSuffix(name, ".*"); ok && !wild {
+		name, tail = p, true
+		if name == "" || strings.HasSuffix(name, ".") {
+			return "", errors.New(`a trailing wildcard needs a name before ".*" ("www.example.*")`)
+		}
 	}
 	if strings.Contains(name, "*") {
-		return "", errors.New(`a wildcard is allowed only as the whole leftmost label ("*.example.com")`)
+		return "", errors.New(`a wildcard is allowed only as the whole leftmost label ("*.example.com") or the whole rightmost one ("www.example.*"), not both`)
 	}
 	ascii := strings.TrimSuffix(name, ".")
 	if !plainLDH(ascii) {
@@ -200,11 +234,19 @@ func normalizeHost(raw string) (string, error) {
 	if wild {
 		ascii = "*." + ascii
 	}
+	if tail {
+		ascii += ".*"
+	}
 	if len(ascii) > 253 {
 		return "", fmt.Errorf("name is %d bytes, over 253", len(ascii))
 	}
 	return ascii, nil
 }
+
+// IsTrailingWildcard reports whether a normalized host is a trailing
+// wildcard ("www.example.*"). No certificate can name one: such a host is
+// served over plain HTTP only.
+func IsTrailingWildcard(host string) bool { return strings.HasSuffix(host, ".*") }
 
 // plainLDH reports whether s is already lower-case letters, digits, dots and
 // single hyphens, which idna.Lookup would return unchanged; it lets the common

@@ -5,7 +5,8 @@
 -- route into nginx syntax or Lua code.
 --
 -- A route is stored as "r:<host>" -> "scheme\tredirect\thsts\tcert\tpeers"
--- followed by one "\tname=value" field per per-site option (OPTION_CHECK),
+-- followed by one "\tname=value" field per option (OPTION_CHECK; a fastcgi
+-- route's document root is "root"),
 -- peers being space-separated "ip:port" or "[ip6]:port". Certificates are
 -- stored by content id as "c:<id>" (PEM chain) and "k:<id>" (PEM key).
 local ssl = require "ngx.ssl"
@@ -87,13 +88,26 @@ local function valid_hsts(f)
   return digits ~= nil and #digits <= 10 and HSTS_TAILS[tail] == true
 end
 
--- OPTION_CHECK has one entry per per-site option (package siteopts): its
+-- root is a fastcgi route's document root, as routing.ValidRoot accepts
+-- it: "/" or "/"-separated segments of [A-Za-z0-9._-], none "." or "..",
+-- at most 255 bytes. (Nothing else may reach fastcgi_param.)
+local function valid_root(v)
+  if v == "/" then return v end
+  if #v > 255 or sub(v, 1, 1) ~= "/" or sub(v, -1) == "/" then return nil end
+  for seg in v:gmatch("/([^/]*)") do
+    if seg == "" or seg == "." or seg == ".." or find(seg, "[^%w%._%-]") then return nil end
+  end
+  return v
+end
+
+-- OPTION_CHECK has one entry per per-site option (package siteopts), and
+-- "root", a fastcgi route's document root: its
 -- name in the table, and a function that returns the option's parsed value
 -- for a valid value string, nil for an invalid one. A route with an unknown
 -- or invalid option is refused with the whole table. An option's parsed
 -- value is r.opts[name]; a route without options has r.opts == nil, so the
 -- hot path pays one nil test per option family.
-local OPTION_CHECK = {}
+local OPTION_CHECK = { root = valid_root }
 
 -- split_option splits a "name=value" field.
 local function split_option(field)
@@ -165,6 +179,19 @@ local function wildcard_depths()
   return depths
 end
 
+-- The same for trailing wildcards ("www.example.*" has depth 2: the
+-- labels before ".*"), from meta:tdepths.
+local tdepths_raw, tdepths = nil, {}
+local function tail_depths()
+  local raw = routes:get("meta:tdepths") or ""
+  if raw ~= tdepths_raw then
+    local d = {}
+    for n in raw:gmatch("%d+") do d[#d + 1] = tonumber(n) end
+    tdepths_raw, tdepths = raw, d
+  end
+  return tdepths
+end
+
 local function default_route()
   local d = routes:get("meta:default")
   if d then return d, get(d) end
@@ -172,21 +199,30 @@ local function default_route()
 end
 
 -- lookup finds the route for a host as nginx's server_name would: the
--- exact name, then the longest "*." wildcard, then the default route. Its
+-- exact name, then the longest "*." wildcard, then the longest ".*"
+-- wildcard, then the default route. Its
 -- cost is bounded whatever the client sends: a name longer than MAX_HOST
 -- returns nil, nil, true (refused) before anything else, and only the
 -- wildcard depths the table holds are tried, one suffix each, from the
 -- dots found in one pass.
+local find_route
 local function lookup(host)
   if not host or host == "" then return default_route() end
   local n = #host
   if byte(host, n) == 46 then n = n - 1 end
   if n > MAX_HOST then return nil, nil, true end
-  host = lower(sub(host, 1, n))
+  return find_route(lower(sub(host, 1, n)))
+end
+M.lookup = lookup
+
+-- find_route is lookup for a name already lower-case, without a trailing
+-- dot and at most MAX_HOST long, as nginx's $host is (a request's Host
+-- passes nginx's own check, which lower-cases it and drops the dot).
+function find_route(host)
   local r = get(host)
   if r then return host, r end
-  local ds = wildcard_depths()
-  if ds[1] then
+  local ds, ts = wildcard_depths(), tail_depths()
+  if ds[1] or ts[1] then
     local dots, nd = {}, 0
     local i = find(host, ".", 1, true)
     while i do
@@ -203,10 +239,19 @@ local function lookup(host)
         if r then return key, r end
       end
     end
+    -- Then the longest trailing wildcard, as nginx's server_name: d
+    -- labels, then ".*" for at least one more label.
+    for k = 1, #ts do
+      local d = ts[k]
+      if d <= nd then
+        local key = sub(host, 1, dots[d]) .. "*"
+        r = get(key)
+        if r then return key, r end
+      end
+    end
   end
   return default_route()
 end
-M.lookup = lookup
 
 -- The balancer finds the route route() chose by the request's address:
 -- cheaper than ngx.ctx on every request. An entry lives as long as its
@@ -269,9 +314,12 @@ local function route(https)
   local var = ngx.var
   local id = req_id()
   pend_route[id], pend_peer[id] = nil, nil
+  -- $host is nginx's checked Host: lower-case, without a trailing dot
+  -- ("_", the server name, when the request has none), so find_route
+  -- needs no copy of it; only its length is left to check.
   local host = var.host
-  local key, r, refused = lookup(host)
-  if refused then return ngx.exit(400) end
+  if #host > MAX_HOST then return ngx.exit(400) end
+  local key, r = find_route(host)
   if not r then return ngx.exit(404) end
   if https then
     -- A request may name another site than its TLS handshake did: it is
@@ -291,7 +339,11 @@ local function route(https)
   local c = var.http_connection
   if c then drop_connection_named(c) end
   local s = r.scheme
-  if s ~= "http" then return ngx.exec("@portico_" .. s) end
+  if s ~= "http" then
+    local o = r.opts
+    if o and o.root then var.portico_root = o.root end
+    return ngx.exec("@portico_" .. s)
+  end
   pend_key[id], pend_route[id] = key, r
 end
 
@@ -327,9 +379,10 @@ function M.balance()
   local peers = r.peers
   local n, i = #peers, pend_peer[id]
   if not i then
-    i = ((rr[key] or 0) % n) + 1
-    rr[key] = i
+    i = 1
     if n > 1 then
+      i = ((rr[key] or 0) % n) + 1
+      rr[key] = i
       balancer.set_more_tries(n - 1)
       local now = ngx.now()
       for _ = 1, n do
@@ -398,6 +451,8 @@ local function depth_list(set)
   return concat(ds, " ")
 end
 
+local SCHEMES = { http = true, https = true, grpc = true, grpcs = true, fastcgi = true, uwsgi = true }
+
 -- store_routes replaces the route table with the one in body (the format
 -- of docs/nginx.md). The whole body is checked before anything changes;
 -- then routes are set before the old ones go, so a request always finds
@@ -405,7 +460,7 @@ end
 local function store_routes(body)
   if sub(body, 1, 17) ~= "portico-routes 1\n" then return nil, "not a route table" end
   local hosts, values, n = {}, {}, 0
-  local meta, wdepth = {}, {}
+  local meta, wdepth, tdepth = {}, {}, {}
   local i, len = 18, #body
   while i <= len do
     local j = find(body, "\n", i, true) or (len + 1)
@@ -417,20 +472,31 @@ local function store_routes(body)
     if kind == "route" then
       local t2 = find(rest, "\t", 1, true)
       local host = t2 and sub(rest, 1, t2 - 1)
-      if not host or host == "" or find(host, "[^%w%.%-_%*]") then return nil, "route line without a valid host" end
+      -- A "*" only as a whole first ("*.a.b") or last ("a.b.*") label.
+      local core = host
+      if core and sub(core, 1, 2) == "*." then
+        core = sub(core, 3)
+      elseif core and sub(core, -2) == ".*" then
+        core = sub(core, 1, -3)
+      end
+      if not core or core == "" or find(core, "[^%w%.%-_]") then return nil, "route line without a valid host" end
       local v = sub(rest, t2 + 1)
       local f = split_tabs(v)
-      if #f < 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs")
+      if #f < 5 or not SCHEMES[f[1]]
         or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
         return nil, "route " .. host .. ": bad fields"
       end
-      local _, oerr = parse_options(f)
+      local o, oerr = parse_options(f)
       if oerr then return nil, "route " .. host .. ": " .. oerr end
+      if (o and o.root ~= nil or false) ~= (f[1] == "fastcgi") then return nil, "route " .. host .. ": a root always and only with fastcgi" end
       n = n + 1
       hosts[n], values[n] = host, v
       if sub(host, 1, 2) == "*." then
         local _, d = host:gsub("%.", "")
         wdepth[d] = true
+      elseif sub(host, -2) == ".*" then
+        local _, d = host:gsub("%.", "")
+        tdepth[d] = true
       end
     elseif kind == "default" or kind == "redirect_port" or kind == "version" then
       meta[kind] = rest
@@ -441,11 +507,13 @@ local function store_routes(body)
   -- While old and new routes are both stored, lookups try the depths of
   -- both (a depth too many costs a miss, one missing a wrong answer); then
   -- only the new table's.
-  local both = {}
-  for d in pairs(wdepth) do both[d] = true end
-  for d in (routes:get("meta:wdepths") or ""):gmatch("%d+") do both[tonumber(d)] = true end
-  local dok, derr = routes:safe_set("meta:wdepths", depth_list(both))
-  if not dok then return nil, "wildcard depths: " .. derr end
+  for _, w in ipairs({ { "meta:wdepths", wdepth }, { "meta:tdepths", tdepth } }) do
+    local both = {}
+    for d in pairs(w[2]) do both[d] = true end
+    for d in (routes:get(w[1]) or ""):gmatch("%d+") do both[tonumber(d)] = true end
+    local dok, derr = routes:safe_set(w[1], depth_list(both))
+    if not dok then return nil, "wildcard depths: " .. derr end
+  end
   for k = 1, n do
     local ok, err = routes:safe_set("r:" .. hosts[k], values[k])
     if not ok then return nil, "route " .. hosts[k] .. ": " .. err end
@@ -465,6 +533,7 @@ local function store_routes(body)
   local ok, err = routes:safe_set("meta:hosts", concat(hosts, "\n"))
   if not ok then return nil, "host list: " .. err end
   ok, err = routes:safe_set("meta:wdepths", depth_list(wdepth))
+  if ok then ok, err = routes:safe_set("meta:tdepths", depth_list(tdepth)) end
   if not ok then return nil, "wildcard depths: " .. err end
   if meta.default and meta.default ~= "" then routes:set("meta:default", meta.default) else routes:delete("meta:default") end
   routes:set("meta:redirect_port", meta.redirect_port or "")

@@ -17,6 +17,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/portico/portico/internal/routing"
 )
 
 // Route is one vhost on the dynamic path. Every field must be validated
@@ -40,6 +42,9 @@ type Route struct {
 	// Peers are the upstream addresses, "ip:port" or "[ip6]:port". None
 	// answers 503 at once.
 	Peers []string
+	// Root is a fastcgi route's document root (routing.ValidRoot); "" for
+	// every other scheme. It is the option field "root=<path>".
+	Root string
 	// Options are the route's per-site options (siteopts.Options.Fields),
 	// written after the fixed fields as "name=value", in this order.
 	Options []Option
@@ -98,6 +103,9 @@ const header = "portico-routes 1\n"
 //	default	<host>                       (only with a default)
 //	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...[	<name>=<value>]...
 //
+// A fastcgi route's document root is the option "root=<path>", written
+// first (always and only with that scheme).
+//
 // The fields after the peers are the route's per-site options, one each.
 // <hsts> is the max-age alone ("0" for none), as it always was, or, with
 // includeSubDomains or preload, the whole header value in its one
@@ -153,6 +161,16 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		b.WriteString(r.Cert)
 		b.WriteByte('\t')
 		b.WriteString(strings.Join(r.Peers, " "))
+		if (r.Root != "") != (r.Scheme == "fastcgi") {
+			return nil, "", fmt.Errorf("route %q: a root with scheme %s", r.Host, r.Scheme)
+		}
+		if r.Root != "" {
+			if err := routing.ValidRoot(r.Root); err != nil {
+				return nil, "", fmt.Errorf("route %q: root %q: %w", r.Host, r.Root, err)
+			}
+			b.WriteString("\troot=")
+			b.WriteString(r.Root)
+		}
 		for _, o := range r.Options {
 			if !validOptionName(o.Name) {
 				return nil, "", fmt.Errorf("route %q: option name %q: not [a-z0-9-]+", r.Host, o.Name)

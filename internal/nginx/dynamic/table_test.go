@@ -112,6 +112,28 @@ func TestEncodeHSTSField(t *testing.T) {
 	}
 }
 
+// A fastcgi route carries its root as the option field root=<path>; a
+// root with another scheme, or one routing.ValidRoot refuses, is refused.
+func TestEncodeRoot(t *testing.T) {
+	body, _, err := Table{Routes: []Route{{Host: "php.test", Scheme: "fastcgi", Root: "/var/www/public", Peers: []string{"10.0.0.2:9000"}}}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "route\tphp.test\tfastcgi\t0\t0\t\t10.0.0.2:9000\troot=/var/www/public\n"; !strings.Contains(string(body), want) {
+		t.Errorf("body %q, want the line %q", body, want)
+	}
+	for _, r := range []Route{
+		{Host: "a.test", Scheme: "fastcgi"},
+		{Host: "a.test", Scheme: "http", Root: "/srv"},
+		{Host: "a.test", Scheme: "fastcgi", Root: "/srv/../etc"},
+		{Host: "a.test", Scheme: "fastcgi", Root: "/srv\troot=/x"},
+	} {
+		if _, _, err := (Table{Routes: []Route{r}}).Encode(); err == nil {
+			t.Errorf("%+v: encoded", r)
+		}
+	}
+}
+
 func TestEncodeOptions(t *testing.T) {
 	r := Route{Host: "a.test", Scheme: "http", Peers: []string{"10.0.0.2:80"},
 		Options: []Option{{"max-body", "10m"}, {"x-1", "a=b c"}}}

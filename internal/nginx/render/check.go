@@ -13,14 +13,19 @@ import (
 // string can end a directive, open a block or expand a variable.
 
 // ValidHost reports whether h is a lower-case host name (optionally a
-// "*." wildcard) that is safe to render as a server_name and a path segment:
-// labels of 1-63 bytes of [a-z0-9_-], not starting or ending with '-'.
-// It runs on every route of every render, so it is a loop, not a regexp.
+// leading "*." or a trailing ".*" wildcard, not both) that is safe to
+// render as a server_name and, through dirName, a path segment: labels of
+// 1-63 bytes of [a-z0-9_-], not starting or ending with '-'. It runs on
+// every route of every render, so it is a loop, not a regexp.
 func ValidHost(h string) bool {
 	if len(h) > 253 {
 		return false
 	}
-	h = strings.TrimPrefix(h, "*.")
+	if t, ok := strings.CutPrefix(h, "*."); ok {
+		h = t
+	} else {
+		h = strings.TrimSuffix(h, ".*")
+	}
 	for {
 		label, rest, more := strings.Cut(h, ".")
 		if !validLabel(label) {
@@ -123,9 +128,16 @@ func checkRoute(r routing.Route) error {
 		return fmt.Errorf("route %q: invalid host name", r.Host)
 	}
 	switch r.Protocol {
-	case "", routing.ProtoHTTP, routing.ProtoHTTPS, routing.ProtoGRPC, routing.ProtoGRPCS:
+	case "", routing.ProtoHTTP, routing.ProtoHTTPS, routing.ProtoGRPC, routing.ProtoGRPCS, routing.ProtoUWSGI:
+	case routing.ProtoFastCGI:
+		if err := routing.ValidRoot(r.Root); err != nil {
+			return fmt.Errorf("route %q: fastcgi root %q: %w", r.Host, r.Root, err)
+		}
 	default:
 		return fmt.Errorf("route %q: unknown protocol %q", r.Host, r.Protocol)
+	}
+	if r.Root != "" && r.Protocol != routing.ProtoFastCGI {
+		return fmt.Errorf("route %q: a root without the fastcgi protocol", r.Host)
 	}
 	switch r.HTTPS {
 	case "", routing.HTTPSAuto, routing.HTTPSRedirect, routing.HTTPSBoth, routing.HTTPSOff:

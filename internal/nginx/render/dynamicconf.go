@@ -45,6 +45,10 @@ type dynamicView struct {
 	GRPCSchemes []string
 }
 
+// FastCGIRoot is the variable the Lua sets to a FastCGI route's document
+// root before it continues in @portico_fastcgi.
+func (view) FastCGIRoot() string { return "$portico_root" }
+
 // Zone sizes: a route takes about 200 bytes with the dictionary's own
 // overhead, a certificate 3 to 8 KB; 10,000 of each fit with room.
 const (

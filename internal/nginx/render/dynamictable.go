@@ -27,7 +27,7 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	routes = slices.Clone(routes)
 	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
 	for _, r := range routes {
-		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol}
+		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol, Root: r.Root}
 		for _, f := range r.Site.Fields() {
 			d.Options = append(d.Options, dynamic.Option{Name: f.Name, Value: f.Value})
 		}

@@ -41,6 +41,12 @@ func goldenCases() map[string]Input {
 			Settings: Settings{IncludeDir: "/etc/portico/vhost.d"}},
 		"wildcard": {Routes: []routing.Route{route("*.example.org", "10.0.0.2:80"), route("x.example.org", "10.0.0.3:80")},
 			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
+		"fastcgi_uwsgi": {Routes: []routing.Route{with(route("php.example.com", "10.0.0.2:9000"), func(r *routing.Route) { r.Protocol, r.Root = routing.ProtoFastCGI, "/var/www/public" }),
+			with(route("py.example.com", "10.0.0.3:3031"), func(r *routing.Route) { r.Protocol = routing.ProtoUWSGI })}},
+		// A trailing wildcard is a server_name as written; no certificate
+		// covers it, so it is served over plain HTTP only.
+		"trailing_wildcard": {Routes: []routing.Route{route("www.example.*", "10.0.0.2:80"), route("www.example.com", "10.0.0.3:80")},
+			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443"}, IncludeDir: "/etc/portico/vhost.d", NginxVersion: "1.22.1"}},
 		"tls_redirect": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"), route("nocert.example.net", "10.0.0.3:80"),
 			with(route("www.example.com", "10.0.0.4:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSOff })}, Certs: certs, Settings: tls},
 		"tls_auto": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSAuto }),

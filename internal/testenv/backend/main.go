@@ -31,6 +31,9 @@
 // `backend healthcheck` probes http://127.0.0.1:80/healthz and exits 0 or 1,
 // for Docker health checks in an image without a shell.
 //
+// With FASTCGI_PORT=<port> it also answers FastCGI (net/http/fcgi) there,
+// "fastcgi name=<name> script=<SCRIPT_FILENAME> host=<Host> path=<path>".
+//
 // Build it static: CGO_ENABLED=0 go build.
 package main
 
@@ -39,7 +42,9 @@ import (
 	"fmt"
 	"log"
 	"maps"
+	"net"
 	"net/http"
+	"net/http/fcgi"
 	"os"
 	"os/signal"
 	"slices"
@@ -111,7 +116,18 @@ func main() {
 			ports = append(ports, p)
 		}
 	}
-	errs := make(chan error, len(ports))
+	errs := make(chan error, len(ports)+1)
+	if p := os.Getenv("FASTCGI_PORT"); p != "" {
+		l, err := net.Listen("tcp", ":"+p)
+		if err != nil {
+			log.Fatalf("FASTCGI_PORT: %v", err)
+		}
+		go func() {
+			errs <- fmt.Errorf("fastcgi port %s: %w", p, fcgi.Serve(l, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				fmt.Fprintf(w, "fastcgi name=%s script=%s host=%s path=%s\n", name, fcgi.ProcessEnv(r)["SCRIPT_FILENAME"], r.Host, r.URL.Path)
+			})))
+		}()
+	}
 	for _, p := range ports {
 		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
