@@ -160,7 +160,8 @@ func TestNewValidates(t *testing.T) {
 		"directory": {DirectoryURL: "not a url", Providers: p},
 		"eab":       {EABKeyID: "kid", Providers: p},
 		"roots":     {CARoots: []byte("junk"), Providers: p},
-		"providers": {},
+		"challenges": {},
+		"override":   {Providers: p, Challenges: map[string]string{"": "tls-alpn-01"}},
 	} {
 		if _, err := New(cfg, nopKV{}, nil); err == nil {
 			t.Errorf("%s: want error", name)
