@@ -70,7 +70,7 @@ func TestSelectServesOnlyOwnedValidRecords(t *testing.T) {
 	t2 := strings.Repeat("B", 43)
 	t3 := strings.Repeat("C", 43)
 	stored := []Stored{
-		{Token: t3, Value: enc(rec(t3, "victim.example"))},   // not owned
+		{Token: t3, Value: enc(rec(t3, "victim.example"))},    // not owned
 		{Token: tok, Value: enc(rec(tok, "www.example.com"))}, // owned
 		{Token: t2, Value: enc(Record{Token: t2, KeyAuth: "<script>", Domain: "www.example.com"})},
 	}
