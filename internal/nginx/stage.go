@@ -117,6 +117,7 @@ type Stage struct {
 	applier  *Applier
 	sup      *supervise.Supervisor // nil in external mode
 	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
+	acme     *acmeSync
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -180,8 +181,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
+	s.acme = &acmeSync{dir: filepath.Join(dir, "acme"), logged: map[string]bool{}}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
-		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
+		MaxRequestsPerClient: cfg.MaxRequestsPerClient, ACMEDir: s.acme.dir}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -203,6 +205,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		if modules, err = s.dynamicSetup(); err != nil {
 			return nil, err
 		}
+		s.acme.control = s.pusher.Control
 	}
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
@@ -271,6 +274,21 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
+	// Pending http-01 challenges have their own mirrors and channel: a
+	// token goes live at once, not after the routes' debounce.
+	anotify := make(chan struct{}, 1)
+	mt := store.NewMirror(s.cli, s.cfg.Keys.HTTP01Tokens(), anotify, s.log)
+	mw := store.NewMirror(s.cli, s.cfg.Keys.CertsWanted(), anotify, s.log)
+	wg.Go(func() { mt.Run(ctx) })
+	wg.Go(func() { mw.Run(ctx) })
+	defer s.closeACME()
+	acmeRetry := time.NewTimer(time.Hour)
+	acmeRetry.Stop()
+	syncACME := func() {
+		if s.syncACME(ctx, mt, mw) {
+			acmeRetry.Reset(100 * time.Millisecond)
+		}
+	}
 
 	supDone := make(chan error, 1)
 	supStarted := false
@@ -336,6 +354,11 @@ func (s *Stage) Run(ctx context.Context) error {
 			upC = nil
 			pending, first, last = true, time.Now(), time.Now()
 			timer.Reset(0)
+			syncACME()
+		case <-anotify:
+			syncACME()
+		case <-acmeRetry.C:
+			syncACME()
 		case <-notify:
 			now := time.Now()
 			if !pending {
@@ -348,6 +371,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			pending = false
 			retry := s.sync(ctx, mc, mb)
 			pace.applied(time.Now())
+			syncACME()
 			if retry > 0 {
 				pending, first, last = true, time.Now(), time.Now()
 				timer.Reset(retry)

@@ -56,6 +56,11 @@ type Settings struct {
 	// Dynamic, when set, renders the dynamic path instead of one server
 	// per vhost (dynamicconf.go); the input's routes must then be empty.
 	Dynamic *DynamicPaths
+	// ACMEDir (static path), when set, is the directory of pending ACME
+	// http-01 challenges, <ACMEDir>/<domain>/<token> holding the key
+	// authorization: every server answers them before anything else
+	// (docs/acme.md). The dynamic path gets them pushed instead.
+	ACMEDir string
 }
 
 // Input is everything a render depends on.
@@ -121,6 +126,8 @@ type shared struct {
 	XForwardedFor string
 	// MaxRequestsPerClient is Settings.MaxRequestsPerClient; 0: no limit.
 	MaxRequestsPerClient int
+	// ACMEDir is Settings.ACMEDir on the static path, else "".
+	ACMEDir string
 }
 
 // sslView selects certificates by SNI (see the template's maps).
@@ -167,6 +174,7 @@ func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
 func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
+func (h vhost) ACMEDir() string       { return h.sh.ACMEDir }
 func (h vhost) MaxRequestsPerClient() int {
 	return h.sh.MaxRequestsPerClient
 }
@@ -331,6 +339,12 @@ func buildView(in Input) (view, error) {
 		return view{}, err
 	}
 	v.MaxRequestsPerClient = s.MaxRequestsPerClient
+	if s.ACMEDir != "" && s.Dynamic == nil {
+		if err := checkPath("acme dir", s.ACMEDir); err != nil {
+			return view{}, err
+		}
+		v.ACMEDir = s.ACMEDir
+	}
 	if s.Dynamic != nil {
 		if len(in.Routes) > 0 {
 			return view{}, errors.New("dynamic path: routes are pushed, not rendered")
