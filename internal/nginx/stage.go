@@ -99,6 +99,11 @@ type Config struct {
 	// ModulesDir is where nginx's dynamic modules are; "" means
 	// DefaultModulesDir.
 	ModulesDir string
+	// ACMEDir (static path) is where pending ACME http-01 challenges are
+	// written for nginx's workers to read (docs/acme.md); "" means
+	// <TempDir>/acme when TempDir is set (workers may enter it), else
+	// <Dir>/acme.
+	ACMEDir string
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -181,7 +186,14 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
-	s.acme = &acmeSync{dir: filepath.Join(dir, "acme"), logged: map[string]bool{}}
+	acmeDir := cfg.ACMEDir
+	switch {
+	case acmeDir == "" && cfg.TempDir != "":
+		acmeDir = filepath.Join(cfg.TempDir, "acme")
+	case acmeDir == "":
+		acmeDir = filepath.Join(dir, "acme")
+	}
+	s.acme = &acmeSync{dir: acmeDir, logged: map[string]bool{}}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient, ACMEDir: s.acme.dir}
 	if cfg.TemplatePath != "" {
