@@ -146,6 +146,15 @@ func tokensLeft(t *testing.T, cli *clientv3.Client, keys store.Keys) []string {
 // does not hold reaches the container.
 func TestHTTP01CertificateWithoutDNSProvider(t *testing.T) {
 	t.Parallel()
+	for _, path := range []string{"on", "off"} {
+		t.Run("nginx-dynamic="+path, func(t *testing.T) {
+			t.Parallel()
+			http01WithoutDNSProvider(t, path)
+		})
+	}
+}
+
+func http01WithoutDNSProvider(t *testing.T, dynamic string) {
 	d := dockertest.New(t)
 	port := freePort(t)
 	a := startHTTP01ACME(t, port)
@@ -154,7 +163,7 @@ func TestHTTP01CertificateWithoutDNSProvider(t *testing.T) {
 	p := &pipeline{dataDir: dataDir, http: addr(port), https: addr(freePort(t)), metrics: addr(freePort(t))}
 	p.proc = start(t, nil, append([]string{"run", "--data-dir", dataDir, "--http-addr", p.http, "--https-addr", p.https,
 		"--metrics-addr", p.metrics, "--network", net, "--host", "e2e-" + d.RunID, "--log-level", "debug",
-		"--label-filter", dockertest.RunLabel + "=" + d.RunID}, a.flags...)...)
+		"--nginx-dynamic", dynamic, "--label-filter", dockertest.RunLabel + "=" + d.RunID}, a.flags...)...)
 	waitDefault404(t, p.http)
 	cli := storeClient(t, dataDir)
 	keys := store.NewKeys(store.DefaultPrefix)
@@ -172,7 +181,7 @@ func TestHTTP01CertificateWithoutDNSProvider(t *testing.T) {
 		_, err := servedSerial(p.https, host, d.Name("web"), a.roots)
 		return err
 	})
-	t.Logf("BENCH http01_docker_run_to_verified_https=%s (poll 20ms)", time.Since(started).Round(time.Millisecond))
+	t.Logf("docker run -> verified HTTPS by http-01: %s (poll 20ms)", time.Since(started).Round(time.Millisecond))
 	if b.Issuer != store.IssuerACME {
 		t.Errorf("issuer %q", b.Issuer)
 	}
@@ -280,7 +289,7 @@ func TestHTTP01AnsweredByEveryProxy(t *testing.T) {
 		}
 	}
 	slices.Sort(lat)
-	t.Logf("BENCH http01_token_stored_to_every_proxy_answering median=%s max=%s n=%d proxies=2",
+	t.Logf("token stored -> both proxies answer: median %s max %s (n=%d, poll 20ms)",
 		lat[len(lat)/2].Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond), len(lat))
 	if lat[len(lat)-1] > time.Second {
 		t.Errorf("slowest token took %s to reach every proxy, want within 1s", lat[len(lat)-1])
