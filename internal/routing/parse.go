@@ -277,6 +277,8 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		svc.Default = on
 	}
 
+	svc.Site = p.siteOptions()
+
 	cert := p.lookup(env(EnvLetsEncryptHost), env(EnvACMEHost))
 	switch {
 	case svc.HTTPS == HTTPSOff:

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/portico/portico/internal/siteopts"
 )
 
 // Protocols a route can speak to its upstream.
@@ -103,6 +105,8 @@ type Service struct {
 	Default bool
 	HTTPS   string
 	HSTS    HSTS
+	// Site are the per-site options (package siteopts).
+	Site siteopts.Options
 	// Live is true when the container should receive traffic.
 	Live bool
 }
@@ -114,6 +118,8 @@ type Route struct {
 	Default  bool
 	HTTPS    string
 	HSTS     HSTS
+	// Site are the first claimant's per-site options.
+	Site siteopts.Options
 	// Upstreams are the live replicas' addresses, sorted and unique. It may
 	// be empty: the vhost is known but no replica is live.
 	Upstreams []string
