@@ -12,17 +12,18 @@ import (
 // stage's code touches and nothing more; the ranges are built from Keys, so
 // they follow --prefix.
 //
-//	reporter <host>      readwrite containers/<host>/
-//	nginx <instance>     read containers/, read certs/data/, read certs/wanted, read acme/http01/tokens/,
+//	reporter <host>      readwrite containers/<host>/, hosts/alive/<host>, hosts/seen/<host>
+//	nginx <instance>     read containers/, read hosts/, read certs/data/, read certs/wanted, read acme/http01/tokens/,
 //	                     readwrite status/nginx/<instance>, readwrite acme/http01/served/<instance>
-//	certs                read containers/, readwrite certs/ (data, state, wanted, account, localca, locks),
+//	certs                read containers/, read hosts/, readwrite certs/ (data, state, wanted, account, localca, locks),
 //	                     readwrite acme/http01/tokens/, read acme/http01/served/
 //	reader               read everything under the prefix (portico status)
 //
 // Every write is a transaction that compares the key's value first, so a
 // writer needs read on what it writes too: hence readwrite. Locks are
-// leased keys under certs/locks/; granting and keeping a lease needs no
-// permission, revoking it needs write on its keys, which certs/ gives.
+// leased keys under certs/locks/, and a reporter's heartbeat is a leased
+// key; granting and keeping a lease needs no permission, revoking it needs
+// write on its keys, which certs/ and the reporter's own keys give.
 
 // Grant is one permission of a role: Key alone, or the range [Key,
 // RangeEnd) when RangeEnd is set (a prefix).
@@ -110,13 +111,15 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 		return nil
 	}
 	for _, h := range spec.ReporterHosts {
-		if err := add("reporter", "--reporter-host", h, prefixGrant(k.HostContainers(h), permReadWrite)); err != nil {
+		if err := add("reporter", "--reporter-host", h, prefixGrant(k.HostContainers(h), permReadWrite),
+			Grant{Key: k.HostAlive(h), Perm: permReadWrite}, Grant{Key: k.HostSeen(h), Perm: permReadWrite}); err != nil {
 			return nil, err
 		}
 	}
 	for _, i := range spec.NginxInstances {
 		if err := add("nginx", "--nginx-instance", i,
 			prefixGrant(k.Containers(), permRead),
+			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.CertData(), permRead),
 			Grant{Key: k.CertsWanted(), Perm: permRead},
 			prefixGrant(k.HTTP01Tokens(), permRead),
@@ -128,6 +131,7 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 	if spec.Certs {
 		out = append(out, Role{Name: base + "-certs", Grants: []Grant{
 			prefixGrant(k.Containers(), permRead),
+			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.Certs(), permReadWrite),
 			prefixGrant(k.HTTP01Tokens(), permReadWrite),
 			prefixGrant(k.HTTP01Served(), permRead),
