@@ -62,6 +62,13 @@ type Settings struct {
 	// authorization: every server answers them before anything else
 	// (docs/acme.md). The dynamic path gets them pushed instead.
 	ACMEDir string
+	// Traffic, when set, counts every request per site in nginx (package
+	// traffic; docs/metrics.md). On the dynamic path its paths are the
+	// dynamic path's; on the static path nginx must load the Lua module.
+	Traffic *TrafficPaths
+	// AccessLog, when set, writes one JSON line per request
+	// (docs/access-log.md).
+	AccessLog *AccessLog
 }
 
 // Input is everything a render depends on.
@@ -129,6 +136,11 @@ type shared struct {
 	MaxRequestsPerClient int
 	// ACMEDir is Settings.ACMEDir on the static path, else "".
 	ACMEDir string
+	// Traffic and AccessLog are nil when off (traffic.go).
+	Traffic   *trafficView
+	AccessLog *accessLogView
+	// DynamicPath says the servers are the dynamic path's.
+	DynamicPath bool
 }
 
 // sslView selects certificates by SNI (see the template's maps).
@@ -349,6 +361,10 @@ func buildView(in Input) (view, error) {
 		}
 		v.ACMEDir = s.ACMEDir
 	}
+	if err := v.trafficSettings(s); err != nil {
+		return view{}, err
+	}
+	v.DynamicPath = s.Dynamic != nil
 	if s.Dynamic != nil {
 		if len(in.Routes) > 0 {
 			return view{}, errors.New("dynamic path: routes are pushed, not rendered")
