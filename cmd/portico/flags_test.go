@@ -83,7 +83,7 @@ func TestHelpNamesEveryFlagAndItsVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"--etcd-endpoints", "--prefix", "--data-dir", "--http-addr", "--https-addr", "--network", "--host",
-		"--acme-directory", "--acme-staging", "--acme-email", "--acme-ca-roots", "--acme-key-type", "--dns-provider",
+		"--acme-directory", "--acme-staging", "--acme-email", "--acme-ca-roots", "--acme-key-type", "--dns-provider", "--acme-challenge",
 		"--dns-resolvers", "--wildcard-domains", "--domains-file", "--domains-out", "--issuer", "PORTICO_ETCD_ENDPOINTS"} {
 		if !strings.Contains(out.String(), f) {
 			t.Errorf("run --help does not mention %s", f)

@@ -245,6 +245,7 @@ type certsOpts struct {
 	issuer          *string
 	renewCheck      *time.Duration
 	localCADomains  *listFlag
+	challenge       *listFlag
 }
 
 func addCerts(fs *flag.FlagSet) *certsOpts {
@@ -256,6 +257,7 @@ func addCerts(fs *flag.FlagSet) *certsOpts {
 		eabHMAC:         addSecret(fs, "acme-eab-hmac", "external account binding HMAC key (base64url)"),
 		caRoots:         fs.String("acme-ca-roots", "", "PEM file of extra roots trusted for the ACME directory's TLS"),
 		keyType:         fs.String("acme-key-type", "ec256", "certificate key type: ec256, ec384, rsa2048, rsa3072, rsa4096"),
+		challenge:       newList().list(fs, "acme-challenge", "ACME challenge: auto (dns-01 for names a --dns-provider covers, http-01 for the rest), http-01 or dns-01; or per zone: example.com=http-01,example.org=dns-01. http-01 needs the proxies' port 80 reachable from the CA"),
 		dnsProvider:     newList().list(fs, "dns-provider", "lego DNS provider for dns-01, e.g. cloudflare, or per zone: example.com=cloudflare,example.org=dnsupdate; credentials come from the provider's own environment variables"),
 		dnsResolvers:    newList().list(fs, "dns-resolvers", "host:port of DNS resolvers used to check propagation"),
 		propagation:     durationFlag(fs, "dns-propagation-timeout", 0, "how long to wait for the TXT record to propagate (0: the provider's default)"),

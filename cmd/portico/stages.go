@@ -20,6 +20,7 @@ import (
 	"github.com/portico/portico/internal/certs"
 	"github.com/portico/portico/internal/certs/acme"
 	"github.com/portico/portico/internal/certs/dnsproviders"
+	"github.com/portico/portico/internal/http01"
 	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
@@ -191,7 +192,7 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 }
 
 func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error {
-	c := newCommand("certs", "Derive the certificates the containers need, obtain them by ACME dns-01 or from the local CA, store them in etcd and renew them.\n\nDNS providers: "+strings.Join(dnsproviders.Codes(), " "), stderr)
+	c := newCommand("certs", "Derive the certificates the containers need, obtain them by ACME (http-01 answered by every proxy, or dns-01) or from the local CA, store them in etcd and renew them.\n\nDNS providers: "+strings.Join(dnsproviders.Codes(), " "), stderr)
 	so := addStore(c.fs)
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
@@ -343,20 +344,23 @@ func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client,
 	if cfg.Issuer == certs.IssuerLocal && len(cfg.LocalCA.Domains) == 0 {
 		log.Warn("--issuer local without --local-ca-domains: the local CA's root may only certify names under .localhost, .test, .internal and .local; certificates for other names fail until their domains are listed")
 	}
-	if len(co.dnsProvider.vals) > 0 {
-		iss, err := newACME(co, so, cli, log)
-		if err != nil {
-			return nil, err
-		}
-		cfg.ACME = iss
-	} else {
-		log.Info("no --dns-provider: names that need a public certificate stay on HTTP; local-CA names get certificates")
+	iss, err := newACME(co, so, cli, log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.ACME = iss
+	if len(co.dnsProvider.vals) == 0 && cfg.Issuer != certs.IssuerLocal {
+		log.Info("no --dns-provider: public names are validated by ACME http-01, answered by every proxy on port 80; wildcards need a DNS provider")
 	}
 	return certs.New(cfg, cli, log)
 }
 
 func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logger) (*acme.Issuer, error) {
 	providers, err := parseProviders(co.dnsProvider.vals, dnsproviders.New)
+	if err != nil {
+		return nil, err
+	}
+	challenges, err := acme.ParseChallenges(co.challenge.vals)
 	if err != nil {
 		return nil, err
 	}
@@ -388,6 +392,8 @@ func newACME(co *certsOpts, so *storeOpts, cli *clientv3.Client, log *slog.Logge
 		KeyType:                     *co.keyType,
 		CARoots:                     roots,
 		Providers:                   providers,
+		HTTP01:                      http01.NewProvider(cli, http01.ProviderConfig{Keys: so.keys()}, log.With("component", "http-01")),
+		Challenges:                  challenges,
 		Resolvers:                   co.dnsResolvers.vals,
 		PropagationTimeout:          *co.propagation,
 		DisableAuthoritativeNSCheck: *co.skipAuthNS,

@@ -483,6 +483,23 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 			st.NextRenewal = RenewAt(*bp, window)
 		}
 		d := Decide(Input{Want: w, Bundle: bp, State: st, Window: window, Grace: s.cfg.Grace, Superseded: s.superseded(ctx, bp)}, now)
+		unsolvable := false
+		if d.Action == Obtain {
+			if err := s.preflight(d.Cert); err != nil {
+				unsolvable = true
+				// No challenge can validate a name: nothing is asked of the
+				// CA (no rate-limit budget spent) and nothing is retried
+				// until the names or the configuration change; the state
+				// says why.
+				c := d.Cert
+				d = Decision{Action: Wait, Reason: "unsolvable"}
+				if msg := redact.Error(err); st.LastError != msg || !SameNames(st.Names, c.Names) || st.Issuer != c.Issuer {
+					st.Names, st.Issuer = c.Names, c.Issuer
+					st.LastError, st.LastErrorAt, st.RetryAt = msg, now, time.Time{}
+					s.log.Error("certificate cannot be ordered", "cert", p, "names", c.Names, "err", err)
+				}
+			}
+		}
 		switch d.Action {
 		case Obtain:
 			// The order writes the state, under the lock.
@@ -496,7 +513,7 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 				next = d.At
 			}
 		}
-		if (hasState || w == nil || bp != nil) && !stateEqual(st, ss.v) {
+		if (hasState || w == nil || bp != nil || unsolvable) && !stateEqual(st, ss.v) {
 			if err := s.casState(ctx, st, ss.rev); err != nil {
 				s.log.Error("updating certificate state", "cert", p, "err", err)
 			}
@@ -733,6 +750,23 @@ func (s *Stage) order(runCtx context.Context, c store.WantedCert, reason string)
 	}
 	if !tr.Succeeded {
 		return fmt.Errorf("store %q: lost the lock %q", bk, s.cfg.Keys.CertLock(c.Primary))
+	}
+	return nil
+}
+
+// Preflighter is an ACME issuer that can tell, without any request, that
+// no challenge can validate a certificate's names (acme.Issuer.Preflight).
+type Preflighter interface {
+	Preflight(names []string) error
+}
+
+// preflight is the ACME issuer's Preflight of c, nil for other issuers.
+func (s *Stage) preflight(c store.WantedCert) error {
+	if c.Issuer != store.IssuerACME {
+		return nil
+	}
+	if p, ok := s.cfg.ACME.(Preflighter); ok {
+		return p.Preflight(c.Names)
 	}
 	return nil
 }

@@ -100,6 +100,11 @@ type Config struct {
 	// ModulesDir is where nginx's dynamic modules are; "" means
 	// DefaultModulesDir.
 	ModulesDir string
+	// ACMEDir (static path) is where pending ACME http-01 challenges are
+	// written for nginx's workers to read (docs/acme.md); "" means
+	// <TempDir>/acme when TempDir is set (workers may enter it), else
+	// <Dir>/acme.
+	ACMEDir string
 	// HostExpiry is how long after a Docker host was last seen its
 	// records stop being routed (internal/hosts); until then a host whose
 	// heartbeat is gone is stale and still served. 0 means
@@ -133,7 +138,8 @@ type Stage struct {
 	applier  *Applier
 	sup      *supervise.Supervisor // nil in external mode
 	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
-	traffic  *traffic.Monitor      // nil unless nginx counts traffic
+	acme     *acmeSync
+	traffic  *traffic.Monitor // nil unless nginx counts traffic
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -202,8 +208,16 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		return nil, err
 	}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
+	acmeDir := cfg.ACMEDir
+	switch {
+	case acmeDir == "" && cfg.TempDir != "":
+		acmeDir = filepath.Join(cfg.TempDir, "acme")
+	case acmeDir == "":
+		acmeDir = filepath.Join(dir, "acme")
+	}
+	s.acme = &acmeSync{dir: acmeDir, logged: map[string]bool{}}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
-		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
+		MaxRequestsPerClient: cfg.MaxRequestsPerClient, ACMEDir: s.acme.dir}
 	if cfg.AccessLog != "" {
 		s.settings.AccessLog = &render.AccessLog{Path: cfg.AccessLog, Query: cfg.AccessLogQuery}
 	}
@@ -228,6 +242,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		if modules, err = s.dynamicSetup(); err != nil {
 			return nil, err
 		}
+		s.acme.control = s.pusher.Control
 	}
 	if modules, err = s.trafficSetup(modules); err != nil {
 		return nil, err
@@ -304,6 +319,21 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
+	// Pending http-01 challenges have their own mirrors and channel: a
+	// token goes live at once, not after the routes' debounce.
+	anotify := make(chan struct{}, 1)
+	mt := store.NewMirror(s.cli, s.cfg.Keys.HTTP01Tokens(), anotify, s.log)
+	mw := store.NewMirror(s.cli, s.cfg.Keys.CertsWanted(), anotify, s.log)
+	wg.Go(func() { mt.Run(ctx) })
+	wg.Go(func() { mw.Run(ctx) })
+	defer s.closeACME()
+	acmeRetry := time.NewTimer(time.Hour)
+	acmeRetry.Stop()
+	syncACME := func() {
+		if s.syncACME(ctx, mt, mw) {
+			acmeRetry.Reset(100 * time.Millisecond)
+		}
+	}
 	s.hosts.mirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), notify, s.log)
 	wg.Go(func() { s.hosts.mirror.Run(ctx) })
 	wg.Go(func() { s.runTraffic(ctx) })
@@ -372,6 +402,11 @@ func (s *Stage) Run(ctx context.Context) error {
 			upC = nil
 			pending, first, last = true, time.Now(), time.Now()
 			timer.Reset(0)
+			syncACME()
+		case <-anotify:
+			syncACME()
+		case <-acmeRetry.C:
+			syncACME()
 		case <-s.hosts.wake.C:
 			// A stale host reached its expiry: its records leave.
 			select {
@@ -390,6 +425,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			pending = false
 			retry := s.sync(ctx, mc, mb)
 			pace.applied(time.Now())
+			syncACME()
 			if retry > 0 {
 				pending, first, last = true, time.Now(), time.Now()
 				timer.Reset(retry)

@@ -18,6 +18,8 @@ import (
 //	<prefix>/certs/locks/<primary>/        etcd mutex: one issuer per certificate
 //	<prefix>/certs/account/<id>            ACME account       written by the certs stage
 //	<prefix>/certs/localca                 the built-in local CA
+//	<prefix>/acme/http01/tokens/<token>    pending http-01 key authorization, leased, written by the certs stage
+//	<prefix>/acme/http01/served/<instance> the tokens one nginx stage serves, leased, written by that stage
 //
 // Host names, container IDs and certificate names never contain "/" once
 // validated; the mapping rejects segments that do.
@@ -115,6 +117,22 @@ func (k Keys) ACMEAccount(id string) string { return k.Certs() + "account/" + se
 
 // LocalCA is the key of the built-in local CA.
 func (k Keys) LocalCA() string { return k.Certs() + "localca" }
+
+// HTTP01Tokens is the prefix of the pending ACME http-01 challenges: one
+// key per token, written (with a lease) by the certs stage while an order
+// runs, read by every nginx stage, which serves them.
+func (k Keys) HTTP01Tokens() string { return k.prefix + "/acme/http01/tokens/" }
+
+// HTTP01Token is the key of one pending http-01 challenge.
+func (k Keys) HTTP01Token(token string) string { return k.HTTP01Tokens() + segment(token) }
+
+// HTTP01Served is the prefix of the nginx stages' acknowledgements: which
+// tokens each one serves, so that the certs stage asks the CA to validate
+// only once every live proxy answers.
+func (k Keys) HTTP01Served() string { return k.prefix + "/acme/http01/served/" }
+
+// HTTP01ServedBy is the acknowledgement key of one nginx stage.
+func (k Keys) HTTP01ServedBy(instance string) string { return k.HTTP01Served() + segment(instance) }
 
 // Last returns the final path segment of key.
 func Last(key string) string { return path.Base(key) }

@@ -13,8 +13,10 @@ import (
 // they follow --prefix.
 //
 //	reporter <host>      readwrite containers/<host>/, hosts/alive/<host>, hosts/seen/<host>
-//	nginx <instance>     read containers/, read hosts/, read certs/data/, readwrite status/nginx/<instance>
-//	certs                read containers/, read hosts/, readwrite certs/ (data, state, wanted, account, localca, locks)
+//	nginx <instance>     read containers/, read hosts/, read certs/data/, read certs/wanted, read acme/http01/tokens/,
+//	                     readwrite status/nginx/<instance>, readwrite acme/http01/served/<instance>
+//	certs                read containers/, read hosts/, readwrite certs/ (data, state, wanted, account, localca, locks),
+//	                     readwrite acme/http01/tokens/, read acme/http01/served/
 //	reader               read everything under the prefix (portico status)
 //
 // Every write is a transaction that compares the key's value first, so a
@@ -119,7 +121,10 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 			prefixGrant(k.Containers(), permRead),
 			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.CertData(), permRead),
-			Grant{Key: k.NginxStatus(i), Perm: permReadWrite}); err != nil {
+			Grant{Key: k.CertsWanted(), Perm: permRead},
+			prefixGrant(k.HTTP01Tokens(), permRead),
+			Grant{Key: k.NginxStatus(i), Perm: permReadWrite},
+			Grant{Key: k.HTTP01ServedBy(i), Perm: permReadWrite}); err != nil {
 			return nil, err
 		}
 	}
@@ -128,6 +133,8 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 			prefixGrant(k.Containers(), permRead),
 			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.Certs(), permReadWrite),
+			prefixGrant(k.HTTP01Tokens(), permReadWrite),
+			prefixGrant(k.HTTP01Served(), permRead),
 		}})
 	}
 	if spec.Reader {

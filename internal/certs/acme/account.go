@@ -67,19 +67,9 @@ func (i *Issuer) client(ctx context.Context) (*lego.Client, error) {
 		return nil, fmt.Errorf("account %s: key: %w", key, err)
 	}
 	u := &user{email: rec.Email, key: signer, reg: rec.Registration}
-	// Not lego.NewConfig: it reads LEGO_CA_* from the environment.
-	cl, err := lego.NewClient(&lego.Config{
-		CADirURL:   i.dir,
-		User:       u,
-		UserAgent:  i.cfg.UserAgent,
-		HTTPClient: i.http,
-		Certificate: lego.CertificateConfig{
-			Timeout:             i.cfg.CertificateTimeout,
-			OverallRequestLimit: certificate.DefaultOverallRequestLimit,
-		},
-	})
+	cl, err := i.newLego(u)
 	if err != nil {
-		return nil, fmt.Errorf("ACME directory %s: %w", i.dir, err)
+		return nil, err
 	}
 	if u.reg == nil {
 		reg, err := i.register(ctx, cl)
@@ -101,10 +91,50 @@ func (i *Issuer) client(ctx context.Context) (*lego.Client, error) {
 		}
 		i.log.Info("acme account registered", "directory", i.dir, "email", rec.Email, "account", reg.Location)
 	}
-	if err := i.setSolver(cl); err != nil {
+	i.lego, i.user, i.accountURL = cl, u, u.reg.Location
+	i.solving = map[solverSet]*lego.Client{}
+	return cl, nil
+}
+
+// newLego is a lego client of the account u at the Issuer's directory.
+func (i *Issuer) newLego(u *user) (*lego.Client, error) {
+	// Not lego.NewConfig: it reads LEGO_CA_* from the environment.
+	cl, err := lego.NewClient(&lego.Config{
+		CADirURL:   i.dir,
+		User:       u,
+		UserAgent:  i.cfg.UserAgent,
+		HTTPClient: i.http,
+		Certificate: lego.CertificateConfig{
+			Timeout:             i.cfg.CertificateTimeout,
+			OverallRequestLimit: certificate.DefaultOverallRequestLimit,
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ACME directory %s: %w", i.dir, err)
+	}
+	return cl, nil
+}
+
+// solvingClient returns the account's lego client with the solvers of set:
+// a client's solvers are fixed once set, and concurrent orders may need
+// different ones.
+func (i *Issuer) solvingClient(ctx context.Context, set solverSet) (*lego.Client, error) {
+	if _, err := i.client(ctx); err != nil {
 		return nil, err
 	}
-	i.lego, i.accountURL = cl, u.reg.Location
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if cl := i.solving[set]; cl != nil {
+		return cl, nil
+	}
+	cl, err := i.newLego(i.user)
+	if err != nil {
+		return nil, err
+	}
+	if err := i.setSolvers(cl, set); err != nil {
+		return nil, err
+	}
+	i.solving[set] = cl
 	return cl, nil
 }
 
@@ -181,7 +211,7 @@ func accountGone(err error) bool {
 func (i *Issuer) forgetRegistration(ctx context.Context, location string) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	i.lego, i.accountURL = nil, ""
+	i.lego, i.user, i.solving, i.accountURL = nil, nil, nil, ""
 	key := i.cfg.Keys.ACMEAccount(AccountID(i.dir, i.cfg.Email))
 	resp, err := i.kv.Get(ctx, key)
 	if err != nil {

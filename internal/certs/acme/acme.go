@@ -1,6 +1,7 @@
-// Package acme obtains certificates from an ACME CA by dns-01 with lego v5.
-// The account lives in etcd, so every certs stage of an installation shares
-// one account per (directory, email); DNS providers are dispatched per zone.
+// Package acme obtains certificates from an ACME CA by dns-01 or http-01
+// with lego v5. The account lives in etcd, so every certs stage of an
+// installation shares one account per (directory, email); DNS providers are
+// dispatched per zone, and the challenge is chosen per name (challenge.go).
 package acme
 
 import (
@@ -58,6 +59,14 @@ type Config struct {
 	// challenges for names in it; the longest matching zone wins and "" is
 	// the default for all other names. Build them with dnsproviders.New.
 	Providers map[string]challenge.Provider
+	// HTTP01 answers http-01 challenges (http01.Provider: tokens in etcd,
+	// served by every nginx stage); nil turns http-01 off.
+	HTTP01 challenge.Provider
+	// Challenges overrides the choice of challenge per zone
+	// (ParseChallenges; "" for every other zone): ChallengeAuto, ChallengeHTTP01
+	// or ChallengeDNS01. Empty means auto everywhere: dns-01 for names
+	// a DNS provider covers, http-01 for the rest.
+	Challenges map[string]string
 	// Resolvers are recursive nameservers ("host" or "host:port") that must
 	// all serve the challenge record before the CA is asked to validate. If
 	// empty, lego's check uses the process's resolvers (/etc/resolv.conf).
@@ -85,13 +94,16 @@ type Issuer struct {
 	dir       string
 	keyType   certcrypto.KeyType
 	resolvers []string
-	solver    challenge.ProviderTimeout
+	solver    challenge.ProviderTimeout // nil without DNS providers
+	dnsZones  []string
 	http      *http.Client
 	kv        KV
 	log       *slog.Logger
 
 	mu         sync.Mutex
-	lego       *lego.Client // set once the account is ready
+	lego       *lego.Client // set once the account is ready; no solver
+	user       *user
+	solving    map[solverSet]*lego.Client // one per set of solvers, made on demand
 	accountURL string
 }
 
@@ -125,13 +137,27 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("acme CA roots: %w", err)
 	}
-	solver, err := newRouter(cfg.Providers, dispatchConfig{
-		PropagationTimeout: cfg.PropagationTimeout,
-		PollingInterval:    cfg.PollingInterval,
-		SequenceInterval:   cfg.SequenceInterval,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("acme: %w", err)
+	var solver challenge.ProviderTimeout
+	var zones []string
+	if len(cfg.Providers) > 0 {
+		if solver, err = newRouter(cfg.Providers, dispatchConfig{
+			PropagationTimeout: cfg.PropagationTimeout,
+			PollingInterval:    cfg.PollingInterval,
+			SequenceInterval:   cfg.SequenceInterval,
+		}); err != nil {
+			return nil, fmt.Errorf("acme: %w", err)
+		}
+		for z := range cfg.Providers {
+			zones = append(zones, normalise(z))
+		}
+	}
+	if solver == nil && cfg.HTTP01 == nil {
+		return nil, errors.New("acme: no challenge: give a DNS provider or an http-01 provider")
+	}
+	for z, c := range cfg.Challenges {
+		if _, err := ParseChallenges([]string{z + "=" + c}); err != nil {
+			return nil, fmt.Errorf("acme: %w", err)
+		}
 	}
 	var resolvers []string
 	for _, r := range cfg.Resolvers {
@@ -140,7 +166,7 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Issuer, error) {
 		}
 		resolvers = append(resolvers, r)
 	}
-	return &Issuer{cfg: cfg, dir: dir, keyType: kt, resolvers: resolvers, solver: solver, http: hc, kv: kv, log: log}, nil
+	return &Issuer{cfg: cfg, dir: dir, keyType: kt, resolvers: resolvers, solver: solver, dnsZones: zones, http: hc, kv: kv, log: log}, nil
 }
 
 // DirectoryURL is the ACME directory the Issuer uses.
@@ -156,12 +182,25 @@ func (i *Issuer) Account(ctx context.Context) (string, error) {
 	return i.accountURL, nil
 }
 
-// Obtain gets a certificate for names (the first is the primary) by dns-01.
+// Obtain gets a certificate for names (the first is the primary), each
+// name validated by the challenge ChooseChallenge picks. A name no
+// challenge can validate fails the order before any request (ErrUnsolvable).
 func (i *Issuer) Obtain(ctx context.Context, names []string) (store.CertBundle, error) {
 	if len(names) == 0 {
 		return store.CertBundle{}, errors.New("obtain: no names")
 	}
-	cl, err := i.client(ctx)
+	set, err := i.solvers(names)
+	if err != nil {
+		return store.CertBundle{}, fmt.Errorf("obtain %v: %w", names, err)
+	}
+	if g, ok := i.cfg.HTTP01.(interface {
+		Guard(context.Context) (context.Context, func())
+	}); ok && set.http {
+		var done func()
+		ctx, done = g.Guard(ctx)
+		defer done()
+	}
+	cl, err := i.solvingClient(ctx, set)
 	if err != nil {
 		return store.CertBundle{}, fmt.Errorf("obtain %v: %w", names, err)
 	}
@@ -176,7 +215,7 @@ func (i *Issuer) Obtain(ctx context.Context, names []string) (store.CertBundle, 
 		if err := i.forgetRegistration(ctx, gone); err != nil {
 			return store.CertBundle{}, fmt.Errorf("obtain %v: %w", names, err)
 		}
-		if cl, err = i.client(ctx); err != nil {
+		if cl, err = i.solvingClient(ctx, set); err != nil {
 			return store.CertBundle{}, fmt.Errorf("obtain %v: %w", names, err)
 		}
 		res, err = cl.Certificate.Obtain(ctx, req)
@@ -217,8 +256,16 @@ func (i *Issuer) RenewalWindow(ctx context.Context, b store.CertBundle) (start, 
 	return info.SuggestedWindow.Start, info.SuggestedWindow.End, nil
 }
 
-// setSolver installs the dns-01 solver on a new lego client.
-func (i *Issuer) setSolver(cl *lego.Client) error {
+// setSolvers installs the solvers of set on a new lego client.
+func (i *Issuer) setSolvers(cl *lego.Client, set solverSet) error {
+	if set.http {
+		if err := cl.Challenge.SetHTTP01Provider(i.cfg.HTTP01); err != nil {
+			return fmt.Errorf("acme http-01 solver: %w", err)
+		}
+	}
+	if !set.dns {
+		return nil
+	}
 	var opts []dns01.ChallengeOption
 	if i.cfg.DisableAuthoritativeNSCheck {
 		opts = append(opts, dns01.DisableAuthoritativeNssPropagationRequirement())

@@ -156,11 +156,12 @@ func TestAccountID(t *testing.T) {
 func TestNewValidates(t *testing.T) {
 	p := map[string]challenge.Provider{"": &fakeProvider{}}
 	for name, cfg := range map[string]Config{
-		"key type":  {KeyType: "dsa", Providers: p},
-		"directory": {DirectoryURL: "not a url", Providers: p},
-		"eab":       {EABKeyID: "kid", Providers: p},
-		"roots":     {CARoots: []byte("junk"), Providers: p},
-		"providers": {},
+		"key type":   {KeyType: "dsa", Providers: p},
+		"directory":  {DirectoryURL: "not a url", Providers: p},
+		"eab":        {EABKeyID: "kid", Providers: p},
+		"roots":      {CARoots: []byte("junk"), Providers: p},
+		"challenges": {},
+		"override":   {Providers: p, Challenges: map[string]string{"": "tls-alpn-01"}},
 	} {
 		if _, err := New(cfg, nopKV{}, nil); err == nil {
 			t.Errorf("%s: want error", name)

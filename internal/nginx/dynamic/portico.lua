@@ -18,6 +18,7 @@ local ffi_cast, uintptr_t = ffi.cast, ffi.typeof("uintptr_t")
 
 local routes = ngx.shared.portico_routes
 local certs = ngx.shared.portico_certs
+local acme = ngx.shared.portico_acme
 local find, sub, lower, byte = string.find, string.sub, string.lower, string.byte
 local tonumber, concat = tonumber, table.concat
 
@@ -309,6 +310,31 @@ local function drop_connection_named(c)
   end
 end
 
+-- ACME http-01 (docs/acme.md): a pending challenge is stored as
+-- "t:<token>" -> "<domain>\t<key authorization>". acme_answer answers
+-- GET /.well-known/acme-challenge/<token> for a token stored for the
+-- request's Host, before any route, redirect or option: a container can
+-- never answer or shadow it. Any other request under that path (another
+-- token, another Host) goes on as every path does.
+local ACME_PREFIX = "/.well-known/acme-challenge/"
+local ACME_PREFIX_LEN = #ACME_PREFIX
+local function acme_answer(var)
+  local uri = var.uri
+  if sub(uri, 1, ACME_PREFIX_LEN) ~= ACME_PREFIX then return end
+  local token = sub(uri, ACME_PREFIX_LEN + 1)
+  if #token < 22 or #token > 128 or find(token, "[^%w_-]") then return end
+  local v = acme:get("t:" .. token)
+  if not v then return end
+  local tab = find(v, "\t", 1, true)
+  if not tab or sub(v, 1, tab - 1) ~= var.host then return end
+  local m = ngx.req.get_method()
+  if m ~= "GET" and m ~= "HEAD" then return end
+  ngx.header["Content-Type"] = "application/octet-stream"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.print(sub(v, tab + 1))
+  return true
+end
+
 -- route runs in the rewrite phase of the dynamic servers' location.
 local function route(https)
   local var = ngx.var
@@ -347,7 +373,10 @@ local function route(https)
   pend_key[id], pend_route[id] = key, r
 end
 
-function M.route_http() return route(false) end
+function M.route_http()
+  if acme_answer(ngx.var) then return ngx.exit(200) end
+  return route(false)
+end
 function M.route_https() return route(true) end
 
 -- failed remembers, per worker, the peers a connection to which failed in
@@ -667,6 +696,41 @@ local function body()
   return ""
 end
 
+-- store_acme replaces the pending challenges with those in body:
+-- "portico-acme 1\n" then one "<token>\t<domain>\t<key authorization>"
+-- line each, every field checked as http01.Record.Validate does. The
+-- whole body is checked first; new tokens are set before old ones go.
+local MAX_ACME = 1000
+local function store_acme(b)
+  if sub(b, 1, 15) ~= "portico-acme 1\n" then return nil, "not a challenge list" end
+  local toks, vals, n = {}, {}, 0
+  local i, len = 16, #b
+  while i <= len do
+    local j = find(b, "\n", i, true) or (len + 1)
+    local f = split_tabs(sub(b, i, j - 1))
+    i = j + 1
+    local t, d, ka = f[1], f[2], f[3]
+    if #f ~= 3 or #t < 22 or #t > 128 or find(t, "[^%w_-]")
+      or #d < 1 or #d > 253 or find(d, "[^a-z0-9.-]")
+      or sub(ka, 1, #t + 1) ~= t .. "." or #ka ~= #t + 44 or find(sub(ka, #t + 2), "[^%w_-]") then
+      return nil, "bad challenge line"
+    end
+    n = n + 1
+    if n > MAX_ACME then return nil, "too many challenges" end
+    toks[n], vals[n] = t, d .. "\t" .. ka
+  end
+  local keep = {}
+  for k = 1, n do
+    local ok, err = acme:safe_set("t:" .. toks[k], vals[k])
+    if not ok then return nil, "challenge: " .. err end
+    keep["t:" .. toks[k]] = true
+  end
+  for _, k in ipairs(acme:get_keys(0)) do
+    if not keep[k] then acme:delete(k) end
+  end
+  return n
+end
+
 -- The control endpoint, on a unix socket only Portico's user can reach.
 function M.get_state()
   ngx.say(routes:get("meta:boot") or "", "\t", routes:get("meta:version") or "")
@@ -681,6 +745,17 @@ function M.put_routes()
     return ngx.exit(507)
   end
   drop_certs()
+  ngx.say(n)
+end
+
+function M.put_acme()
+  if ngx.req.get_method() ~= "PUT" then return ngx.exit(405) end
+  local n, err = store_acme(body())
+  if not n then
+    ngx.status = 400
+    ngx.say(err)
+    return ngx.exit(400)
+  end
   ngx.say(n)
 end
 

@@ -174,3 +174,10 @@ func (p *Pusher) push(ctx context.Context, body []byte, version string, certs []
 
 // Reset forgets what nginx holds, so the next Push checks everything.
 func (p *Pusher) Reset() { p.boot, p.pushed = "", nil }
+
+// PutACME replaces the pending http-01 challenges nginx answers
+// (ACMEBody's bytes).
+func (c *Control) PutACME(ctx context.Context, body []byte) error {
+	_, err := c.do(ctx, http.MethodPut, "/acme", body)
+	return err
+}

@@ -40,6 +40,9 @@ type dynamicView struct {
 	// RoutesZone and CertsZone size the shared dictionaries; nginx
 	// touches only the pages it uses.
 	RoutesZone, CertsZone string
+	// ACMEZone holds the pending http-01 challenges (http01.MaxTokens of
+	// at most about 450 bytes each).
+	ACMEZone string
 	// MaxPush bounds one push to the control endpoint.
 	MaxPush     string
 	GRPCSchemes []string
@@ -54,6 +57,7 @@ func (view) FastCGIRoot() string { return "$portico_root" }
 const (
 	routesZone = "64m"
 	certsZone  = "256m"
+	acmeZone   = "2m"
 	maxPush    = "64m"
 )
 
@@ -64,6 +68,6 @@ func newDynamicView(p DynamicPaths) (*dynamicView, error) {
 			return nil, fmt.Errorf("dynamic path: %w", err)
 		}
 	}
-	return &dynamicView{DynamicPaths: p, RoutesZone: routesZone, CertsZone: certsZone, MaxPush: maxPush,
+	return &dynamicView{DynamicPaths: p, RoutesZone: routesZone, CertsZone: certsZone, ACMEZone: acmeZone, MaxPush: maxPush,
 		GRPCSchemes: []string{"grpc", "grpcs"}}, nil
 }

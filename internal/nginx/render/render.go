@@ -57,6 +57,11 @@ type Settings struct {
 	// Dynamic, when set, renders the dynamic path instead of one server
 	// per vhost (dynamicconf.go); the input's routes must then be empty.
 	Dynamic *DynamicPaths
+	// ACMEDir (static path), when set, is the directory of pending ACME
+	// http-01 challenges, <ACMEDir>/<domain>/<token> holding the key
+	// authorization: every server answers them before anything else
+	// (docs/acme.md). The dynamic path gets them pushed instead.
+	ACMEDir string
 	// Traffic, when set, counts every request per site in nginx (package
 	// traffic; docs/metrics.md). On the dynamic path its paths are the
 	// dynamic path's; on the static path nginx must load the Lua module.
@@ -129,6 +134,8 @@ type shared struct {
 	XForwardedFor string
 	// MaxRequestsPerClient is Settings.MaxRequestsPerClient; 0: no limit.
 	MaxRequestsPerClient int
+	// ACMEDir is Settings.ACMEDir on the static path, else "".
+	ACMEDir string
 	// Traffic and AccessLog are nil when off (traffic.go).
 	Traffic   *trafficView
 	AccessLog *accessLogView
@@ -187,6 +194,7 @@ func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
 func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
+func (h vhost) ACMEDir() string       { return h.sh.ACMEDir }
 func (h vhost) MaxRequestsPerClient() int {
 	return h.sh.MaxRequestsPerClient
 }
@@ -351,6 +359,12 @@ func buildView(in Input) (view, error) {
 		return view{}, err
 	}
 	v.MaxRequestsPerClient = s.MaxRequestsPerClient
+	if s.ACMEDir != "" && s.Dynamic == nil {
+		if err := checkPath("acme dir", s.ACMEDir); err != nil {
+			return view{}, err
+		}
+		v.ACMEDir = s.ACMEDir
+	}
 	if err := v.trafficSettings(s); err != nil {
 		return view{}, err
 	}

@@ -52,6 +52,13 @@ type Options struct {
 	// PropagationTimeout and PollingInterval of the DNS providers the Env
 	// builds; 0 means 10s and 100ms.
 	PropagationTimeout, PollingInterval time.Duration
+	// HTTPPort is the port Pebble connects to for http-01 validation (the
+	// test's Portico HTTP listener); 0 picks a free port nothing serves.
+	HTTPPort int
+	// AddressAll maps every name of the zone (a wildcard A record) to
+	// 127.0.0.1, so that Pebble's http-01 requests for any test name reach
+	// HTTPPort on loopback.
+	AddressAll bool
 }
 
 // Env is a running Pebble and BIND pair.
@@ -245,13 +252,17 @@ func (e *Env) startNamed(t testing.TB) {
 	writeFile(t, keyFile, string(out))
 
 	z := e.Zone
+	wild := ""
+	if e.opts.AddressAll {
+		wild = "*\tIN A   127.0.0.1\n"
+	}
 	writeFile(t, filepath.Join(dir, "zone.db"), fmt.Sprintf(`$TTL 60
 @	IN SOA ns1.%[1]s. hostmaster.%[1]s. 1 60 60 600 1
 @	IN NS  ns1.%[1]s.
 ns1	IN A   127.0.0.1
 @	IN A   127.0.0.1
 www	IN A   127.0.0.1
-`, z))
+%[2]s`, z, wild))
 
 	port := freePort(t, true)
 	e.DNSAddr = net.JoinHostPort("127.0.0.1", fmt.Sprint(port))
@@ -321,6 +332,10 @@ func (e *Env) preparePebble(t testing.TB) {
 	}
 	e.DirectoryCA = ca
 
+	httpPort := e.opts.HTTPPort
+	if httpPort == 0 {
+		httpPort = freePort(t, false)
+	}
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, false))
 	mgmt := fmt.Sprintf("127.0.0.1:%d", freePort(t, false))
 	e.DirectoryURL = "https://" + listen + "/dir"
@@ -334,7 +349,7 @@ func (e *Env) preparePebble(t testing.TB) {
 		"managementListenAddress":        mgmt,
 		"certificate":                    filepath.Join(modDir, "test", "certs", "localhost", "cert.pem"),
 		"privateKey":                     filepath.Join(modDir, "test", "certs", "localhost", "key.pem"),
-		"httpPort":                       freePort(t, false),
+		"httpPort":                       httpPort,
 		"tlsPort":                        freePort(t, false),
 		"ocspResponderURL":               "",
 		"externalAccountBindingRequired": false,
