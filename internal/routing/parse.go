@@ -299,6 +299,8 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		svc.CertHosts = slices.Clone(svc.Hosts)
 	}
 
+	p.redirectFrom(&svc, opts)
+
 	svc.Network, svc.Addr = p.address(opts, svc.Port)
 	if p.failed {
 		return Service{}, false
@@ -441,7 +443,7 @@ func netList(nets map[string]store.Network) string {
 func (p *parser) unknownLabels() {
 	var unknown []string
 	for k := range p.c.Labels {
-		if strings.HasPrefix(k, LabelPrefix) && !slices.Contains(KnownLabels, k) {
+		if strings.HasPrefix(k, LabelPrefix) && !slices.Contains(KnownLabels, k) && !knownPrefix(k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -43,6 +43,9 @@ type dynamicView struct {
 	// MaxPush bounds one push to the control endpoint.
 	MaxPush     string
 	GRPCSchemes []string
+	// HeaderSchemes are the upstream schemes with a named location for
+	// routes with response header options (@portico_h_<scheme>).
+	HeaderSchemes []string
 }
 
 // Zone sizes: a route takes about 200 bytes with the dictionary's own
@@ -61,5 +64,5 @@ func newDynamicView(p DynamicPaths) (*dynamicView, error) {
 		}
 	}
 	return &dynamicView{DynamicPaths: p, RoutesZone: routesZone, CertsZone: certsZone, MaxPush: maxPush,
-		GRPCSchemes: []string{"grpc", "grpcs"}}, nil
+		GRPCSchemes: []string{"grpc", "grpcs"}, HeaderSchemes: []string{"http", "https"}}, nil
 }
