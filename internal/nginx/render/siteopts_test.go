@@ -4,10 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/siteopts"
+	"github.com/portico/portico/internal/store"
 )
 
 // siteGoldenCases are the per-site redirect and header options on the
@@ -112,3 +114,74 @@ func TestNginxValue(t *testing.T) {
 }
 
 func hdr(name, value string) siteopts.Header { return siteopts.Header{Name: name, Value: value} }
+
+// FuzzRenderSiteOptions: whatever the redirect and header labels say,
+// routing.Build plus Render either drops the container or produces a
+// config nginx -t accepts (FuzzRenderAccepted's invariant, for these
+// labels).
+//
+//	go test ./internal/nginx/render -run '^$' -fuzz FuzzRenderSiteOptions -fuzztime 60s
+func FuzzRenderSiteOptions(f *testing.F) {
+	good := []string{"https://new.example/a", "308", "true", "www.example.com", "true", "X-A", `v "$x" \`, "X-B", "$host"}
+	f.Add(good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8])
+	f.Add("", "", "", "www.example.com, old.example.com", "false", "Cache-Control", "", "X-Tenant", "a;b{c}#d")
+	// Hostile values where they could reach the config: the URL, the
+	// redirect names, a header name and a header value.
+	for _, h := range hostileSeeds(f) {
+		for _, i := range []int{0, 3, 5, 6} {
+			v := append([]string(nil), good...)
+			v[i] = h
+			f.Add(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
+		}
+	}
+	cert, err := writeBundle(f.TempDir(), selfSigned(f, 1, "fixed.test"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	f.Fuzz(func(t *testing.T, to, code, keep, from, sec, respName, respValue, reqName, reqValue string) {
+		labels := map[string]string{routing.LabelVhost: "app.example.com"}
+		for k, v := range map[string]string{routing.LabelRedirectTo: to, routing.LabelRedirectCode: code, routing.LabelRedirectKeepPath: keep,
+			routing.LabelRedirectFrom: from, routing.LabelSecurityHeaders: sec} {
+			if v != "" {
+				labels[k] = v
+			}
+		}
+		labels[routing.LabelResponseHeader+respName] = respValue
+		labels[routing.LabelRequestHeader+reqName] = reqValue
+		cs := []store.Container{{ID: "f1", Name: "fuzzed", Host: "n1", State: "running", Labels: labels,
+			Networks: map[string]store.Network{"bridge": {IPv4: "10.0.0.2"}}}}
+		res := routing.Build(cs, routing.Options{Network: "bridge"})
+		cert := cert
+		cert.Names = nil
+		for _, r := range res.Routes {
+			cert.Names = append(cert.Names, r.Host)
+		}
+		conf, err := Render(Input{Routes: res.Routes, Certs: []CertRef{cert},
+			Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1"}})
+		if err != nil {
+			t.Fatalf("routing.Build gave routes Render refuses: %v\nroutes: %+v", err, res.Routes)
+		}
+		tab, _, err := DynamicTable(res.Routes, nil, Settings{}, t.TempDir())
+		if err != nil {
+			t.Fatalf("dynamic table: %v", err)
+		}
+		if _, _, err := tab.Encode(); err != nil {
+			t.Fatalf("dynamic table refuses accepted routes: %v", err)
+		}
+		h := hash(conf)
+		mu.Lock()
+		ok := accepted[h]
+		mu.Unlock()
+		if ok {
+			return
+		}
+		if out, err := nginxTestConf(t, conf); err != nil {
+			t.Fatalf("nginx -t refused the config: %v\n%s\n%s", err, out, conf)
+		}
+		mu.Lock()
+		accepted[h] = true
+		mu.Unlock()
+	})
+}
