@@ -223,7 +223,7 @@ func TestSiteCustomHeaders(t *testing.T) {
 		h.putContainer("h1", up, map[string]string{routing.LabelVhost: "hdr.test",
 			routing.LabelResponseHeader + "X-Custom": literal, routing.LabelResponseHeader + "X-Upstream": "",
 			routing.LabelResponseHeader + "Cache-Control": "no-store",
-			routing.LabelRequestHeader + "X-Mode": "$remote_addr", routing.LabelRequestHeader + "X-Drop": ""})
+			routing.LabelRequestHeader + "X-Mode":         "$remote_addr", routing.LabelRequestHeader + "X-Drop": ""})
 		h.siteWant("headers", "GET", "hdr.test", "/", map[string]string{"X-Drop": "secret", "X-Mode": "client"}, func(r siteResp) error {
 			if err := allOf(hasHeader("X-Custom", literal), hasHeader("Cache-Control", "no-store"))(r); err != nil {
 				return err
