@@ -92,7 +92,14 @@ func ServiceNames(res routing.Result) []NameSet {
 		}
 		ns := NameSet{Names: s.CertHosts, Owner: fmt.Sprintf("container %q on node %q", s.Container, s.Node), Routed: []string{}}
 		for _, h := range s.Hosts {
-			if r := routes[h]; r != nil && accepted(r, s) {
+			if r := routes[h]; r != nil && accepted(r, s) && r.Site.Redirect.Host == "" {
+				ns.Routed = append(ns.Routed, h)
+			}
+		}
+		// portico.redirect-from names are served over HTTPS too, to
+		// redirect: they are on the same certificate, after the vhosts.
+		for _, h := range s.Site.Redirect.From {
+			if r := routes[h]; r != nil && accepted(r, s) && r.Site.Redirect.Host == s.Hosts[0] {
 				ns.Routed = append(ns.Routed, h)
 			}
 		}

@@ -104,6 +104,27 @@ func Build(cs []store.Container, opts Options) Result {
 				cl.route.Upstreams = append(cl.route.Upstreams, svc.Addr)
 			}
 		}
+		if len(svc.Site.Redirect.From) == 0 {
+			continue
+		}
+		if rejected[hostSvc{svc.Hosts[0], i}] {
+			res.Problems = append(res.Problems, svcProblem(svc, SeverityWarning, LabelRedirectFrom, strings.Join(svc.Site.Redirect.From, ","),
+				fmt.Sprintf("ignored: the claim on vhost %q, the redirect target, was rejected", svc.Hosts[0])))
+			continue
+		}
+		rs := redirectService(svc)
+		for _, h := range svc.Site.Redirect.From {
+			cl := routes[h]
+			if cl == nil {
+				routes[h] = &claim{route: redirectRoute(h, rs), owner: rs}
+				continue
+			} else if msg := conflict(cl.owner, rs); msg != "" {
+				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelRedirectFrom, h,
+					fmt.Sprintf("claim on this name rejected: %s", msg)))
+				continue
+			}
+			cl.route.Containers = append(cl.route.Containers, svc.Container)
+		}
 	}
 
 	var def *Service

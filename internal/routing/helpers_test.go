@@ -170,6 +170,7 @@ func unsafeFields(r Result) []string {
 	for _, rt := range r.Routes {
 		where := "route " + rt.Host
 		host("route", rt.Host)
+		bad = append(bad, unsafeSite(where, rt.Site)...)
 		if !safeProtocol.MatchString(rt.Protocol) {
 			bad = append(bad, fmt.Sprintf("%s protocol %q", where, rt.Protocol))
 		}

@@ -27,6 +27,9 @@ func hostileForms() []hostileForm {
 		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
 		fs = append(fs, hostileForm{key: k})
 	}
+	for _, k := range siteoptsHostileKeys() {
+		fs = append(fs, hostileForm{key: k})
+	}
 	for _, k := range AllowedEnv {
 		fs = append(fs, hostileForm{key: k, env: true})
 	}
@@ -196,6 +199,13 @@ func TestHostileValues(t *testing.T) {
 			}
 			if len(res.Routes) != 2 {
 				t.Errorf("routes %+v", res.Routes)
+			}
+		}
+	})
+	t.Run("header label names", func(t *testing.T) {
+		for _, v := range vals {
+			for _, pre := range []string{LabelResponseHeader, LabelRequestHeader} {
+				checkHostile(t, ctr("victim", labels(LabelVhost, "victim.test", pre+v, "x")), Clip(pre+v, maxItemBytes), "x", false) // a problem holds the key cut to 128 bytes
 			}
 		}
 	})

@@ -18,6 +18,21 @@ const (
 	LabelAddress  = "portico.address"  // auto (default), container, host: how a proxy reaches the container (reach.go)
 )
 
+// Per-site redirect and header options (package siteopts, which repeats
+// these names; TestSiteoptsLabelsMatch).
+const (
+	LabelRedirectFrom     = "portico.redirect-from"      // names that redirect to this container's first vhost
+	LabelRedirectTo       = "portico.redirect-to"        // the whole vhost redirects to this absolute URL
+	LabelRedirectCode     = "portico.redirect-code"      // 301 (default), 302, 307, 308
+	LabelRedirectKeepPath = "portico.redirect-keep-path" // true: append the request's path and query to redirect-to
+	LabelSecurityHeaders  = "portico.security-headers"   // true: the documented preset
+	LabelResponseHeader   = "portico.response-header."   // prefix: + header name; sets one response header
+	LabelRequestHeader    = "portico.request-header."    // prefix: + header name; sets one request header
+)
+
+// KnownLabelPrefixes are label prefixes whose every key is known.
+var KnownLabelPrefixes = []string{LabelResponseHeader, LabelRequestHeader}
+
 // Labels of the original 2016 design (docker-service-* containers); each
 // means the same as its portico.* counterpart.
 const (
@@ -88,7 +103,8 @@ func isEnvName(key string) bool {
 }
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
-var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot}
+var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot,
+	LabelRedirectFrom, LabelRedirectTo, LabelRedirectCode, LabelRedirectKeepPath, LabelSecurityHeaders}
 
 // LegacyPrefix is the prefix of the 2016 design's labels.
 const LegacyPrefix = "com.chameth."

@@ -32,7 +32,7 @@ const (
 // isListKey reports whether values under key are host lists.
 func isListKey(key string) bool {
 	switch key {
-	case LabelVhost, LegacyVhost, EnvVirtualHost, EnvLetsEncryptHost, EnvACMEHost:
+	case LabelVhost, LegacyVhost, EnvVirtualHost, EnvLetsEncryptHost, EnvACMEHost, LabelRedirectFrom:
 		return true
 	}
 	return false

@@ -315,6 +315,8 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		svc.CertHosts = p.certifiable(vh, svc.Hosts)
 	}
 
+	p.redirectFrom(&svc, opts)
+
 	p.reach(opts, &svc)
 	if p.failed {
 		return Service{}, false
@@ -472,7 +474,7 @@ func netList(nets map[string]store.Network) string {
 func (p *parser) unknownLabels() {
 	var unknown []string
 	for k := range p.c.Labels {
-		if strings.HasPrefix(k, LabelPrefix) && !slices.Contains(KnownLabels, k) {
+		if strings.HasPrefix(k, LabelPrefix) && !slices.Contains(KnownLabels, k) && !knownPrefix(k) {
 			unknown = append(unknown, k)
 		}
 	}

@@ -9,5 +9,7 @@ import "github.com/portico/portico/internal/siteopts"
 // does, and the other sites keep serving.
 func (p *parser) siteOptions() siteopts.Options {
 	var o siteopts.Options
+	p.redirectOptions(&o)
+	p.headerOptions(&o)
 	return o
 }

@@ -16,10 +16,21 @@
 // and costs nothing on either path.
 package siteopts
 
+import (
+	"slices"
+	"strings"
+)
+
 // Options are one site's per-site options. The zero value sets none. Each
 // option is one field, added with its parser, its Fields entry and its Diff
 // entry.
-type Options struct{}
+type Options struct {
+	// Redirect: portico.redirect-from, -to, -code, -keep-path (redirect.go).
+	Redirect Redirect
+	// Headers: portico.security-headers, portico.response-header.<Name>,
+	// portico.request-header.<Name> (headers.go).
+	Headers Headers
+}
 
 // Field is one option as the dynamic table carries it. Name is
 // [a-z0-9-]+; Value was validated by the option's parser and never holds a
@@ -32,12 +43,22 @@ type Field struct {
 // fixed order (sorted by Name), so that the same options always encode to
 // the same bytes.
 func (o Options) Fields() []Field {
-	return nil
+	var fs []Field
+	fs = append(fs, o.Redirect.fields()...)
+	fs = append(fs, o.Headers.fields()...)
+	slices.SortFunc(fs, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+	return fs
 }
 
 // Diff names the first option whose value differs between o (a later
 // claimant's) and owner (the vhost's first claimant's): its label and the two
 // values as a person reads them. label is "" when they agree.
 func (o Options) Diff(owner Options) (label, mine, theirs string) {
+	if label, mine, theirs = o.Redirect.diff(owner.Redirect); label != "" {
+		return label, mine, theirs
+	}
+	if label, mine, theirs = o.Headers.diff(owner.Headers); label != "" {
+		return label, mine, theirs
+	}
 	return "", "", ""
 }

@@ -110,6 +110,118 @@ end
 -- hot path pays one nil test per option family.
 local OPTION_CHECK = { root = valid_root }
 
+-- Redirect and header options (package siteopts, docs/labels.md). Each is
+-- checked again here, whatever Go validated: nothing from the table reaches
+-- a header but bytes these patterns allow.
+local REDIRECT_CODES = { ["301"] = 301, ["302"] = 302, ["307"] = 307, ["308"] = 308 }
+local URL_PATTERN = "^https?://[%w%-%._~:/%?#%[%]@!&'%(%)%*%+,;=%%]+$"
+
+-- redirect=<code> <0|1 keep path> <target URL>
+OPTION_CHECK["redirect"] = function(v)
+  local code, keep, url = v:match("^(%d%d%d) ([01]) (.+)$")
+  if not code or not REDIRECT_CODES[code] or #url > 2048 or not find(url, URL_PATTERN) then return nil end
+  return { code = REDIRECT_CODES[code], keep = keep == "1", url = url }
+end
+
+-- redirect-host=<host>: a portico.redirect-from name's route.
+OPTION_CHECK["redirect-host"] = function(v)
+  if #v > 253 or not find(v, "^[a-z0-9][a-z0-9%.%-]*$") then return nil end
+  return v
+end
+
+OPTION_CHECK["security-headers"] = function(v)
+  if v == "1" then return true end
+  return nil
+end
+
+local MAX_SITE_HEADERS, MAX_HEADER_VALUE = 16, 1024
+local NO_REQUEST_HEADER = { host = true, ["content-length"] = true, ["transfer-encoding"] = true, connection = true }
+
+-- header_list parses "Name:value Name:value" (values with %XX escapes) into
+-- { {name, value}, ... }; value "" removes the header.
+local function header_list(v, request)
+  local out = {}
+  for item in v:gmatch("[^ ]+") do
+    local name, val = item:match("^([A-Za-z][A-Za-z0-9%-]*):(.*)$")
+    if not name or #name > 64 or #out >= MAX_SITE_HEADERS then return nil end
+    if request and NO_REQUEST_HEADER[lower(name)] then return nil end
+    if find(val, "%%") then
+      if find(val, "%%[^%x]") or find(val, "%%%x?$") or find(val, "%%%x[^%x]") then return nil end
+      val = val:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+    end
+    if #val > MAX_HEADER_VALUE or find(val, "[^\32-\126]") then return nil end
+    out[#out + 1] = { name, val }
+  end
+  if #out == 0 then return nil end
+  return out
+end
+OPTION_CHECK["request-headers"] = function(v) return header_list(v, true) end
+OPTION_CHECK["response-headers"] = function(v) return header_list(v, false) end
+
+-- The portico.security-headers preset: each only when the response has
+-- none of that name.
+local SECURITY_PRESET = {
+  { "X-Content-Type-Options", "nosniff" },
+  { "Referrer-Policy", "strict-origin-when-cross-origin" },
+  { "X-Frame-Options", "SAMEORIGIN" },
+}
+
+-- response_headers applies a route's response header options to the
+-- response being sent (in the header filter, or before Portico's own
+-- redirect or error): custom headers replace, the preset fills in.
+local function response_headers(o)
+  local h = ngx.header
+  local custom = o["response-headers"]
+  if custom then
+    for k = 1, #custom do
+      local v = custom[k][2]
+      if v == "" then v = nil end
+      h[custom[k][1]] = v
+    end
+  end
+  if o["security-headers"] then
+    for k = 1, #SECURITY_PRESET do
+      local name = SECURITY_PRESET[k][1]
+      local set = false
+      if custom then
+        for j = 1, #custom do set = set or lower(custom[j][1]) == lower(name) end
+      end
+      if not set and h[name] == nil then h[name] = SECURITY_PRESET[k][2] end
+    end
+  end
+end
+
+-- site_options runs in route() for a route with options, after the HTTPS
+-- redirect: it sets the request headers, and redirects a redirect-to or
+-- redirect-from route. It returns true when the response is Portico's own
+-- (redirected), and whether the response needs the header filter.
+local function site_options(o, scheme)
+  local rq = o["request-headers"]
+  if rq then
+    for k = 1, #rq do
+      local v = rq[k][2]
+      if v == "" then ngx.req.clear_header(rq[k][1]) else ngx.req.set_header(rq[k][1], v) end
+    end
+  end
+  local filter = o["response-headers"] ~= nil or o["security-headers"] ~= nil
+  local rd, rh = o["redirect"], o["redirect-host"]
+  if rd or rh then
+    if filter then response_headers(o) end
+    local var = ngx.var
+    if rd then
+      local url = rd.url
+      if rd.keep then url = url .. var.request_uri end
+      ngx.redirect(url, rd.code)
+      return true
+    end
+    local port = (var.http_host or ""):match("(:%d%d?%d?%d?%d?)$") or ""
+    local m = ngx.req.get_method()
+    ngx.redirect(scheme .. "://" .. rh .. port .. var.request_uri, (m == "GET" or m == "HEAD") and 301 or 308)
+    return true
+  end
+  return false, filter
+end
+
 -- split_option splits a "name=value" field.
 local function split_option(field)
   local eq = find(field, "=", 1, true)
@@ -361,10 +473,18 @@ local function route(https)
   elseif r.redirect then
     return ngx.redirect("https://" .. host .. (routes:get("meta:redirect_port") or "") .. var.request_uri, 301)
   end
+  local o, filter = r.opts, false
+  if o then
+    local done
+    done, filter = site_options(o, https and "https" or "http")
+    if done then return end
+    if filter and #r.peers == 0 then response_headers(o) end
+  end
   if #r.peers == 0 then return ngx.exit(503) end
   local c = var.http_connection
   if c then drop_connection_named(c) end
   local s = r.scheme
+  if filter and (s == "http" or s == "https") then return ngx.exec("@portico_h_" .. s) end
   if s ~= "http" then
     local o = r.opts
     if o and o.root then var.portico_root = o.root end
@@ -378,6 +498,13 @@ function M.route_http()
   return route(false)
 end
 function M.route_https() return route(true) end
+
+-- headers is the header filter of the @portico_h_<scheme> locations,
+-- where route() sends only routes with response header options.
+function M.headers()
+  local _, r = lookup(ngx.var.host)
+  if r and r.opts then response_headers(r.opts) end
+end
 
 -- failed remembers, per worker, the peers a connection to which failed in
 -- the last FAIL_TIMEOUT seconds (as nginx's max_fails=1 fail_timeout=10s):

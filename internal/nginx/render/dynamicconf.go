@@ -46,6 +46,9 @@ type dynamicView struct {
 	// MaxPush bounds one push to the control endpoint.
 	MaxPush     string
 	GRPCSchemes []string
+	// HeaderSchemes are the upstream schemes with a named location for
+	// routes with response header options (@portico_h_<scheme>).
+	HeaderSchemes []string
 }
 
 // FastCGIRoot is the variable the Lua sets to a FastCGI route's document
@@ -69,5 +72,5 @@ func newDynamicView(p DynamicPaths) (*dynamicView, error) {
 		}
 	}
 	return &dynamicView{DynamicPaths: p, RoutesZone: routesZone, CertsZone: certsZone, ACMEZone: acmeZone, MaxPush: maxPush,
-		GRPCSchemes: []string{"grpc", "grpcs"}}, nil
+		GRPCSchemes: []string{"grpc", "grpcs"}, HeaderSchemes: []string{"http", "https"}}, nil
 }

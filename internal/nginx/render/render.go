@@ -115,6 +115,8 @@ type view struct {
 	// order (Render splices them in).
 	VhostBlocks string
 	Dynamic     *dynamicView
+	// Site are the http-level maps the per-site options need (siteopts.go).
+	Site siteView
 }
 
 // shared is what every server block needs; vhosts point to it so that the
@@ -449,6 +451,7 @@ func buildView(in Input) (view, error) {
 		v.HSTSValues = append(v.HSTSValues, hstsValue{Key: k, Header: h})
 	}
 	slices.SortFunc(v.HSTSValues, func(a, b hstsValue) int { return strings.Compare(a.Key, b.Key) })
+	v.Site = newSiteView(v.Vhosts)
 	v.CatchAllHTTP = !defaultSeen
 	v.CatchAllTLS = tls && !slices.ContainsFunc(v.Vhosts, func(h vhost) bool { return h.TLSDefault })
 	return v, nil
