@@ -239,21 +239,23 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		return nil, err
 	}
 	cfg := nginx.Config{
-		Keys:          so.keys(),
-		Routing:       ropts,
-		Dir:           nginxDir(dataDir),
-		TempDir:       tempDir,
-		TemplatePath:  *no.template,
-		IncludeDir:    *no.includeDir,
-		HTTPAddrs:     no.httpAddrs.vals,
-		HTTPSAddrs:    no.httpsAddrs.vals,
-		Debounce:      *no.debounce,
-		MaxReloadGap:  *no.maxGap,
-		NginxBinary:   *no.binary,
-		Instance:      *no.instance,
-		Metrics:       reg,
-		PidFile:       *no.pidFile,
-		ReloadCommand: no.reloadCommand(),
+		Keys:           so.keys(),
+		Routing:        ropts,
+		Dir:            nginxDir(dataDir),
+		TempDir:        tempDir,
+		TemplatePath:   *no.template,
+		IncludeDir:     *no.includeDir,
+		HTTPAddrs:      no.httpAddrs.vals,
+		HTTPSAddrs:     no.httpsAddrs.vals,
+		Debounce:       *no.debounce,
+		MaxReloadGap:   *no.maxGap,
+		NginxBinary:    *no.binary,
+		Instance:       *no.instance,
+		Metrics:        reg,
+		PidFile:        *no.pidFile,
+		ReloadCommand:  no.reloadCommand(),
+		HTTP3:          *no.http3,
+		AllowedDomains: no.allowed.vals,
 	}
 	trusted, err := render.ParseTrustedProxies(no.trusted.vals)
 	if err != nil {

@@ -166,6 +166,12 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		if len(n.HTTPAddrs)+len(n.HTTPSAddrs) > 0 {
 			fmt.Fprintf(tw, "  \tlistens: http %s; https %s\n", dash(list(n.HTTPAddrs)), dash(list(n.HTTPSAddrs)))
 		}
+		switch {
+		case n.HTTP3:
+			fmt.Fprintf(tw, "  \thttp/3: on (QUIC on UDP %s)\n", list(n.HTTPSAddrs))
+		case n.HTTP3Off != "":
+			fmt.Fprintf(tw, "  \thttp/3: off: %s\n", e(n.HTTP3Off))
+		}
 		if n.Error != "" {
 			fmt.Fprintf(tw, "  \tlast error: %s (routes: %s)\n", e(redact.String(n.Error)), list(n.ErrorRoutes))
 		}

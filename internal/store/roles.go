@@ -13,7 +13,7 @@ import (
 // they follow --prefix.
 //
 //	reporter <host>      readwrite containers/<host>/
-//	nginx <instance>     read containers/, read certs/data/, readwrite status/nginx/<instance>
+//	nginx <instance>     read containers/, read certs/data/, readwrite status/nginx/<instance> and settings/nginx/<instance>
 //	certs                read containers/, readwrite certs/ (data, state, wanted, account, localca, locks)
 //	reader               read everything under the prefix (portico status)
 //
@@ -116,7 +116,8 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 		if err := add("nginx", "--nginx-instance", i,
 			prefixGrant(k.Containers(), permRead),
 			prefixGrant(k.CertData(), permRead),
-			Grant{Key: k.NginxStatus(i), Perm: permReadWrite}); err != nil {
+			Grant{Key: k.NginxStatus(i), Perm: permReadWrite},
+			Grant{Key: k.NginxSettings(i), Perm: permReadWrite}); err != nil {
 			return nil, err
 		}
 	}

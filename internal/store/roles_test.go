@@ -30,7 +30,7 @@ func TestRoles(t *testing.T) {
 			spec: store.RoleSpec{NginxInstances: []string{"edge-a"}},
 			want: []store.Role{{Name: "portico-nginx-edge-a", Grants: []store.Grant{
 				pfx("/portico/containers/", r), pfx("/portico/certs/data/", r),
-				{Key: "/portico/status/nginx/edge-a", Perm: rw}}}}},
+				{Key: "/portico/status/nginx/edge-a", Perm: rw}, {Key: "/portico/settings/nginx/edge-a", Perm: rw}}}}},
 		{name: "certs reads containers and owns certs/", prefix: "portico/",
 			spec: store.RoleSpec{Certs: true},
 			want: []store.Role{{Name: "portico-certs", Grants: []store.Grant{pfx("/portico/containers/", r), pfx("/portico/certs/", rw)}}}},

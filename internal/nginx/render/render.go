@@ -56,6 +56,11 @@ type Settings struct {
 	// Dynamic, when set, renders the dynamic path instead of one server
 	// per vhost (dynamicconf.go); the input's routes must then be empty.
 	Dynamic *DynamicPaths
+	// HTTP3 serves every HTTPS server over QUIC too (listen ... quic on the
+	// HTTPS addresses, UDP) and advertises it with Alt-Svc; nginx must be
+	// built with http_v3_module (see nginx.DecideHTTP3). Without HTTPS
+	// addresses it renders nothing.
+	HTTP3 bool
 }
 
 // Input is everything a render depends on.
@@ -109,7 +114,10 @@ type view struct {
 type shared struct {
 	HTTPListens, TLSListens []string
 	HTTP2On                 bool
-	RedirectPort            string
+	// HTTP3 adds a QUIC listen beside each TLS one, "http3 on" and the
+	// Alt-Svc header (Settings.HTTP3, with TLS listens).
+	HTTP3        bool
+	RedirectPort string
 	// SSLCertVars and SSLKeyVars are the variables the PEM is split into
 	// ("$portico_ssl_cert_0$portico_ssl_cert_1"); "" when no vhost serves TLS.
 	SSLCertVars, SSLKeyVars string
@@ -164,6 +172,7 @@ type vhost struct {
 func (h vhost) HTTPListens() []string { return h.sh.HTTPListens }
 func (h vhost) TLSListens() []string  { return h.sh.TLSListens }
 func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
+func (h vhost) HTTP3() bool           { return h.sh.HTTP3 }
 func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
@@ -313,6 +322,12 @@ func buildView(in Input) (view, error) {
 	tls := len(v.TLSListens) > 0
 	if tls && ok && versionBefore(ver, 1, 19, 4) {
 		return view{}, fmt.Errorf("nginx %s: TLS needs nginx 1.19.4 or later (ssl_reject_handshake)", s.NginxVersion)
+	}
+	if s.HTTP3 && tls {
+		if !ok || versionBefore(ver, 1, 25, 0) {
+			return view{}, fmt.Errorf("nginx %q: HTTP/3 needs nginx 1.25.0 or later, built with http_v3_module", s.NginxVersion)
+		}
+		v.HTTP3 = true
 	}
 	if s.IncludeDir != "" {
 		if err := checkPath("include dir", s.IncludeDir); err != nil {
