@@ -20,5 +20,6 @@ func Gather(entries map[string]store.Entry, keys store.Keys, opts routing.Option
 		r.Store = append(r.Store, p.Error())
 	}
 	r.Certs = certs.Report(wanted, bundles, states, now)
+	r.Counts = r.Tally()
 	return r
 }
