@@ -105,6 +105,11 @@ type Config struct {
 	// AllowedDomains are the --allowed-domains entries Routing.Allowed was
 	// parsed from, published with the stage's settings.
 	AllowedDomains []string
+	// HostExpiry is how long after a Docker host was last seen its
+	// records stop being routed (internal/hosts); until then a host whose
+	// heartbeat is gone is stale and still served. 0 means
+	// hosts.DefaultExpiry; negative: never.
+	HostExpiry time.Duration
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -152,6 +157,8 @@ type Stage struct {
 	http3Off string
 	// published: the settings record was written (publishSettings).
 	published bool
+	// hosts is the stage's view of host liveness (hostsview.go).
+	hosts *hostsView
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -189,6 +196,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
+	if s.hosts, err = newHostsView(cfg.HostExpiry, cfg.Metrics); err != nil {
+		return nil, err
+	}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
@@ -285,6 +295,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
+	s.hosts.mirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), notify, s.log)
+	wg.Go(func() { s.hosts.mirror.Run(ctx) })
 
 	supDone := make(chan error, 1)
 	supStarted := false
@@ -350,6 +362,12 @@ func (s *Stage) Run(ctx context.Context) error {
 			upC = nil
 			pending, first, last = true, time.Now(), time.Now()
 			timer.Reset(0)
+		case <-s.hosts.wake.C:
+			// A stale host reached its expiry: its records leave.
+			select {
+			case notify <- struct{}{}:
+			default:
+			}
 		case <-notify:
 			now := time.Now()
 			if !pending {
@@ -406,7 +424,7 @@ const retryIn = 2 * time.Second
 // delay after which to retry, or 0.
 func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	defer s.syncs.Add(1)
-	containers := s.containers(mc)
+	containers := s.served(s.containers(mc), time.Now())
 	res := routing.Build(containers, s.cfg.Routing)
 	routes, errs := render.CheckRoutes(res.Routes)
 	refs, cerrs := s.certs.Sync(s.bundles(mb))

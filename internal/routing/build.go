@@ -91,7 +91,7 @@ func Build(cs []store.Container, opts Options) Result {
 		for _, h := range svc.Hosts {
 			cl := routes[h]
 			if cl == nil {
-				cl = &claim{route: &Route{Host: h, Protocol: svc.Protocol, HTTPS: svc.HTTPS, HSTS: svc.HSTS}, owner: svc}
+				cl = &claim{route: &Route{Host: h, Protocol: svc.Protocol, HTTPS: svc.HTTPS, HSTS: svc.HSTS, Site: svc.Site}, owner: svc}
 				routes[h] = cl
 			} else if msg := conflict(cl.owner, svc); msg != "" {
 				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelVhost, h,
@@ -195,6 +195,9 @@ func conflict(owner, svc *Service) string {
 		return differ(LabelHTTPS, svc.HTTPS, owner.HTTPS)
 	case svc.HSTS != owner.HSTS:
 		return differ(LabelHSTS, svc.HSTS, owner.HSTS)
+	}
+	if label, mine, theirs := svc.Site.Diff(owner.Site); label != "" {
+		return differ(label, mine, theirs)
 	}
 	return ""
 }

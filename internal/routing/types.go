@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/portico/portico/internal/siteopts"
 )
 
 // Protocols a route can speak to its upstream.
@@ -84,6 +86,12 @@ type Options struct {
 	// IPv4) belongs to one of the proxy host's interfaces; such an upstream
 	// is rejected. nil: none is known.
 	LocalAddr func(netip.Addr) bool
+	// Node is the reporter host (--host) this proxy runs on: a container
+	// whose record comes from another node and carries its host's
+	// advertised address is reached at that address and a published port
+	// (reach.go). "" means every container is treated as on this proxy's
+	// node, as on a single host.
+	Node string
 	// LoopbackUpstreams permits loopback upstream addresses. Only tests of
 	// the stages set it (their upstreams are servers on 127.0.0.1); no flag
 	// does.
@@ -110,8 +118,14 @@ type Service struct {
 	Default bool
 	HTTPS   string
 	HSTS    HSTS
+	// Site are the per-site options (package siteopts).
+	Site siteopts.Options
 	// Live is true when the container should receive traffic.
 	Live bool
+	// Reach is AddressHost when Addr is the container's host's address
+	// and a published port (Network is then ""); "" when Addr is the
+	// container's own address on Network.
+	Reach string
 }
 
 // Route is one vhost: one nginx server block and one upstream.
@@ -121,6 +135,8 @@ type Route struct {
 	Default  bool
 	HTTPS    string
 	HSTS     HSTS
+	// Site are the first claimant's per-site options.
+	Site siteopts.Options
 	// Upstreams are the live replicas' addresses, sorted and unique. It may
 	// be empty: the vhost is known but no replica is live.
 	Upstreams []string

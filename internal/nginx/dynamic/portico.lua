@@ -4,7 +4,8 @@
 -- nginx stage through the control socket afterwards. Nothing here turns a
 -- route into nginx syntax or Lua code.
 --
--- A route is stored as "r:<host>" -> "scheme\tredirect\thsts\tcert\tpeers",
+-- A route is stored as "r:<host>" -> "scheme\tredirect\thsts\tcert\tpeers"
+-- followed by one "\tname=value" field per per-site option (OPTION_CHECK),
 -- peers being space-separated "ip:port" or "[ip6]:port". Certificates are
 -- stored by content id as "c:<id>" (PEM chain) and "k:<id>" (PEM key).
 local ssl = require "ngx.ssl"
@@ -86,6 +87,38 @@ local function valid_hsts(f)
   return digits ~= nil and #digits <= 10 and HSTS_TAILS[tail] == true
 end
 
+-- OPTION_CHECK has one entry per per-site option (package siteopts): its
+-- name in the table, and a function that returns the option's parsed value
+-- for a valid value string, nil for an invalid one. A route with an unknown
+-- or invalid option is refused with the whole table. An option's parsed
+-- value is r.opts[name]; a route without options has r.opts == nil, so the
+-- hot path pays one nil test per option family.
+local OPTION_CHECK = {}
+
+-- split_option splits a "name=value" field.
+local function split_option(field)
+  local eq = find(field, "=", 1, true)
+  if not eq or eq == 1 then return nil end
+  return sub(field, 1, eq - 1), sub(field, eq + 1)
+end
+
+-- parse_options parses fields f[6..]: a table name -> parsed value, nil
+-- when there is none, or nil plus an error.
+local function parse_options(f)
+  if #f <= 5 then return nil end
+  local opts = {}
+  for k = 6, #f do
+    local name, value = split_option(f[k])
+    local check = name and OPTION_CHECK[name]
+    if not check then return nil, "unknown option " .. (name or "field") end
+    if opts[name] ~= nil then return nil, "option " .. name .. " given twice" end
+    local v = check(value)
+    if v == nil then return nil, "option " .. name .. ": bad value" end
+    opts[name] = v
+  end
+  return opts
+end
+
 local function parse_route(raw)
   local f = split_tabs(raw)
   return {
@@ -95,6 +128,7 @@ local function parse_route(raw)
     hsts = hsts_value(f[3] or "0"),
     cert = f[4] or "",
     peers = parse_peers(f[5] or ""),
+    opts = (parse_options(f)), -- checked in store_routes
   }
 end
 
@@ -386,10 +420,12 @@ local function store_routes(body)
       if not host or host == "" or find(host, "[^%w%.%-_%*]") then return nil, "route line without a valid host" end
       local v = sub(rest, t2 + 1)
       local f = split_tabs(v)
-      if #f ~= 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs")
+      if #f < 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs")
         or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
         return nil, "route " .. host .. ": bad fields"
       end
+      local _, oerr = parse_options(f)
+      if oerr then return nil, "route " .. host .. ": " .. oerr end
       n = n + 1
       hosts[n], values[n] = host, v
       if sub(host, 1, 2) == "*." then

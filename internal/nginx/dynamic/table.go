@@ -40,6 +40,17 @@ type Route struct {
 	// Peers are the upstream addresses, "ip:port" or "[ip6]:port". None
 	// answers 503 at once.
 	Peers []string
+	// Options are the route's per-site options (siteopts.Options.Fields),
+	// written after the fixed fields as "name=value", in this order.
+	Options []Option
+}
+
+// Option is one per-site option on the dynamic path: Name is
+// [a-z0-9-]+ and must be one that portico.lua's OPTION_CHECK knows (nginx
+// refuses a table with an unknown one); Value holds no tab, newline, CR or
+// NUL.
+type Option struct {
+	Name, Value string
 }
 
 // Table is everything the dynamic path serves, but the certificates'
@@ -85,8 +96,9 @@ const header = "portico-routes 1\n"
 //	version	<hex>
 //	redirect_port	<:port or empty>
 //	default	<host>                       (only with a default)
-//	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...
+//	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...[	<name>=<value>]...
 //
+// The fields after the peers are the route's per-site options, one each.
 // <hsts> is the max-age alone ("0" for none), as it always was, or, with
 // includeSubDomains or preload, the whole header value in its one
 // canonical form, "max-age=<n>[; includeSubDomains][; preload]".
@@ -141,6 +153,18 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		b.WriteString(r.Cert)
 		b.WriteByte('\t')
 		b.WriteString(strings.Join(r.Peers, " "))
+		for _, o := range r.Options {
+			if !validOptionName(o.Name) {
+				return nil, "", fmt.Errorf("route %q: option name %q: not [a-z0-9-]+", r.Host, o.Name)
+			}
+			if err := clean("option "+o.Name, o.Value); err != nil {
+				return nil, "", fmt.Errorf("route %q: %w", r.Host, err)
+			}
+			b.WriteByte('\t')
+			b.WriteString(o.Name)
+			b.WriteByte('=')
+			b.WriteString(o.Value)
+		}
 		b.WriteByte('\n')
 	}
 	sum := sha256.Sum256(b.Bytes())
@@ -167,6 +191,20 @@ func hstsField(r Route) string {
 		s += "; preload"
 	}
 	return s
+}
+
+// validOptionName: a per-site option's name in the table, [a-z0-9-]+.
+func validOptionName(n string) bool {
+	if n == "" || len(n) > 32 {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // clean refuses the bytes that separate fields and lines.

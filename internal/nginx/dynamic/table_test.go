@@ -111,3 +111,21 @@ func TestEncodeHSTSField(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodeOptions(t *testing.T) {
+	r := Route{Host: "a.test", Scheme: "http", Peers: []string{"10.0.0.2:80"},
+		Options: []Option{{"max-body", "10m"}, {"x-1", "a=b c"}}}
+	body, _, err := Table{Routes: []Route{r}}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "route\ta.test\thttp\t0\t0\t\t10.0.0.2:80\tmax-body=10m\tx-1=a=b c\n"; !strings.HasSuffix(string(body), want) {
+		t.Errorf("body:\n%s\nwant suffix:\n%s", body, want)
+	}
+	for _, o := range []Option{{"", "v"}, {"Max", "v"}, {"a=b", "v"}, {"a\tb", "v"}, {"a", "x\ty"}, {"a", "x\ny"}, {"a", "x\x00"}, {strings.Repeat("a", 33), "v"}} {
+		r.Options = []Option{o}
+		if _, _, err := (Table{Routes: []Route{r}}).Encode(); err == nil {
+			t.Errorf("option %q=%q encoded", o.Name, o.Value)
+		}
+	}
+}

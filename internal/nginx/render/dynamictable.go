@@ -28,6 +28,9 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
 	for _, r := range routes {
 		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol}
+		for _, f := range r.Site.Fields() {
+			d.Options = append(d.Options, dynamic.Option{Name: f.Name, Value: f.Value})
+		}
 		if d.Scheme == "" {
 			d.Scheme = routing.ProtoHTTP
 		}

@@ -16,6 +16,7 @@ import (
 	"text/template"
 
 	"github.com/portico/portico/internal/routing"
+	"github.com/portico/portico/internal/siteopts"
 )
 
 //go:embed templates/portico.conf.tmpl
@@ -164,6 +165,9 @@ type vhost struct {
 	HSTS                    string // the key of the $portico_hsts_<key> map, hstsKey; "" sends none
 	HSTSHeader              string // the header value the map sends over HTTPS
 	XForwardedFor           string // the shared value; a field is cheaper for text/template than a method
+	// Site are the route's per-site options (package siteopts), which the
+	// template's server and location blocks render.
+	Site siteopts.Options
 }
 
 // The shared settings, as methods: promoted fields of an embedded struct
@@ -366,7 +370,7 @@ func buildView(in Input) (view, error) {
 	hsts := map[string]string{} // key -> header
 	v.Vhosts = make([]vhost, 0, len(routes))
 	for _, r := range routes {
-		h := vhost{sh: v.shared, Host: r.Host, Scheme: r.Protocol, HSTS: hstsKey(r.HSTS), XForwardedFor: v.XForwardedFor}
+		h := vhost{sh: v.shared, Host: r.Host, Scheme: r.Protocol, HSTS: hstsKey(r.HSTS), XForwardedFor: v.XForwardedFor, Site: r.Site}
 		if h.Scheme == "" {
 			h.Scheme = routing.ProtoHTTP
 		}

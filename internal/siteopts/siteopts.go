@@ -1,0 +1,43 @@
+// Package siteopts holds the per-site options a container sets with labels
+// (portico.max-body, portico.allow, portico.redirect-to, ...; every label
+// name is in internal/routing/labels.go): their value types, their strict
+// parsing, how two claimants' options compare, and how they travel to the
+// dynamic path. It is pure: no I/O.
+//
+// routing reads each option's label (with its precedence and limits), parses
+// the value with this package and puts the result in Service.Site; a Route
+// carries its first claimant's Options, and a later claimant whose options
+// differ is rejected for that vhost (first-claimant rule).
+//
+// On the dynamic path the options are trailing "name=value" fields after a
+// route's fixed fields (internal/nginx/dynamic, Encode; portico.lua,
+// OPTION_CHECK), one per option set, in Fields' order. On the static path the
+// template reads Options from the vhost. The zero Options is "no option set"
+// and costs nothing on either path.
+package siteopts
+
+// Options are one site's per-site options. The zero value sets none. Each
+// option is one field, added with its parser, its Fields entry and its Diff
+// entry.
+type Options struct{}
+
+// Field is one option as the dynamic table carries it. Name is
+// [a-z0-9-]+; Value was validated by the option's parser and never holds a
+// tab, newline, carriage return or NUL (Encode checks again).
+type Field struct {
+	Name, Value string
+}
+
+// Fields returns the options that are set, as dynamic-table fields, in a
+// fixed order (sorted by Name), so that the same options always encode to
+// the same bytes.
+func (o Options) Fields() []Field {
+	return nil
+}
+
+// Diff names the first option whose value differs between o (a later
+// claimant's) and owner (the vhost's first claimant's): its label and the two
+// values as a person reads them. label is "" when they agree.
+func (o Options) Diff(owner Options) (label, mine, theirs string) {
+	return "", "", ""
+}
