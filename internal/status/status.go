@@ -102,9 +102,6 @@ func buildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.
 	for _, h := range slices.Sorted(maps.Keys(j.Hosts)) {
 		st := j.Hosts[h]
 		r.Hosts = append(r.Hosts, st)
-		if st.State != hosts.Live {
-			r.Counts[string(st.State)+"_hosts"]++
-		}
 	}
 	svc := map[string]routing.Service{}
 	for _, s := range res.Services {
@@ -339,8 +336,9 @@ func certCounts(c certs.CertStatus) bool {
 }
 
 // Tally is the report's counts: containers, routes, errors (Errors),
-// warnings (problems of severity warning) and past_errors (last errors of
-// certificates no container needs). `status --json` prints them as
+// warnings (problems of severity warning), past_errors (last errors of
+// certificates no container needs) and <state>_hosts (Docker hosts not
+// live). `status --json` prints them as
 // "counts", the operators' page shows them, and the text ends with them.
 func (r Report) Tally() map[string]int {
 	c := map[string]int{"containers": len(r.Containers), "routes": len(r.Routes), "errors": r.Errors(), "warnings": 0, "past_errors": 0}
@@ -352,6 +350,11 @@ func (r Report) Tally() map[string]int {
 	for _, x := range r.Certs {
 		if x.Error != "" && !certCounts(x) {
 			c["past_errors"]++
+		}
+	}
+	for _, h := range r.Hosts {
+		if h.State != hosts.Live {
+			c[string(h.State)+"_hosts"]++
 		}
 	}
 	return c
