@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -119,55 +120,61 @@ func (o *reporterOpts) advertiseAddr() (netip.Addr, error) {
 
 // nginxOpts configure the nginx stage.
 type nginxOpts struct {
-	network    *string
-	node       *string
-	hostExpiry *time.Duration
-	httpAddrs  *listFlag
-	httpsAddrs *listFlag
-	template   *string
-	includeDir *string
-	trusted    *listFlag
-	maxReqs    *int
-	debounce   *time.Duration
-	maxGap     *time.Duration
-	binary     *string
-	pidFile    *string
-	reloadCmd  *string
-	mainConf   *string
-	confOut    *string
-	instance   *string
-	allowed    *listFlag
-	dynamic    *string
-	modulesDir *string
-	user       *string
-	http3      *string
+	network     *string
+	node        *string
+	hostExpiry  *time.Duration
+	httpAddrs   *listFlag
+	httpsAddrs  *listFlag
+	template    *string
+	includeDir  *string
+	trusted     *listFlag
+	maxReqs     *int
+	debounce    *time.Duration
+	maxGap      *time.Duration
+	binary      *string
+	pidFile     *string
+	reloadCmd   *string
+	mainConf    *string
+	confOut     *string
+	instance    *string
+	allowed     *listFlag
+	dynamic     *string
+	modulesDir  *string
+	user        *string
+	siteMetrics *bool
+	accessLog   *string
+	logQuery    *bool
+	http3       *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
 	host, _ := os.Hostname()
 	return &nginxOpts{
-		network:    fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
-		hostExpiry: addHostExpiry(fs),
-		node:       fs.String("node", "", "the reporter host (--host) this proxy runs on: containers of other hosts whose reporter has --advertise-addr are reached at that address and a published port (docs/reporter.md); empty: every container is reached at its container address (run: its --host)"),
-		httpAddrs:  newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
-		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
-		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
-		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
-		trusted:    newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
-		maxReqs:    fs.Int("max-requests-per-client", render.DefaultMaxRequestsPerClient, "requests one client address may have in progress at once (websockets and HTTP/2 streams count, idle keep-alive connections do not); the next gets 429; 0 turns the limit off (docs/nginx.md)"),
-		debounce:   durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
-		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this (the dynamic path's pushes: up to 50ms)"),
-		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
-		pidFile:    fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
-		reloadCmd:  fs.String("nginx-reload-cmd", "", "external mode: command that reloads nginx (split on spaces, no shell), instead of running one"),
-		mainConf:   fs.String("nginx-main-conf", "/etc/nginx/nginx.conf", "external mode: the main config `nginx -t` checks; it must include --nginx-conf"),
-		confOut:    fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
-		instance:   fs.String("instance", host, "name of this nginx stage in the store's status keys"),
-		allowed:    addAllowedDomains(fs),
-		dynamic:    fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
-		modulesDir: fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
-		http3:      fs.String("http3", nginx.HTTP3Auto, "serve HTTPS sites over HTTP/3 (QUIC, UDP on the --https-addr ports) too, advertised with Alt-Svc: auto (when nginx is built with http_v3_module), on (fail without it) or off (docs/nginx.md)"),
-		user:       fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
+		network:     fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
+		hostExpiry:  addHostExpiry(fs),
+		node:        fs.String("node", "", "the reporter host (--host) this proxy runs on: containers of other hosts whose reporter has --advertise-addr are reached at that address and a published port (docs/reporter.md); empty: every container is reached at its container address (run: its --host)"),
+		httpAddrs:   newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
+		httpsAddrs:  newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
+		template:    fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
+		includeDir:  fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
+		trusted:     newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
+		maxReqs:     fs.Int("max-requests-per-client", render.DefaultMaxRequestsPerClient, "requests one client address may have in progress at once (websockets and HTTP/2 streams count, idle keep-alive connections do not); the next gets 429; 0 turns the limit off (docs/nginx.md)"),
+		debounce:    durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
+		maxGap:      durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this (the dynamic path's pushes: up to 50ms)"),
+		binary:      fs.String("nginx-binary", "nginx", "nginx executable"),
+		pidFile:     fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
+		reloadCmd:   fs.String("nginx-reload-cmd", "", "external mode: command that reloads nginx (split on spaces, no shell), instead of running one"),
+		mainConf:    fs.String("nginx-main-conf", "/etc/nginx/nginx.conf", "external mode: the main config `nginx -t` checks; it must include --nginx-conf"),
+		confOut:     fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
+		instance:    fs.String("instance", host, "name of this nginx stage in the store's status keys"),
+		allowed:     addAllowedDomains(fs),
+		dynamic:     fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
+		modulesDir:  fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
+		http3:       fs.String("http3", nginx.HTTP3Auto, "serve HTTPS sites over HTTP/3 (QUIC, UDP on the --https-addr ports) too, advertised with Alt-Svc: auto (when nginx is built with http_v3_module), on (fail without it) or off (docs/nginx.md)"),
+		user:        fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
+		siteMetrics: fs.Bool("site-metrics", true, "count each site's requests, errors, bytes and latency in nginx, for the Prometheus metrics and the page's charts (needs nginx's Lua module; docs/metrics.md)"),
+		accessLog:   fs.String("access-log", "", "write one JSON line per request to this file (- for standard output); empty: no access log. SIGUSR1 to Portico reopens it after a rotation (docs/access-log.md)"),
+		logQuery:    fs.Bool("access-log-query", false, "keep query strings in the access log's path (they may hold tokens)"),
 	}
 }
 
@@ -190,6 +197,23 @@ func resolveDynamic(mode string, staticOnly bool, luaAvailable func() bool) (boo
 		return !staticOnly && luaAvailable(), nil
 	}
 	return false, fmt.Errorf("--nginx-dynamic %q: want on, off or auto", mode)
+}
+
+// accessLogPath resolves --access-log: "" off, "-" standard output,
+// otherwise an absolute path.
+func (o *nginxOpts) accessLogPath() (string, error) {
+	switch p := *o.accessLog; p {
+	case "":
+		return "", nil
+	case "-":
+		return nginx.StdoutLog, nil
+	default:
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", fmt.Errorf("--access-log %q: %w", p, err)
+		}
+		return abs, nil
+	}
 }
 
 // maxRequestsPerClient is --max-requests-per-client, checked.

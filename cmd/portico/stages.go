@@ -123,6 +123,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
+	stages["reopen"] = reopenOnSignal{ng: ng, log: log}
 	stages["memory"] = newMemTrimmer(log)
 	attrs := startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)
 	attrs = append(attrs, memAttrs...)
@@ -130,7 +131,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if emb != nil {
 		health = func() *store.EmbeddedHealth { h := emb.Health(); return &h }
 	}
-	page, err := newUI(uo, so, cli, health, log)
+	page, err := newUI(uo, so, cli, health, ng.Traffic(), log)
 	if err != nil {
 		return err
 	}
@@ -181,7 +182,11 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 		return err
 	}
 	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newNginx(no, so, *dataDir, tmp, cli, reg, log)
+		ng, err := newNginx(no, so, *dataDir, tmp, cli, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		return withReopen{Stage: ng, reopen: reopenOnSignal{ng: ng, log: log}}, nil
 	})
 }
 
@@ -291,6 +296,11 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		return nil, err
 	}
 	cfg.ModulesDir = *no.modulesDir
+	cfg.Traffic = *no.siteMetrics
+	if cfg.AccessLog, err = no.accessLogPath(); err != nil {
+		return nil, err
+	}
+	cfg.AccessLogQuery = *no.logQuery
 	if no.external() {
 		cfg.Mode = nginx.ModeExternal
 		cfg.MainConfig = *no.mainConf

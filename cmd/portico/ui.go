@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/traffic"
 	"github.com/portico/portico/internal/ui"
 )
 
@@ -65,7 +66,7 @@ func (o *uiOpts) check() error {
 
 // newUI builds the page's server, listening already; nil when --ui-addr
 // is empty.
-func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.EmbeddedHealth, log *slog.Logger) (*ui.Server, error) {
+func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.EmbeddedHealth, tr *traffic.Monitor, log *slog.Logger) (*ui.Server, error) {
 	if *o.addr == "" {
 		return nil, nil
 	}
@@ -80,7 +81,7 @@ func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.
 	if o.hostExpiry != nil {
 		expiry = hostExpiry(*o.hostExpiry)
 	}
-	return ui.New(ui.Config{
+	cfg := ui.Config{
 		Addr:       *o.addr,
 		Token:      o.token.Value(),
 		Keys:       so.keys(),
@@ -88,7 +89,11 @@ func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.
 		HostExpiry: expiry,
 		Health:     health,
 		Log:        log.With("stage", "ui"),
-	}, cli)
+	}
+	if tr != nil {
+		cfg.Traffic = tr
+	}
+	return ui.New(cfg, cli)
 }
 
 // cmdUI serves the page alone, against an external etcd or the embedded
@@ -109,6 +114,6 @@ func cmdUI(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	return runOne(ctx, c, so, lo, "", *dataDir, stderr, "ui", func(cli *clientv3.Client, _ *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newUI(uo, so, cli, nil, log)
+		return newUI(uo, so, cli, nil, nil, log)
 	})
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/traffic"
 )
 
 // Modes of running nginx.
@@ -110,6 +111,16 @@ type Config struct {
 	// heartbeat is gone is stale and still served. 0 means
 	// hosts.DefaultExpiry; negative: never.
 	HostExpiry time.Duration
+	// Traffic counts each site's requests in nginx (docs/metrics.md):
+	// exported to Metrics and charted by the page (Stage.Traffic). It
+	// needs the Lua module and supervised mode; without them the stage
+	// logs why and counts nothing.
+	Traffic bool
+	// AccessLog, when set, is the file nginx writes one JSON line per
+	// request to (docs/access-log.md); StdoutLog writes to Portico's
+	// standard output. AccessLogQuery keeps query strings in it.
+	AccessLog      string
+	AccessLogQuery bool
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -128,6 +139,7 @@ type Stage struct {
 	applier  *Applier
 	sup      *supervise.Supervisor // nil in external mode
 	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
+	traffic  *traffic.Monitor      // nil unless nginx counts traffic
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -202,6 +214,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
+	if cfg.AccessLog != "" {
+		s.settings.AccessLog = &render.AccessLog{Path: cfg.AccessLog, Query: cfg.AccessLogQuery}
+	}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -228,6 +243,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 			return nil, err
 		}
 	}
+	if modules, err = s.trafficSetup(modules); err != nil {
+		return nil, err
+	}
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies,
@@ -246,6 +264,11 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		s.sup = &supervise.Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
 		if s.settings.Dynamic != nil {
 			s.sup.Sockets = []string{s.settings.Dynamic.ControlSocket}
+		} else if s.settings.Traffic != nil {
+			s.sup.Sockets = []string{s.settings.Traffic.ControlSocket}
+		}
+		if cfg.AccessLog == StdoutLog {
+			s.sup.Stdout = os.Stdout
 		}
 		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: mc.Include, Supervised: &mc, Reloader: s.sup}
 	case ModeExternal:
@@ -297,6 +320,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	wg.Go(func() { mb.Run(ctx) })
 	s.hosts.mirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), notify, s.log)
 	wg.Go(func() { s.hosts.mirror.Run(ctx) })
+	wg.Go(func() { s.runTraffic(ctx) })
 
 	supDone := make(chan error, 1)
 	supStarted := false
@@ -392,6 +416,9 @@ func (s *Stage) prepareDirs() error {
 	if err := s.prepareDynamic(); err != nil {
 		return err
 	}
+	if err := s.prepareTraffic(); err != nil {
+		return err
+	}
 	dirs := []string{s.certs.Dir}
 	if s.sup != nil {
 		mc := *s.applier.Supervised
@@ -451,6 +478,9 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		s.m.reloads.Inc()
 	}
 	if o.applied != nil {
+		if s.traffic != nil {
+			s.traffic.SetSites(hostsOf(o.applied))
+		}
 		r := o.res
 		why := s.last.why(o.applied, refs)
 		if r.Changed {

@@ -62,6 +62,13 @@ type Settings struct {
 	// built with http_v3_module (see nginx.DecideHTTP3). Without HTTPS
 	// addresses it renders nothing.
 	HTTP3 bool
+	// Traffic, when set, counts every request per site in nginx (package
+	// traffic; docs/metrics.md). On the dynamic path its paths are the
+	// dynamic path's; on the static path nginx must load the Lua module.
+	Traffic *TrafficPaths
+	// AccessLog, when set, writes one JSON line per request
+	// (docs/access-log.md).
+	AccessLog *AccessLog
 }
 
 // Input is everything a render depends on.
@@ -130,6 +137,11 @@ type shared struct {
 	XForwardedFor string
 	// MaxRequestsPerClient is Settings.MaxRequestsPerClient; 0: no limit.
 	MaxRequestsPerClient int
+	// Traffic and AccessLog are nil when off (traffic.go).
+	Traffic   *trafficView
+	AccessLog *accessLogView
+	// DynamicPath says the servers are the dynamic path's.
+	DynamicPath bool
 }
 
 // sslView selects certificates by SNI (see the template's maps).
@@ -350,6 +362,10 @@ func buildView(in Input) (view, error) {
 		return view{}, err
 	}
 	v.MaxRequestsPerClient = s.MaxRequestsPerClient
+	if err := v.trafficSettings(s); err != nil {
+		return view{}, err
+	}
+	v.DynamicPath = s.Dynamic != nil
 	if s.Dynamic != nil {
 		if len(in.Routes) > 0 {
 			return view{}, errors.New("dynamic path: routes are pushed, not rendered")
