@@ -43,7 +43,7 @@ COPY bin/portico-static /usr/local/bin/portico
 # Runs as root with few capabilities (compose.yaml drops the rest): nginx's
 # master binds 80/443 and drops its workers to portico-nginx. See
 # docs/container.md.
-EXPOSE 80 443
+EXPOSE 80 443 443/udp
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/local/bin/portico"]
 CMD ["run", "--data-dir", "/var/lib/portico"]

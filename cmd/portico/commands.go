@@ -230,9 +230,8 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		return err
 	}
 	c.logWarnings(slog.New(slog.NewTextHandler(stderr, nil)))
-	ropts, err := routingOptions(*network, allowed)
-	if err != nil {
-		return err
+	if _, err := routingOptions(*network, allowed); err != nil {
+		return err // a bad flag fails before the store is asked
 	}
 	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
 	if err != nil {
@@ -264,6 +263,14 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		return err
 	}
 	kvs, err := readPrefix(gctx, cli, keys)
+	if err != nil {
+		return err
+	}
+	// The nginx stage's --network and --allowed-domains, unless given here.
+	if _, _, err := c.stageSettings(e, kvs, keys, stderr); err != nil {
+		return err
+	}
+	ropts, err := routingOptions(*network, allowed)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,6 +49,23 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		return err
 	}
 	c.logWarnings(slog.New(slog.NewTextHandler(stderr, nil)))
+	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	keys := so.keys()
+	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	entries, err := readPrefix(gctx, cli, keys)
+	if err != nil {
+		return err
+	}
+	// The nginx stage's routing and rendering settings, unless given here.
+	stage, published, err := c.stageSettings(e, entries, keys, stderr)
+	if err != nil {
+		return err
+	}
 	ropts, err := routingOptions(*network, allowed)
 	if err != nil {
 		return err
@@ -67,17 +85,17 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		}
 		settings.Template = string(b)
 	}
-	cli, err := connectQuick(ctx, so, *dataDir, statusProbe)
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	keys := so.keys()
-	gctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	entries, err := readPrefix(gctx, cli, keys)
-	if err != nil {
-		return err
+	if published {
+		// The stage's nginx shapes the block, not the one here.
+		given := false
+		c.fs.Visit(func(f *flag.Flag) { given = given || f.Name == "nginx-binary" })
+		if !given && stage.NginxVersion != "" {
+			settings.NginxVersion = stage.NginxVersion
+		}
+		settings.HTTP3 = stage.HTTP3
+		if stage.CustomTemplate && *template == "" {
+			fmt.Fprintf(stderr, "note: the nginx stage %s renders with its own --template; give it here to see its block\n", status.Escape(stage.Instance))
+		}
 	}
 	now := time.Now()
 	x := explain.Build(explain.Input{Host: host, Entries: entries, Keys: keys, Routing: ropts, Render: settings, Now: now})

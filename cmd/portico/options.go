@@ -144,6 +144,7 @@ type nginxOpts struct {
 	siteMetrics *bool
 	accessLog   *string
 	logQuery    *bool
+	http3       *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
@@ -169,6 +170,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		allowed:     addAllowedDomains(fs),
 		dynamic:     fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
 		modulesDir:  fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
+		http3:       fs.String("http3", nginx.HTTP3Auto, "serve HTTPS sites over HTTP/3 (QUIC, UDP on the --https-addr ports) too, advertised with Alt-Svc: auto (when nginx is built with http_v3_module), on (fail without it) or off (docs/nginx.md)"),
 		user:        fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
 		siteMetrics: fs.Bool("site-metrics", true, "count each site's requests, errors, bytes and latency in nginx, for the Prometheus metrics and the page's charts (needs nginx's Lua module; docs/metrics.md)"),
 		accessLog:   fs.String("access-log", "", "write one JSON line per request to this file (- for standard output); empty: no access log. SIGUSR1 to Portico reopens it after a rotation (docs/access-log.md)"),

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -20,7 +21,7 @@ func addAllowedDomains(fs *flag.FlagSet) *listFlag {
 // routingOptions turns the routing flags into routing.Options. Upstreams on
 // one of this host's own interface addresses are refused (hostAddrs).
 func routingOptions(network string, allowed *listFlag) (routing.Options, error) {
-	opts := routing.Options{Network: network, LocalAddr: newHostAddrs(net.InterfaceAddrs, time.Now).has}
+	opts := routing.Options{Network: network, LocalAddr: newHostAddrs(net.InterfaceAddrs, time.Now).has, NetworkOnly: network != "" && inContainer()}
 	if allowed == nil {
 		return opts, nil
 	}
@@ -68,4 +69,12 @@ func (h *hostAddrs) has(a netip.Addr) bool {
 		}
 	}
 	return h.addrs[a.Unmap().WithZone("")]
+}
+
+// inContainer says this process runs in a Docker container (Docker
+// creates /.dockerenv in each): there nginx reaches only the networks the
+// container is attached to (routing.Options.NetworkOnly).
+func inContainer() bool {
+	_, err := os.Stat("/.dockerenv")
+	return err == nil
 }

@@ -105,6 +105,12 @@ type Config struct {
 	// <TempDir>/acme when TempDir is set (workers may enter it), else
 	// <Dir>/acme.
 	ACMEDir string
+	// HTTP3 is HTTP3Auto ("" too), HTTP3On or HTTP3Off: whether HTTPS
+	// sites are also served over QUIC (DecideHTTP3).
+	HTTP3 string
+	// AllowedDomains are the --allowed-domains entries Routing.Allowed was
+	// parsed from, published with the stage's settings.
+	AllowedDomains []string
 	// HostExpiry is how long after a Docker host was last seen its
 	// records stop being routed (internal/hosts); until then a host whose
 	// heartbeat is gone is stale and still served. 0 means
@@ -165,6 +171,10 @@ type Stage struct {
 	// at each sync.
 	mainConf []byte
 	mainErr  error
+	// http3Off is why HTTP/3 is off ("" when on), for the status.
+	http3Off string
+	// published: the settings record was written (publishSettings).
+	published bool
 	// hosts is the stage's view of host liveness (hostsview.go).
 	hosts *hostsView
 }
@@ -228,7 +238,8 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		}
 		s.settings.Template = string(b)
 	}
-	out, err := exec.Command(cfg.NginxBinary, "-v").CombinedOutput()
+	// -V: the version and the configure arguments (http_v3_module).
+	out, err := exec.Command(cfg.NginxBinary, "-V").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("nginx binary %s: %w", cfg.NginxBinary, err)
 	}
@@ -237,6 +248,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		return nil, fmt.Errorf("nginx binary %s: no version in %q", cfg.NginxBinary, supervise.OneLine(out))
 	}
 	s.settings.NginxVersion = ver
+	if s.settings.HTTP3, s.http3Off, err = DecideHTTP3(cfg.HTTP3, string(out), cfg.HTTPSAddrs); err != nil {
+		return nil, err
+	}
 	var modules []string
 	if cfg.Dynamic {
 		if modules, err = s.dynamicSetup(); err != nil {
@@ -250,7 +264,7 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies,
-		MaxRequestsPerClient: s.settings.MaxRequestsPerClient}}); err != nil {
+		MaxRequestsPerClient: s.settings.MaxRequestsPerClient, HTTP3: s.settings.HTTP3}}); err != nil {
 		return nil, fmt.Errorf("nginx settings: %w", err)
 	}
 	if empty, err := render.Render(render.Input{Settings: s.settings}); err == nil {
@@ -549,6 +563,10 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	}
 	s.m.refused.Set(float64(len(st.ErrorRoutes)))
 	st.Reloads = s.Reloads()
+	st.HTTP3, st.HTTP3Off = s.settings.HTTP3, s.http3Off
+	if !s.publishSettings(ctx) {
+		retry = retryIn
+	}
 	if s.status == nil || !sameStatus(*s.status, st) {
 		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, werr := store.PutJSON(wctx, s.cli, s.cfg.Keys.NginxStatus(s.cfg.Instance), st)
@@ -569,7 +587,8 @@ func sameStatus(a, b store.NginxStatus) bool {
 	}
 	return a.Instance == b.Instance && a.Applied == b.Applied && a.Routes == b.Routes && a.Reloads == b.Reloads &&
 		a.Error == b.Error && slices.Equal(a.ErrorRoutes, b.ErrorRoutes) && a.AppliedAt.Equal(b.AppliedAt) &&
-		slices.Equal(a.HTTPAddrs, b.HTTPAddrs) && slices.Equal(a.HTTPSAddrs, b.HTTPSAddrs)
+		slices.Equal(a.HTTPAddrs, b.HTTPAddrs) && slices.Equal(a.HTTPSAddrs, b.HTTPSAddrs) &&
+		a.HTTP3 == b.HTTP3 && a.HTTP3Off == b.HTTP3Off
 }
 
 // logErrors logs each configuration problem once, while it persists:

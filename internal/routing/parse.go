@@ -76,6 +76,8 @@ type parser struct {
 	name     string
 	problems []Problem
 	failed   bool
+	// offNetwork: the container is on none of the proxy's networks (reported once).
+	offNetwork bool
 	// dropped counts problems past the recording bound; droppedErr is set
 	// when one of them was an error.
 	dropped    int
@@ -322,7 +324,7 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		return Service{}, false
 	}
 	svc.Live = p.c.Live() && svc.Addr != ""
-	if svc.Addr == "" && p.c.State == "running" && svc.Reach == "" {
+	if svc.Addr == "" && p.c.State == "running" && svc.Reach == "" && !p.offNetwork {
 		p.add(SeverityWarning, "", "", "running but has no address on network %q; its vhosts answer 503", svc.Network)
 	}
 	return svc, true
@@ -426,6 +428,13 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 		network = s.value
 	} else if _, on := nets[opts.Network]; on && opts.Network != "" {
 		network = opts.Network
+	} else if opts.NetworkOnly && opts.Network != "" && len(nets) > 0 && validDockerName(opts.Network) {
+		// nginx is on opts.Network only: an address on any other network
+		// would time out. The route stays, with no upstream (503 at once).
+		p.offNetwork = true
+		p.add(SeverityWarning, LabelNetwork, "", "container is not on the proxy's network %q (it is on %s), so nginx cannot reach it and its vhosts answer 503; join it: docker network connect %s %s",
+			opts.Network, validNetList(nets), opts.Network, Clip(p.name, maxItemBytes))
+		return opts.Network, ""
 	} else {
 		switch len(nets) {
 		case 0:
@@ -462,6 +471,24 @@ func (p *parser) address(opts Options, port int) (network, addr string) {
 		return network, ""
 	}
 	return network, netip.AddrPortFrom(ip, uint16(port)).String()
+}
+
+// validNetList names a record's valid network names for a message,
+// bounded, and counts the others.
+func validNetList(nets map[string]store.Network) string {
+	var ok []string
+	bad := 0
+	for _, n := range sortedKeys(nets) {
+		if validDockerName(n) {
+			ok = append(ok, n)
+		} else {
+			bad++
+		}
+	}
+	if bad > 0 {
+		ok = append(ok, fmt.Sprintf("%d invalid name(s)", bad))
+	}
+	return Clip(strings.Join(ok, ", "), 4*maxItemBytes)
 }
 
 // netList names a record's networks for a message, bounded.

@@ -308,6 +308,16 @@ func TestParseService(t *testing.T) {
 		{name: "only network used when not on the proxy's", opts: Options{Network: "front"},
 			c:    ctr("web", vhost("a.test")),
 			want: base(nil)},
+		// nginx in a container on "front" alone: the route stays, with no
+		// upstream (503 at once), and the problem names the network.
+		{name: "not on the proxy's network when nginx reaches it only", opts: Options{Network: "front", NetworkOnly: true},
+			c:     ctr("web", vhost("a.test")),
+			want:  base(func(s *Service) { s.Network = "front"; s.Addr = ""; s.Live = false }),
+			probs: []wantProblem{{W, LabelNetwork, `not on the proxy's network "front" (it is on proxy), so nginx cannot reach it and its vhosts answer 503; join it: docker network connect front web`}}},
+		{name: "several networks, none the proxy's, nginx reaches it only", opts: Options{Network: "front", NetworkOnly: true},
+			c:     ctr("web", vhost("a.test"), withNets(map[string]store.Network{"back": {IPv4: "10.0.0.2"}, "db": {IPv4: "10.1.0.2"}})),
+			want:  base(func(s *Service) { s.Network = "front"; s.Addr = ""; s.Live = false }),
+			probs: []wantProblem{{W, LabelNetwork, "docker network connect front web"}}},
 		{name: "ambiguous networks are an error", opts: Options{Network: "front"},
 			c:    ctr("web", vhost("a.test"), withNets(map[string]store.Network{"back": {IPv4: "10.0.0.2"}, "db": {IPv4: "10.1.0.2"}})),
 			want: rejected, probs: []wantProblem{{E, LabelNetwork, "on several networks (back, db)"}}},

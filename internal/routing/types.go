@@ -80,6 +80,13 @@ type Options struct {
 	// Network is the Docker network the proxy shares with the containers
 	// (--network). "" means none is configured.
 	Network string
+	// NetworkOnly says nginx reaches containers on Network only (it runs
+	// in a container attached to that network alone, as in compose.yaml):
+	// a container on other networks only is then a problem naming the
+	// network to join, and its vhosts answer 503 at once instead of timing
+	// out. Otherwise (nginx on the host reaches every bridge) such a
+	// container's single network is used.
+	NetworkOnly bool
 	// Allowed limits the names each node's containers may claim
 	// (--allowed-domains); the zero value allows every name.
 	Allowed AllowList

@@ -28,5 +28,6 @@ func GatherExpiry(entries map[string]store.Entry, keys store.Keys, opts routing.
 		r.Store = append(r.Store, p.Error())
 	}
 	r.Certs = certs.Report(wanted, bundles, states, now)
+	r.Counts = r.Tally()
 	return r
 }

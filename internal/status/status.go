@@ -102,9 +102,6 @@ func buildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.
 	for _, h := range slices.Sorted(maps.Keys(j.Hosts)) {
 		st := j.Hosts[h]
 		r.Hosts = append(r.Hosts, st)
-		if st.State != hosts.Live {
-			r.Counts[string(st.State)+"_hosts"]++
-		}
 	}
 	svc := map[string]routing.Service{}
 	for _, s := range res.Services {
@@ -127,11 +124,7 @@ func buildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.
 	sort.Slice(r.Nginx, func(i, j int) bool { return r.Nginx[i].Instance < r.Nginx[j].Instance })
 	sort.Strings(r.Store)
 	r.Routes, r.Problems = res.Routes, res.Problems
-	r.Counts["containers"] = len(r.Containers)
-	r.Counts["routes"] = len(r.Routes)
-	for _, p := range r.Problems {
-		r.Counts[string(p.Severity)+"s"]++
-	}
+	r.Counts = r.Tally()
 	return r
 }
 
@@ -185,7 +178,10 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		fmt.Fprintln(tw, "  PRIMARY\tNAMES\tISSUER\tCONDITION\tEXPIRES\tRENEWS\tLAST ERROR")
 		for _, c := range r.Certs {
 			errs := dash(e(redact.String(c.Error)))
-			if !c.RetryAt.IsZero() && c.Error != "" {
+			switch {
+			case c.Error != "" && !certCounts(c):
+				errs = "history: " + errs + " (no container needs it)"
+			case !c.RetryAt.IsZero() && c.Error != "":
 				errs += fmt.Sprintf(" (retry %s)", when(c.RetryAt, now))
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e(c.Primary), list(c.Names), dash(e(c.Issuer)), e(c.Condition), when(c.NotAfter, now), when(c.NextRenewal, now), errs)
@@ -197,6 +193,12 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\tapplied %s\n", e(n.Instance), n.Routes, n.Reloads, e(short(n.Applied)), when(n.AppliedAt, now))
 		if len(n.HTTPAddrs)+len(n.HTTPSAddrs) > 0 {
 			fmt.Fprintf(tw, "  \tlistens: http %s; https %s\n", dash(list(n.HTTPAddrs)), dash(list(n.HTTPSAddrs)))
+		}
+		switch {
+		case n.HTTP3:
+			fmt.Fprintf(tw, "  \thttp/3: on (QUIC on UDP %s)\n", list(n.HTTPSAddrs))
+		case n.HTTP3Off != "":
+			fmt.Fprintf(tw, "  \thttp/3: off: %s\n", e(n.HTTP3Off))
 		}
 		if n.Error != "" {
 			fmt.Fprintf(tw, "  \tlast error: %s (routes: %s)\n", e(redact.String(n.Error)), list(n.ErrorRoutes))
@@ -214,6 +216,12 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 			fmt.Fprintf(tw, "  %s\n", e(redact.String(s)))
 		}
 	}
+	c := r.Tally()
+	fmt.Fprintf(tw, "\n%d error(s), %d warning(s)", c["errors"], c["warnings"])
+	if n := c["past_errors"]; n > 0 {
+		fmt.Fprintf(tw, "; %d past certificate error(s) of certificates no container needs (not counted)", n)
+	}
+	fmt.Fprintln(tw)
 	return tw.Flush()
 }
 
@@ -295,7 +303,12 @@ func Ago(d time.Duration) string {
 // Errors counts what makes `portico status` exit with code 3: problems of
 // severity error (a container or its claim rejected), unreadable records,
 // nginx instances whose last render, test or reload failed, and
-// certificates whose last order failed. Warnings do not count.
+// certificates a container needs whose last order failed. Warnings do not
+// count, nor the last error of a certificate no container needs any more
+// (condition unused): that is history (Tally's "past_errors").
+//
+// It is the one count of errors: Tally, and so the JSON's counts and the
+// operators' page, report the same number.
 func (r Report) Errors() int {
 	n := len(r.Store)
 	for _, p := range r.Problems {
@@ -309,9 +322,40 @@ func (r Report) Errors() int {
 		}
 	}
 	for _, c := range r.Certs {
-		if c.Error != "" {
+		if certCounts(c) {
 			n++
 		}
 	}
 	return n
+}
+
+// certCounts says a certificate's error is a current one: some container
+// still needs the certificate.
+func certCounts(c certs.CertStatus) bool {
+	return c.Error != "" && c.Condition != certs.CondUnused
+}
+
+// Tally is the report's counts: containers, routes, errors (Errors),
+// warnings (problems of severity warning), past_errors (last errors of
+// certificates no container needs) and <state>_hosts (Docker hosts not
+// live). `status --json` prints them as
+// "counts", the operators' page shows them, and the text ends with them.
+func (r Report) Tally() map[string]int {
+	c := map[string]int{"containers": len(r.Containers), "routes": len(r.Routes), "errors": r.Errors(), "warnings": 0, "past_errors": 0}
+	for _, p := range r.Problems {
+		if p.Severity == routing.SeverityWarning {
+			c["warnings"]++
+		}
+	}
+	for _, x := range r.Certs {
+		if x.Error != "" && !certCounts(x) {
+			c["past_errors"]++
+		}
+	}
+	for _, h := range r.Hosts {
+		if h.State != hosts.Live {
+			c[string(h.State)+"_hosts"]++
+		}
+	}
+	return c
 }

@@ -39,14 +39,16 @@ func TestBuildAndText(t *testing.T) {
 	if len(r.Store) != 1 || !strings.Contains(r.Store[0], "junk") {
 		t.Errorf("store errors %v, want the garbage key named", r.Store)
 	}
-	if r.Counts["errors"] != 1 {
-		t.Errorf("counts %v, want one error", r.Counts)
+	// The rejected label, the unreadable record and nginx's failure: the
+	// same number the exit code counts.
+	if r.Counts["errors"] != 3 || r.Errors() != 3 {
+		t.Errorf("counts %v, Errors %d, want 3 errors", r.Counts, r.Errors())
 	}
 	var out bytes.Buffer
 	if err := r.WriteText(&out, time.Unix(0, 0)); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"web.test", "172.18.0.2:80", `container "bad": label portico.port="abc"`, "nginx -t: boom", "UNREADABLE RECORDS", "aaaaaaaaaaaa "} {
+	for _, want := range []string{"web.test", "172.18.0.2:80", `container "bad": label portico.port="abc"`, "nginx -t: boom", "UNREADABLE RECORDS", "aaaaaaaaaaaa ", "3 error(s), 0 warning(s)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text output lacks %q:\n%s", want, out.String())
 		}

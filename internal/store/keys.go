@@ -12,6 +12,7 @@ import (
 //	<prefix>/hosts/alive/<host>            hosts.Beat  the reporter on <host>'s heartbeat, bound to its etcd lease
 //	<prefix>/hosts/seen/<host>             hosts.Seen  when the reporter on <host> last said it was alive (not leased)
 //	<prefix>/status/nginx/<instance>       NginxStatus written by each nginx stage
+//	<prefix>/settings/nginx/<instance>     NginxSettings written by each nginx stage
 //	<prefix>/certs/wanted                  certificate list   written by the certs stage
 //	<prefix>/certs/data/<primary>          certificate bundle written by the certs stage
 //	<prefix>/certs/state/<primary>         issuance state     written by the certs stage
@@ -89,6 +90,13 @@ func (k Keys) NginxStatuses() string { return k.prefix + "/status/nginx/" }
 
 // NginxStatus is the key of one nginx stage's status.
 func (k Keys) NginxStatus(instance string) string { return k.NginxStatuses() + segment(instance) }
+
+// NginxSettingsAll is the prefix of every nginx stage's published settings.
+func (k Keys) NginxSettingsAll() string { return k.prefix + "/settings/nginx/" }
+
+// NginxSettings is the key of the settings one nginx stage runs with:
+// `portico status` and `explain` read them instead of repeating its flags.
+func (k Keys) NginxSettings(instance string) string { return k.NginxSettingsAll() + segment(instance) }
 
 // Certs is the prefix of everything the certs stage keeps.
 func (k Keys) Certs() string { return k.prefix + "/certs/" }

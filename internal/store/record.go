@@ -103,6 +103,32 @@ type NginxStatus struct {
 	// of this stage, or, after a restart that kept the config, the time the
 	// file was written.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
+	// HTTP3 says HTTPS sites are also served over QUIC (UDP, same ports);
+	// HTTP3Off is why not, when they are not.
+	HTTP3    bool   `json:"http3,omitempty"`
+	HTTP3Off string `json:"http3_off,omitempty"`
+}
+
+// NginxSettings are the settings an nginx stage routes and renders with,
+// under Keys.NginxSettings: `portico status` and `portico explain` use them,
+// so that they agree with the stage without repeating its flags (a flag
+// given to them still wins).
+type NginxSettings struct {
+	Instance string `json:"instance"`
+	// Network and AllowedDomains are --network and --allowed-domains.
+	Network        string   `json:"network,omitempty"`
+	AllowedDomains []string `json:"allowed_domains,omitempty"`
+	// The rest shape the rendered config (explain shows a server block).
+	HTTPAddrs            []string `json:"http_addrs,omitempty"`
+	HTTPSAddrs           []string `json:"https_addrs,omitempty"`
+	IncludeDir           string   `json:"include_dir,omitempty"`
+	TrustedProxies       []string `json:"trusted_proxies,omitempty"`
+	MaxRequestsPerClient int      `json:"max_requests_per_client"`
+	NginxVersion         string   `json:"nginx_version,omitempty"`
+	HTTP3                bool     `json:"http3,omitempty"`
+	// CustomTemplate: the stage renders with its own --template, which
+	// explain cannot read; it renders the built-in one unless given it.
+	CustomTemplate bool `json:"custom_template,omitempty"`
 }
 
 // Encode renders v as the indented JSON stored in etcd.

@@ -14,7 +14,7 @@ import (
 //
 //	reporter <host>      readwrite containers/<host>/, hosts/alive/<host>, hosts/seen/<host>
 //	nginx <instance>     read containers/, read hosts/, read certs/data/, read certs/wanted, read acme/http01/tokens/,
-//	                     readwrite status/nginx/<instance>, readwrite acme/http01/served/<instance>
+//	                     readwrite status/nginx/<instance>, settings/nginx/<instance> and acme/http01/served/<instance>
 //	certs                read containers/, read hosts/, readwrite certs/ (data, state, wanted, account, localca, locks),
 //	                     readwrite acme/http01/tokens/, read acme/http01/served/
 //	reader               read everything under the prefix (portico status)
@@ -124,6 +124,7 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 			Grant{Key: k.CertsWanted(), Perm: permRead},
 			prefixGrant(k.HTTP01Tokens(), permRead),
 			Grant{Key: k.NginxStatus(i), Perm: permReadWrite},
+			Grant{Key: k.NginxSettings(i), Perm: permReadWrite},
 			Grant{Key: k.HTTP01ServedBy(i), Perm: permReadWrite}); err != nil {
 			return nil, err
 		}

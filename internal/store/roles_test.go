@@ -32,7 +32,7 @@ func TestRoles(t *testing.T) {
 			want: []store.Role{{Name: "portico-nginx-edge-a", Grants: []store.Grant{
 				pfx("/portico/containers/", r), pfx("/portico/hosts/", r), pfx("/portico/certs/data/", r),
 				{Key: "/portico/certs/wanted", Perm: r}, pfx("/portico/acme/http01/tokens/", r),
-				{Key: "/portico/status/nginx/edge-a", Perm: rw},
+				{Key: "/portico/status/nginx/edge-a", Perm: rw}, {Key: "/portico/settings/nginx/edge-a", Perm: rw},
 				{Key: "/portico/acme/http01/served/edge-a", Perm: rw}}}}},
 		{name: "certs reads containers and owns certs/", prefix: "portico/",
 			spec: store.RoleSpec{Certs: true},

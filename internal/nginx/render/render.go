@@ -62,6 +62,11 @@ type Settings struct {
 	// authorization: every server answers them before anything else
 	// (docs/acme.md). The dynamic path gets them pushed instead.
 	ACMEDir string
+	// HTTP3 serves every HTTPS server over QUIC too (listen ... quic on the
+	// HTTPS addresses, UDP) and advertises it with Alt-Svc; nginx must be
+	// built with http_v3_module (see nginx.DecideHTTP3). Without HTTPS
+	// addresses it renders nothing.
+	HTTP3 bool
 	// Traffic, when set, counts every request per site in nginx (package
 	// traffic; docs/metrics.md). On the dynamic path its paths are the
 	// dynamic path's; on the static path nginx must load the Lua module.
@@ -124,7 +129,10 @@ type view struct {
 type shared struct {
 	HTTPListens, TLSListens []string
 	HTTP2On                 bool
-	RedirectPort            string
+	// HTTP3 adds a QUIC listen beside each TLS one, "http3 on" and the
+	// Alt-Svc header (Settings.HTTP3, with TLS listens).
+	HTTP3        bool
+	RedirectPort string
 	// SSLCertVars and SSLKeyVars are the variables the PEM is split into
 	// ("$portico_ssl_cert_0$portico_ssl_cert_1"); "" when no vhost serves TLS.
 	SSLCertVars, SSLKeyVars string
@@ -193,6 +201,7 @@ type vhost struct {
 func (h vhost) HTTPListens() []string { return h.sh.HTTPListens }
 func (h vhost) TLSListens() []string  { return h.sh.TLSListens }
 func (h vhost) HTTP2On() bool         { return h.sh.HTTP2On }
+func (h vhost) HTTP3() bool           { return h.sh.HTTP3 }
 func (h vhost) RedirectPort() string  { return h.sh.RedirectPort }
 func (h vhost) SSLCertVars() string   { return h.sh.SSLCertVars }
 func (h vhost) SSLKeyVars() string    { return h.sh.SSLKeyVars }
@@ -343,6 +352,12 @@ func buildView(in Input) (view, error) {
 	tls := len(v.TLSListens) > 0
 	if tls && ok && versionBefore(ver, 1, 19, 4) {
 		return view{}, fmt.Errorf("nginx %s: TLS needs nginx 1.19.4 or later (ssl_reject_handshake)", s.NginxVersion)
+	}
+	if s.HTTP3 && tls {
+		if !ok || versionBefore(ver, 1, 25, 0) {
+			return view{}, fmt.Errorf("nginx %q: HTTP/3 needs nginx 1.25.0 or later, built with http_v3_module", s.NginxVersion)
+		}
+		v.HTTP3 = true
 	}
 	if s.IncludeDir != "" {
 		if err := checkPath("include dir", s.IncludeDir); err != nil {

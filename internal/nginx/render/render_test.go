@@ -74,6 +74,17 @@ func goldenCases() map[string]Input {
 			Certs: certs, Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1", MaxRequestsPerClient: 3}},
 		"http2_new_style": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: certs,
 			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, NginxVersion: "1.25.1"}},
+		// HTTP/3: the default TLS server (here the catch-all) alone says
+		// reuseport; the HSTS vhost keeps its header beside Alt-Svc.
+		"http3": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.HSTS = routing.HSTS{MaxAge: routing.DefaultHSTSMaxAge} }),
+			with(route("plain.example.net", "10.0.0.4:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSOff })},
+			Certs: certs, Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, NginxVersion: "1.26.3", HTTP3: true}},
+		// HTTP/3 with a default vhost: that vhost holds the reuseport.
+		"http3_default": {Routes: []routing.Route{with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) { r.Default = true }),
+			route("h.example.com", "10.0.0.3:80")},
+			Certs: certs, Settings: Settings{HTTPAddrs: []string{"127.0.0.1:8080"}, HTTPSAddrs: []string{"127.0.0.1:8443"}, NginxVersion: "1.26.3", HTTP3: true}},
+		// HTTP/3 asked for but no HTTPS address: nothing of it is rendered.
+		"http3_no_tls": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Settings: Settings{NginxVersion: "1.26.3", HTTP3: true}},
 	}
 }
 

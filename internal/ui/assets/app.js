@@ -276,7 +276,7 @@
     $("counts").textContent = [
       (c.routes || 0) + " routes", (c.containers || 0) + " containers",
       (c.errors || 0) + " errors", (c.warnings || 0) + " warnings",
-    ].join(" · ");
+    ].concat(c.past_errors ? [c.past_errors + " past certificate errors (not counted)"] : []).join(" · ");
     $("counts").className = "counts" + (c.errors ? " error" : "");
     $("truncated").hidden = !snap.truncated;
     renderEtcd(snap.embedded_etcd);
