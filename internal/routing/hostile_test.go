@@ -24,7 +24,7 @@ type hostileForm struct {
 func hostileForms() []hostileForm {
 	var fs []hostileForm
 	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS,
-		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
+		LabelPath, LabelStripPath, LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
 		fs = append(fs, hostileForm{key: k})
 	}
 	for _, k := range AllowedEnv {

@@ -278,6 +278,7 @@ func (p *parser) parse(opts Options) (Service, bool) {
 	}
 
 	svc.Site = p.siteOptions()
+	p.pathSettings(&svc)
 
 	cert := p.lookup(env(EnvLetsEncryptHost), env(EnvACMEHost))
 	switch {
