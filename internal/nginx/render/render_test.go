@@ -31,7 +31,7 @@ func goldenCases() map[string]Input {
 	long := fakeCert("long.example.net")
 	long.FullChain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(strings.Repeat("long chain ", 420))})) // 6 KB: two parts
 	return map[string]Input{
-		"empty":     {},
+		"empty": {},
 		"paths": {Routes: []routing.Route{
 			with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) {
 				r.Paths = []routing.PathRoute{
