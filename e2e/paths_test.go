@@ -74,7 +74,9 @@ func TestPathsEndToEnd(t *testing.T) {
 					return nil
 				})
 			}
-			body := func(name, path string) string { return "name=" + d.Name(name) + " host=" + host + " path=" + path + "\n" }
+			body := func(name, path string) string {
+				return "name=" + d.Name(name) + " host=" + host + " path=" + path + "\n"
+			}
 			check("/", 200, body("root", "/"))
 			check("/other/x", 200, body("root", "/other/x"))
 			check("/api", 200, body("api", "/api"))
