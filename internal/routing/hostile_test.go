@@ -229,6 +229,14 @@ func FuzzParseService(f *testing.F) {
 			f.Add(uint8(i), "h.test", "172.18.0.2", rep)
 		}
 	}
+	// Valid paths and rewrites, so the fuzzer starts from accepted values.
+	for i, fm := range forms {
+		if fm.key == LabelPath || fm.key == EnvVirtualPath || fm.key == EnvVirtualDest {
+			for _, v := range []string{"/", "/api", "/api/v2/", "/a.b(c)*+", "/x!&,=:@~-_", "/" + strings.Repeat("a", 255)} {
+				f.Add(uint8(i), v, "172.18.0.2", uint16(1))
+			}
+		}
+	}
 	f.Fuzz(func(t *testing.T, form uint8, value, ipv4 string, repeat uint16) {
 		if n := int(repeat); n > 1 && len(value) > 0 {
 			n = min(n, (1<<20)/(len(value)+1))
