@@ -335,7 +335,8 @@ local function route_path(key, r)
   for k = 1, #ps do
     local p = ps[k]
     local m = #p
-    if m <= n and sub(uri, 1, m) == p then
+    -- Two byte tests reject most prefixes without making a substring.
+    if m <= n and byte(uri, m) == byte(p, m) and byte(uri, 2) == byte(p, 2) and sub(uri, 1, m) == p then
       local pr = get_path(key, p)
       if not pr then return ngx.exit(503) end -- listed but not stored: a push in progress
       if pr.strip then
