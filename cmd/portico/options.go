@@ -5,13 +5,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
+	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -84,6 +87,8 @@ type reporterOpts struct {
 	host       *string
 	dockerHost *string
 	labels     *listFlag
+	advertise  *string
+	beatTTL    *time.Duration
 }
 
 func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
@@ -92,12 +97,31 @@ func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
 		host:       fs.String("host", host, "this reporter's host name; it owns the records under containers/<host>/"),
 		dockerHost: fs.String("docker-host", e.get("DOCKER_HOST"), "Docker daemon socket (defaults to DOCKER_HOST, else the local socket)"),
 		labels:     newList().list(fs, "label-filter", "only report containers carrying these labels (key or key=value, comma separated; all must match), like `docker ps --filter label=`"),
+		beatTTL:    durationFlag(fs, "heartbeat-ttl", hosts.DefaultTTL, "TTL of the etcd lease the host's heartbeat is bound to: the host shows as stale this long after its reporter stopped following Docker or reaching etcd (docs/reporter.md)"),
+		advertise:  fs.String("advertise-addr", "", "IP address proxies on other hosts reach this host's published ports at (docs/reporter.md); empty: none, containers are reached at their container addresses only"),
 	}
+}
+
+// advertiseAddr is --advertise-addr, checked; the zero address when empty.
+func (o *reporterOpts) advertiseAddr() (netip.Addr, error) {
+	if *o.advertise == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(*o.advertise)
+	if err == nil {
+		err = reporter.CheckAdvertiseAddr(a)
+	}
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--advertise-addr %q: %w", *o.advertise, err)
+	}
+	return a, nil
 }
 
 // nginxOpts configure the nginx stage.
 type nginxOpts struct {
 	network    *string
+	node       *string
+	hostExpiry *time.Duration
 	httpAddrs  *listFlag
 	httpsAddrs *listFlag
 	template   *string
@@ -122,6 +146,8 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 	host, _ := os.Hostname()
 	return &nginxOpts{
 		network:    fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
+		hostExpiry: addHostExpiry(fs),
+		node:       fs.String("node", "", "the reporter host (--host) this proxy runs on: containers of other hosts whose reporter has --advertise-addr are reached at that address and a published port (docs/reporter.md); empty: every container is reached at its container address (run: its --host)"),
 		httpAddrs:  newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
 		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
 		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
@@ -226,4 +252,10 @@ func addMetrics(fs *flag.FlagSet) *string {
 
 func addDataDir(fs *flag.FlagSet, def string) *string {
 	return fs.String("data-dir", def, "Portico's state: embedded etcd, generated nginx config, certificate files")
+}
+
+// addHostExpiry is --host-expiry, read by every command that builds routes
+// for nginx or shows them (nginx, run, status, ui).
+func addHostExpiry(fs *flag.FlagSet) *time.Duration {
+	return durationFlag(fs, "host-expiry", hosts.DefaultExpiry, "how long after a Docker host was last seen (its heartbeat lost) its containers stop being routed; until then they are served and marked stale; 0 or less: never (docs/reporter.md)")
 }

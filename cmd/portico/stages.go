@@ -37,9 +37,14 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
 	uo := addUI(c.fs, "", no.network, no.allowed)
+	uo.node, uo.hostExpiry = no.node, no.hostExpiry
 	mo := addMemory(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
+	}
+	if *no.node == "" {
+		// The proxy runs on this reporter's host.
+		*no.node = *ro.host
 	}
 	if err := uo.check(); err != nil {
 		return err
@@ -185,7 +190,7 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	so := addStore(c.fs)
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
-	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs)}
+	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs), hostExpiry: addHostExpiry(c.fs)}
 	co := addCerts(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
@@ -224,12 +229,19 @@ func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metrics
 }
 
 func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*reporter.Reporter, error) {
+	adv, err := ro.advertiseAddr()
+	if err != nil {
+		return nil, err
+	}
 	return reporter.New(reporter.Config{
-		DockerHost: *ro.dockerHost,
-		Host:       *ro.host,
-		Labels:     ro.labels.vals,
-		Keys:       so.keys(),
-		Metrics:    reg,
+		DockerHost:    *ro.dockerHost,
+		AdvertiseAddr: adv,
+		Liveness:      cli,
+		HeartbeatTTL:  *ro.beatTTL,
+		Host:          *ro.host,
+		Labels:        ro.labels.vals,
+		Keys:          so.keys(),
+		Metrics:       reg,
 	}, cli, log.With("stage", "reporter"))
 }
 
@@ -238,9 +250,11 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 	if err != nil {
 		return nil, err
 	}
+	ropts.Node = *no.node
 	cfg := nginx.Config{
 		Keys:          so.keys(),
 		Routing:       ropts,
+		HostExpiry:    hostExpiry(*no.hostExpiry),
 		Dir:           nginxDir(dataDir),
 		TempDir:       tempDir,
 		TemplatePath:  *no.template,
@@ -295,6 +309,7 @@ func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client,
 	cfg := certs.Config{
 		Keys:            so.keys(),
 		Routing:         ropts,
+		HostExpiry:      certsHostExpiry(no),
 		Issuer:          *co.issuer,
 		WildcardDomains: co.wildcardDomains.vals,
 		DomainsFile:     *co.domainsFile,
@@ -397,4 +412,22 @@ func parseProviders(vals []string, build func(string) (challenge.Provider, error
 		out[zone] = p
 	}
 	return out, nil
+}
+
+// hostExpiry turns --host-expiry into the stages' setting, where 0 means
+// the default: 0 or less given means never (-1).
+func hostExpiry(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// certsHostExpiry is the --host-expiry the certs stage judges hosts with:
+// run's (the nginx stage's) or the certs command's own.
+func certsHostExpiry(no *nginxOpts) time.Duration {
+	if no.hostExpiry == nil {
+		return 0
+	}
+	return hostExpiry(*no.hostExpiry)
 }

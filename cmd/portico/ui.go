@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -25,6 +26,10 @@ type uiOpts struct {
 	token   *secretFlag
 	network *string
 	allowed *listFlag
+	// node is the nginx stage's --node when the page runs beside it (run).
+	node *string
+	// hostExpiry is --host-expiry: the nginx stage's in run, its own in ui.
+	hostExpiry *time.Duration
 }
 
 // addUI defines --ui-addr and --ui-token (--ui-token-file,
@@ -40,6 +45,8 @@ func addUI(fs *flag.FlagSet, def string, network *string, allowed *listFlag) *ui
 	}
 	if o.allowed == nil {
 		o.allowed = addAllowedDomains(fs)
+		// The page's own command (ui): it judges hosts itself.
+		o.hostExpiry = addHostExpiry(fs)
 	}
 	return o
 }
@@ -66,13 +73,21 @@ func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.
 	if err != nil {
 		return nil, err
 	}
+	if o.node != nil {
+		ropts.Node = *o.node
+	}
+	expiry := time.Duration(0)
+	if o.hostExpiry != nil {
+		expiry = hostExpiry(*o.hostExpiry)
+	}
 	return ui.New(ui.Config{
-		Addr:    *o.addr,
-		Token:   o.token.Value(),
-		Keys:    so.keys(),
-		Routing: ropts,
-		Health:  health,
-		Log:     log.With("stage", "ui"),
+		Addr:       *o.addr,
+		Token:      o.token.Value(),
+		Keys:       so.keys(),
+		Routing:    ropts,
+		HostExpiry: expiry,
+		Health:     health,
+		Log:        log.With("stage", "ui"),
 	}, cli)
 }
 

@@ -99,6 +99,11 @@ type Config struct {
 	// ModulesDir is where nginx's dynamic modules are; "" means
 	// DefaultModulesDir.
 	ModulesDir string
+	// HostExpiry is how long after a Docker host was last seen its
+	// records stop being routed (internal/hosts); until then a host whose
+	// heartbeat is gone is stale and still served. 0 means
+	// hosts.DefaultExpiry; negative: never.
+	HostExpiry time.Duration
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -142,6 +147,8 @@ type Stage struct {
 	// at each sync.
 	mainConf []byte
 	mainErr  error
+	// hosts is the stage's view of host liveness (hostsview.go).
+	hosts *hostsView
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -179,6 +186,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
+	if s.hosts, err = newHostsView(cfg.HostExpiry, cfg.Metrics); err != nil {
+		return nil, err
+	}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
@@ -271,6 +281,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
+	s.hosts.mirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), notify, s.log)
+	wg.Go(func() { s.hosts.mirror.Run(ctx) })
 
 	supDone := make(chan error, 1)
 	supStarted := false
@@ -336,6 +348,12 @@ func (s *Stage) Run(ctx context.Context) error {
 			upC = nil
 			pending, first, last = true, time.Now(), time.Now()
 			timer.Reset(0)
+		case <-s.hosts.wake.C:
+			// A stale host reached its expiry: its records leave.
+			select {
+			case notify <- struct{}{}:
+			default:
+			}
 		case <-notify:
 			now := time.Now()
 			if !pending {
@@ -392,7 +410,7 @@ const retryIn = 2 * time.Second
 // delay after which to retry, or 0.
 func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	defer s.syncs.Add(1)
-	containers := s.containers(mc)
+	containers := s.served(s.containers(mc), time.Now())
 	res := routing.Build(containers, s.cfg.Routing)
 	routes, errs := render.CheckRoutes(res.Routes)
 	refs, cerrs := s.certs.Sync(s.bundles(mb))

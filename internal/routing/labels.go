@@ -14,6 +14,7 @@ const (
 	LabelEnable   = "portico.enable"   // false: ignore this container
 	LabelHTTPS    = "portico.https"    // auto (default), redirect, both, off
 	LabelHSTS     = "portico.hsts"     // true, false, a max-age in seconds, or a full header value
+	LabelAddress  = "portico.address"  // auto (default), container, host: how a proxy reaches the container (reach.go)
 )
 
 // Path labels (internal/pathprefix): the path prefix a container serves on
@@ -94,7 +95,7 @@ func isEnvName(key string) bool {
 }
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
-var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS,
+var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress,
 	LabelPath, LabelStripPath}
 
 // LegacyPrefix is the prefix of the 2016 design's labels.

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
@@ -48,6 +49,9 @@ type Config struct {
 	Token   string
 	Keys    store.Keys
 	Routing routing.Options
+	// HostExpiry is --host-expiry (internal/hosts): 0 means
+	// hosts.DefaultExpiry, negative never.
+	HostExpiry time.Duration
 	// MaxClients bounds the live (SSE) connections; more get 503.
 	MaxClients int
 	// MaxClientsPerAddr bounds the live connections of one client address
@@ -176,7 +180,11 @@ func (s *Server) debounce(ctx context.Context) {
 // publish builds a snapshot from the mirror and wakes the event streams.
 func (s *Server) publish(now time.Time) {
 	entries, rev, synced := s.mirror.Snapshot()
-	rep := status.Gather(entries, s.cfg.Keys, s.cfg.Routing, now)
+	expiry := s.cfg.HostExpiry
+	if expiry == 0 {
+		expiry = hosts.DefaultExpiry
+	}
+	rep := status.GatherExpiry(entries, s.cfg.Keys, s.cfg.Routing, now, expiry)
 	var health *store.EmbeddedHealth
 	if s.cfg.Health != nil {
 		health = s.cfg.Health()

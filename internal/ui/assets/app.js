@@ -91,9 +91,11 @@
       byNode.get(c.node).push(c);
     }
     const nodes = [...byNode.keys()].sort();
+    const hostState = new Map((r.hosts || []).map((h) => [h.host, h]));
     fill("containers", el("div", {}, nodes.map((n) => el("div", {},
       el("h3", {}, "Docker host ", el("span", { class: "mono" }, dash(n)), " ",
-        el("span", { class: "muted" }, "(" + byNode.get(n).length + ")")),
+        el("span", { class: "muted" }, "(" + byNode.get(n).length + ")"), " ",
+        hostBadge(hostState.get(n))),
       table(["Name", "ID", "State", "Vhosts", "Upstream"], byNode.get(n).map((c) => [
         c.name,
         el("span", { class: "mono" }, dash(c.id)),
@@ -101,6 +103,17 @@
         dash(list(c.vhosts)),
         c.addr ? el("span", { class: c.live ? "mono" : "mono down" }, c.addr + (c.live ? "" : " (not live)")) : "–",
       ]))))));
+  }
+
+  // hostBadge marks a Docker host whose heartbeat is lost: stale (its
+  // routes still served until the host expiry) or expired (not routed).
+  function hostBadge(h) {
+    if (!h || h.state === "live") return "";
+    if (h.state === "stale") {
+      return el("span", { class: "pending" }, "stale: heartbeat lost, last seen " + when(h.last_seen) +
+        (h.expires_at ? "; routes kept until " + when(h.expires_at) : "; routes kept"));
+    }
+    return el("span", { class: "error" }, "expired: last seen " + when(h.last_seen) + "; its containers are no longer routed");
   }
 
   function renderCerts(r) {
