@@ -45,7 +45,7 @@ func startHTTP01ACME(t *testing.T, httpPort int) *acmeSetup {
 }
 
 // getPath is GET http://addr<path> with Host host.
-func getPath(addr, host, path string) (int, string, error) {
+func getACMEPath(addr, host, path string) (int, string, error) {
 	req, err := http.NewRequest("GET", "http://"+addr+path, nil)
 	if err != nil {
 		return 0, "", err
@@ -197,7 +197,7 @@ func http01WithoutDNSProvider(t *testing.T, dynamic string) {
 
 	// A token Portico does not hold goes to the container.
 	path := http01.PathPrefix + randomToken(t)
-	code, body, err := getPath(p.http, host, path)
+	code, body, err := getACMEPath(p.http, host, path)
 	if err != nil || code != 200 || !strings.Contains(body, "name="+d.Name("web")) || !strings.Contains(body, "path="+path) {
 		t.Errorf("unheld token: %d %q %v, want the container's answer", code, body, err)
 	}
@@ -276,7 +276,7 @@ func TestHTTP01AnsweredByEveryProxy(t *testing.T) {
 		putToken(t, cli, keys.HTTP01Token(tok), http01.Record{Token: tok, KeyAuth: ka, Domain: host})
 		for _, proxy := range []string{httpA, b.http} {
 			check(t, 2*time.Second, "token answered by "+proxy, func() error {
-				code, body, err := getPath(proxy, host, http01.PathPrefix+tok)
+				code, body, err := getACMEPath(proxy, host, http01.PathPrefix+tok)
 				if err != nil || code != 200 || body != ka {
 					return fmt.Errorf("%d %q %v", code, body, err)
 				}
@@ -313,7 +313,7 @@ func TestHTTP01AnsweredByEveryProxy(t *testing.T) {
 		// The container answers every path with its name: it cannot shadow
 		// the held token.
 		check(t, 2*time.Second, "held token answered by Portico on "+proxy, func() error {
-			code, body, err := getPath(proxy, host, http01.PathPrefix+held)
+			code, body, err := getACMEPath(proxy, host, http01.PathPrefix+held)
 			if err != nil || code != 200 || body != heldKA {
 				return fmt.Errorf("%d %q %v", code, body, err)
 			}
@@ -325,7 +325,7 @@ func TestHTTP01AnsweredByEveryProxy(t *testing.T) {
 			{"record under another token's key", host, wrongKey},
 			{"record with a bad key authorization", host, badKA},
 		} {
-			code, body, err := getPath(proxy, c.host, http01.PathPrefix+c.token)
+			code, body, err := getACMEPath(proxy, c.host, http01.PathPrefix+c.token)
 			if err != nil || code == 200 && !strings.Contains(body, "name=") || strings.Contains(body, "<script>") {
 				t.Errorf("%s on %s: %d %q %v: answered as a challenge", c.name, proxy, code, body, err)
 			}

@@ -110,7 +110,7 @@ func ServiceNames(res routing.Result) []NameSet {
 
 // accepted reports whether routing accepted s's claim on r.
 func accepted(r *routing.Route, s routing.Service) bool {
-	return slices.Contains(r.Containers, s.Container) && r.Protocol == s.Protocol && r.HTTPS == s.HTTPS && r.HSTS == s.HSTS
+	return r.Claimed(s)
 }
 
 // Plan turns name sets into the certificates to obtain, sorted by Primary.

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/portico/portico/internal/routing"
@@ -287,5 +288,34 @@ func TestNormalizeName(t *testing.T) {
 		if (err != nil) != (tc.want == "") || got != tc.want {
 			t.Errorf("NormalizeName(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
 		}
+	}
+}
+
+// TestPlanPathsOneCertificate: containers serving different paths of one
+// vhost get one certificate for the vhost, not one per path, and a path
+// container's names count as routed.
+func TestPlanPathsOneCertificate(t *testing.T) {
+	rec := func(id, name string, labels map[string]string, env map[string]string) store.Container {
+		labels[routing.LabelPort] = "80"
+		return store.Container{ID: id, Name: name, Host: "h", State: "running", Labels: labels, Env: env}
+	}
+	cs := []store.Container{
+		rec("1", "root", map[string]string{routing.LabelVhost: "app.example.com"}, nil),
+		rec("2", "api", map[string]string{routing.LabelVhost: "app.example.com", routing.LabelPath: "/api", routing.LabelProtocol: "grpc"}, nil),
+		rec("3", "app1", map[string]string{}, map[string]string{routing.EnvVirtualHost: "app.example.com", routing.EnvVirtualPath: "/app1/", routing.EnvVirtualDest: "/"}),
+	}
+	sets := ServiceNames(routing.Build(cs, routing.Options{}))
+	if len(sets) != 3 {
+		t.Fatalf("name sets %+v", sets)
+	}
+	for _, ns := range sets {
+		if !slices.Equal(ns.Routed, []string{"app.example.com"}) {
+			t.Errorf("%s routes %v", ns.Owner, ns.Routed)
+		}
+	}
+	got, warnings := Plan(sets, PlanOptions{})
+	want := []store.WantedCert{{Primary: "app.example.com", Names: []string{"app.example.com"}, Issuer: store.IssuerACME}}
+	if !reflect.DeepEqual(got, want) || len(warnings) > 0 {
+		t.Errorf("got %+v (warnings %v), want %+v", got, warnings, want)
 	}
 }

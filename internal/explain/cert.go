@@ -130,7 +130,8 @@ func dash(s, def string) string {
 	return s
 }
 
-// dynamicLine is route's line in the dynamic path's table, decided by the
+// dynamicLine is route's line in the dynamic path's table, then one line
+// per path prefix (newline-separated), decided by the
 // nginx stage's own DynamicTable; "" when it cannot be built.
 func dynamicLine(route routing.Route, refs []render.CertRef, st render.Settings) string {
 	tab, _, err := render.DynamicTable([]routing.Route{route}, refs, st, "")
@@ -141,10 +142,11 @@ func dynamicLine(route routing.Route, refs []render.CertRef, st render.Settings)
 	if err != nil {
 		return ""
 	}
+	var lines []string
 	for _, l := range strings.Split(string(body), "\n") {
-		if strings.HasPrefix(l, "route\t") {
-			return l
+		if strings.HasPrefix(l, "route\t") || strings.HasPrefix(l, "path\t") {
+			lines = append(lines, l)
 		}
 	}
-	return ""
+	return strings.Join(lines, "\n")
 }

@@ -167,7 +167,7 @@ func claimWhy(x *Explanation, route *routing.Route, routeErrs []error) {
 // certs.ServiceNames decides it): the route lists the container and has its
 // settings.
 func accepted(r *routing.Route, svc routing.Service) bool {
-	return slices.Contains(r.Containers, svc.Container) && r.Protocol == svc.Protocol && r.HTTPS == svc.HTTPS && r.HSTS == svc.HSTS
+	return r.Claimed(svc)
 }
 
 // conflictReason is the routing problem that rejected the claim on name.

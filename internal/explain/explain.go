@@ -122,9 +122,23 @@ type Route struct {
 	Default    bool     `json:"default,omitempty"`
 	Upstreams  []string `json:"upstreams"`
 	Containers []string `json:"containers"`
+	// Paths are the vhost's path prefixes other than "/", longest first;
+	// NoRoot is set when no container serves "/" (404 elsewhere).
+	Paths  []Path `json:"paths,omitempty"`
+	NoRoot bool   `json:"no_root,omitempty"`
 	// Digest is render.RouteDigest of the route, compared with each
 	// instance's applied routes.
 	Digest string `json:"digest"`
+}
+
+// Path is one path prefix of the route and what serves it.
+type Path struct {
+	Path       string   `json:"path"`
+	Strip      bool     `json:"strip,omitempty"`
+	Dest       string   `json:"dest,omitempty"`
+	Protocol   string   `json:"protocol"`
+	Upstreams  []string `json:"upstreams"`
+	Containers []string `json:"containers"`
 }
 
 // Certificate is what serves, or would serve, the route over HTTPS.
@@ -190,8 +204,13 @@ func Build(in Input) Explanation {
 	claimWhy(&x, route, routeErrs)
 	if route != nil {
 		x.Route = &Route{Host: route.Host, Wildcard: wildcard, Protocol: route.Protocol, HTTPS: route.HTTPS, HSTS: route.HSTS.Header(),
-			Default: route.Default, Upstreams: nonNil(route.Upstreams), Containers: nonNil(route.Containers), Digest: render.RouteDigest(*route)}
-		if len(route.Upstreams) == 0 {
+			Default: route.Default, Upstreams: nonNil(route.Upstreams), Containers: nonNil(route.Containers), Digest: render.RouteDigest(*route),
+			NoRoot: route.NoRoot}
+		for _, p := range route.Paths {
+			x.Route.Paths = append(x.Route.Paths, Path{Path: p.Path, Strip: p.Strip, Dest: p.Dest, Protocol: p.Protocol,
+				Upstreams: nonNil(p.Upstreams), Containers: nonNil(p.Containers)})
+		}
+		if len(route.Upstreams) == 0 && !route.NoRoot {
 			x.Why = append(x.Why, "no replica is live: nginx answers 503 for it")
 		}
 		explainCert(&x, in, snap, *route)

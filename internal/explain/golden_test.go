@@ -50,6 +50,16 @@ func TestGolden(t *testing.T) {
 			w.applied("n1")
 		},
 	}, {
+		file: "paths.golden",
+		host: "app.test",
+		setup: func(w *world) {
+			w.container("c1", "root", map[string]string{routing.LabelVhost: "app.test"})
+			w.container("c2", "api", map[string]string{routing.LabelVhost: "app.test", routing.LabelPath: "/api/", routing.LabelStripPath: "true"})
+			w.container("c3", "api-grpc", map[string]string{routing.LabelVhost: "app.test", routing.LabelPath: "/api/", routing.LabelProtocol: "grpc"})
+			w.bundle(store.IssuerLocal, "app.test")
+			w.applied("n1", w.routes(proxy)...)
+		},
+	}, {
 		file: "unclaimed.golden",
 		host: "nobody.test",
 		setup: func(w *world) {

@@ -103,8 +103,25 @@ func (x Explanation) WriteText(w io.Writer, now time.Time) error {
 		if len(r.Upstreams) == 0 {
 			ups = "none live (503)"
 		}
+		if r.NoRoot {
+			ups = "none: no container serves / (404)"
+		}
 		fmt.Fprintf(tw, "    upstreams\t%s\n", ups)
 		fmt.Fprintf(tw, "    containers\t%s\n", list(r.Containers))
+		for _, p := range r.Paths {
+			ups := list(p.Upstreams)
+			if len(p.Upstreams) == 0 {
+				ups = "none live (503)"
+			}
+			how := ""
+			switch {
+			case p.Strip:
+				how = ", prefix stripped"
+			case p.Dest != "":
+				how = ", prefix replaced with " + p.Dest
+			}
+			fmt.Fprintf(tw, "    path %s\tprotocol %s%s; upstreams %s; containers %s\n", e(p.Path), e(p.Protocol), e(how), ups, list(p.Containers))
+		}
 	} else {
 		fmt.Fprintf(tw, "  none: no route serves %s\n", e(x.Host))
 	}
@@ -151,8 +168,15 @@ func (x Explanation) WriteText(w io.Writer, now time.Time) error {
 		fmt.Fprintln(w, "  - (no route)")
 	}
 	if x.DynamicLine != "" {
-		fmt.Fprintf(w, "  on the dynamic path (docs/nginx.md), nginx serves this table line instead:\n  %s\n",
-			e(strings.ReplaceAll(x.DynamicLine, "\t", " | ")))
+		lines := strings.Split(x.DynamicLine, "\n")
+		what := "this table line"
+		if len(lines) > 1 {
+			what = "these table lines"
+		}
+		fmt.Fprintf(w, "  on the dynamic path (docs/nginx.md), nginx serves %s instead:\n", what)
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %s\n", e(strings.ReplaceAll(l, "\t", " | ")))
+		}
 	}
 
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -22,7 +22,7 @@ const (
 	acmeThumb = "9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
 )
 
-func (h *harness) getPath(host, path string) (int, string, error) {
+func (h *harness) getACME(host, path string) (int, string, error) {
 	req, _ := http.NewRequest("GET", "http://"+h.http+path, nil)
 	req.Host = host
 	resp, err := noRedirect.Do(req)
@@ -79,7 +79,7 @@ func TestACMEChallengeServedBeforeAnythingElse(t *testing.T) {
 			h.putJSON(h.keys.HTTP01Token(tok3), http01.Record{Token: tok3, KeyAuth: tok3 + "." + acmeThumb, Domain: other})
 			h.eventually("held tokens answered", func() error {
 				for _, c := range [][3]string{{routed, acmeTok, ka}, {unrouted, tok2, tok2 + "." + acmeThumb}} {
-					code, body, err := h.getPath(c[0], http01.PathPrefix+c[1])
+					code, body, err := h.getACME(c[0], http01.PathPrefix+c[1])
 					if err != nil || code != 200 || body != c[2] {
 						return fmt.Errorf("%s: %d %q %v", c[0], code, body, err)
 					}
@@ -98,7 +98,7 @@ func TestACMEChallengeServedBeforeAnythingElse(t *testing.T) {
 				{unrouted, http01.PathPrefix + "short", 404}, // not a token
 				{unrouted, "/.portico-acme/" + unrouted + "/" + tok2, 404},
 			} {
-				code, body, err := h.getPath(c.host, c.path)
+				code, body, err := h.getACME(c.host, c.path)
 				if err != nil || code != c.code || code == 200 && !strings.HasPrefix(body, "A ") {
 					t.Errorf("%s%s: %d %q %v, want %d", c.host, c.path, code, body, err, c.code)
 				}
@@ -116,7 +116,7 @@ func TestACMEChallengeServedBeforeAnythingElse(t *testing.T) {
 			})
 			h.deleteKey(h.keys.HTTP01Token(acmeTok))
 			h.eventually("deleted token no longer answered", func() error {
-				if code, body, err := h.getPath(routed, http01.PathPrefix+acmeTok); err != nil || code != 200 || !strings.HasPrefix(body, "A ") {
+				if code, body, err := h.getACME(routed, http01.PathPrefix+acmeTok); err != nil || code != 200 || !strings.HasPrefix(body, "A ") {
 					return fmt.Errorf("%d %q %v", code, body, err)
 				}
 				return nil
@@ -132,7 +132,7 @@ func TestACMEHTTPSiteUnheldTokenReachesContainer(t *testing.T) {
 	a := echoServer(t, "A")
 	h.putContainer("a1", a, map[string]string{routing.LabelVhost: "app.example.org"})
 	h.want("app.example.org", 200, "A host=app.example.org")
-	if code, body, err := h.getPath("app.example.org", http01.PathPrefix+acmeTok); err != nil || code != 200 || !strings.HasPrefix(body, "A ") {
+	if code, body, err := h.getACME("app.example.org", http01.PathPrefix+acmeTok); err != nil || code != 200 || !strings.HasPrefix(body, "A ") {
 		t.Errorf("%d %q %v: want the container's answer", code, body, err)
 	}
 }

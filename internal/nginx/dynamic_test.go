@@ -232,6 +232,17 @@ func TestDynamicControlRefusesGarbage(t *testing.T) {
 		"unknown option":     "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tlua=os.exit()\n",
 		"star inside":        "portico-routes 1\nroute\twww.*.test\thttp\t0\t0\t\t127.0.0.1:1\n",
 		"both wildcards":     "portico-routes 1\nroute\t*.example.*\thttp\t0\t0\t\t127.0.0.1:1\n",
+		// Paths: every listed path has its line and the reverse; a path
+		// is a validated prefix; the list is longest first.
+		"path not listed":     "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\npath\tevil.test\t/a\thttp\t0\t0\t\t127.0.0.1:1\n",
+		"listed path missing": "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/a\n",
+		"path traversal":      "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/a/..\npath\tevil.test\t/a/..\thttp\t0\t0\t\t127.0.0.1:1\n",
+		"path with space":     "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\npath\tevil.test\t/a b\thttp\t0\t0\t\t127.0.0.1:1\n",
+		"path pattern chars":  "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/a%\npath\tevil.test\t/a%\thttp\t0\t0\t\t127.0.0.1:1\n",
+		"list not sorted":     "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/a /bb\npath\tevil.test\t/a\thttp\t0\t0\t\t127.0.0.1:1\npath\tevil.test\t/bb\thttp\t0\t0\t\t127.0.0.1:1\n",
+		"bad dest":            "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/a\npath\tevil.test\t/a\thttp\t0\t0\t\t127.0.0.1:1\tpath-dest=http://x\n",
+		"bad strip":           "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/a\npath\tevil.test\t/a\thttp\t0\t0\t\t127.0.0.1:1\tpath-strip=yes\n",
+		"root path line":      "portico-routes 1\nroute\tevil.test\thttp\t0\t0\t\t127.0.0.1:1\tpath-list=/\npath\tevil.test\t/\thttp\t0\t0\t\t127.0.0.1:1\n",
 	} {
 		if err := ctl.PutRoutes(ctx, []byte(body)); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -46,7 +47,7 @@ func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.Cert
 		before[r.Host] = r
 	}
 	after := make(map[string]bool, len(next))
-	var added, removed, upstreams, settings, containers []string
+	var added, removed, upstreams, settings, containers, paths []string
 	for _, r := range next {
 		after[r.Host] = true
 		old, ok := before[r.Host]
@@ -57,6 +58,8 @@ func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.Cert
 			upstreams = append(upstreams, r.Host)
 		case old.Protocol != r.Protocol || old.HTTPS != r.HTTPS || old.HSTS != r.HSTS || old.Default != r.Default:
 			settings = append(settings, r.Host)
+		case old.NoRoot != r.NoRoot || old.Dest != r.Dest || !reflect.DeepEqual(old.Paths, r.Paths):
+			paths = append(paths, r.Host)
 		case !slices.Equal(old.Containers, r.Containers):
 			containers = append(containers, r.Host)
 		}
@@ -102,6 +105,7 @@ func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.Cert
 	counted(removed, "route", "removed")
 	named(upstreams, "upstreams changed")
 	named(settings, "route settings changed")
+	named(paths, "paths changed")
 	named(containers, "containers changed")
 	named(certAdded, "certificate added")
 	named(certChanged, "certificate changed")

@@ -24,6 +24,8 @@ func TestReloadReason(t *testing.T) {
 	hsts.HSTS = routing.HSTS{MaxAge: 300}
 	moved := rt("m.test", "10.0.0.1:80")
 	moved.Containers = []string{"other"}
+	pathed := rt("p.test", "10.0.0.1:80")
+	pathed.Paths = []routing.PathRoute{{Path: "/api", Protocol: "http", Upstreams: []string{"10.0.0.2:80"}}}
 	for _, tt := range []struct {
 		name             string
 		prev, next       []routing.Route
@@ -47,6 +49,8 @@ func TestReloadReason(t *testing.T) {
 			want: "route settings changed: s.test"},
 		{name: "containers only", prev: []routing.Route{rt("m.test", "10.0.0.1:80")}, next: []routing.Route{moved},
 			want: "containers changed: m.test"},
+		{name: "a path added", prev: []routing.Route{rt("p.test", "10.0.0.1:80")}, next: []routing.Route{pathed},
+			want: "paths changed: p.test"},
 		{name: "nothing of ours", prev: []routing.Route{rt("a.test")}, next: []routing.Route{rt("a.test")},
 			want: "settings or template changed"},
 		{name: "bounded list", next: many,

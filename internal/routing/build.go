@@ -26,7 +26,14 @@ import (
 //     claimants' names, sorted and unique, live or not. A stopping
 //     container is not live but still claims its vhosts, so it keeps
 //     owning them while it stops.
-//   - The earliest claimant of a vhost defines its Protocol, HTTPS and HSTS.
+//   - Paths (paths.go): each container serves one path prefix (Service.Path,
+//     "/" by default) on each of its vhosts. Containers with the same vhost
+//     and the same path are replicas of one upstream; containers with other
+//     paths on one vhost each get their own (Route.Paths). A vhost no
+//     container serves "/" of is NoRoot: unmatched paths get 404.
+//   - The earliest claimant of a vhost defines its HTTPS and HSTS, and the
+//     earliest claimant of a vhost and path its Protocol, strip-path, dest
+//     and per-site options.
 //     Claimants are ordered by their record's etcd CreateRevision (0, i.e.
 //     unknown, last), then by (Name, Node, ID): a container cannot take a
 //     vhost over by sorting first, the one whose record existed first keeps
@@ -34,7 +41,8 @@ import (
 //     vhost rejected with a SeverityError problem (label portico.vhost, value
 //     the host) naming both containers; it is not an upstream there, but its
 //     Service and its other vhosts are kept. Ports and networks may differ
-//     between replicas.
+//     between replicas. A vhost holds at most pathprefix.MaxPerHost path
+//     prefixes; a claim on one more is rejected the same way.
 //   - Default server: the first container with portico.default=true makes its
 //     first vhost (Hosts[0]) the default, provided its claim on that vhost was
 //     accepted. Replicas whose Hosts[0] is that same vhost agree and get no
@@ -78,7 +86,8 @@ func Build(cs []store.Container, opts Options) Result {
 
 	type claim struct {
 		route *Route
-		owner *Service // first claimant: defines the route
+		owner *Service // first claimant: defines the vhost's settings
+		paths map[string]*pathClaim
 	}
 	routes := make(map[string]*claim)
 	type hostSvc struct {
@@ -91,17 +100,18 @@ func Build(cs []store.Container, opts Options) Result {
 		for _, h := range svc.Hosts {
 			cl := routes[h]
 			if cl == nil {
-				cl = &claim{route: &Route{Host: h, Protocol: svc.Protocol, HTTPS: svc.HTTPS, HSTS: svc.HSTS, Root: svc.Root, Site: svc.Site}, owner: svc}
+				cl = &claim{route: &Route{Host: h, Protocol: ProtoHTTP, HTTPS: svc.HTTPS, HSTS: svc.HSTS, NoRoot: true},
+					owner: svc, paths: map[string]*pathClaim{}}
 				routes[h] = cl
-			} else if msg := conflict(cl.owner, svc); msg != "" {
+			}
+			msg := conflict(cl.owner, svc)
+			if msg == "" {
+				msg = claimPath(cl.route, cl.paths, svc)
+			}
+			if msg != "" {
 				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelVhost, h,
 					fmt.Sprintf("claim on this vhost rejected: %s", msg)))
 				rejected[hostSvc{h, i}] = true
-				continue
-			}
-			cl.route.Containers = append(cl.route.Containers, svc.Container)
-			if svc.Live {
-				cl.route.Upstreams = append(cl.route.Upstreams, svc.Addr)
 			}
 		}
 		if len(svc.Site.Redirect.From) == 0 {
@@ -116,14 +126,20 @@ func Build(cs []store.Container, opts Options) Result {
 		for _, h := range svc.Site.Redirect.From {
 			cl := routes[h]
 			if cl == nil {
-				routes[h] = &claim{route: redirectRoute(h, rs), owner: rs}
-				continue
-			} else if msg := conflict(cl.owner, rs); msg != "" {
+				cl = &claim{route: &Route{Host: h, Protocol: ProtoHTTP, HTTPS: rs.HTTPS, HSTS: rs.HSTS, NoRoot: true},
+					owner: rs, paths: map[string]*pathClaim{}}
+				routes[h] = cl
+			}
+			// The redirect claims the name's root path, as a vhost would:
+			// first claimant wins.
+			msg := conflict(cl.owner, rs)
+			if msg == "" {
+				msg = claimPath(cl.route, cl.paths, rs)
+			}
+			if msg != "" {
 				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelRedirectFrom, h,
 					fmt.Sprintf("claim on this name rejected: %s", msg)))
-				continue
 			}
-			cl.route.Containers = append(cl.route.Containers, svc.Container)
 		}
 	}
 
@@ -150,6 +166,7 @@ func Build(cs []store.Container, opts Options) Result {
 	res.Routes = make([]Route, 0, len(routes))
 	for _, cl := range routes {
 		r := cl.route
+		finishPaths(r, cl.paths)
 		slices.Sort(r.Upstreams)
 		r.Upstreams = slices.Compact(r.Upstreams)
 		slices.Sort(r.Containers)
@@ -204,23 +221,21 @@ func rejectedProblem(c store.Container) Problem {
 	}
 }
 
-// conflict describes how svc's settings differ from the route owner's, or "".
+// conflict describes how svc's vhost-wide settings (HTTPS mode, HSTS)
+// differ from the vhost's first claimant's, whatever their paths, or "".
+// The settings of a path are compared by pathConflict.
 func conflict(owner, svc *Service) string {
+	if owner == svc {
+		return ""
+	}
 	differ := func(what string, mine, theirs any) string {
 		return fmt.Sprintf("%s %v differs from %v set by container %q, which claimed this vhost first", what, mine, theirs, owner.Container)
 	}
 	switch {
-	case svc.Protocol != owner.Protocol:
-		return differ(LabelProtocol, svc.Protocol, owner.Protocol)
 	case svc.HTTPS != owner.HTTPS:
 		return differ(LabelHTTPS, svc.HTTPS, owner.HTTPS)
 	case svc.HSTS != owner.HSTS:
 		return differ(LabelHSTS, svc.HSTS, owner.HSTS)
-	case svc.Root != owner.Root:
-		return differ(LabelRoot, svc.Root, owner.Root)
-	}
-	if label, mine, theirs := svc.Site.Diff(owner.Site); label != "" {
-		return differ(label, mine, theirs)
 	}
 	return ""
 }

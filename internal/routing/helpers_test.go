@@ -112,6 +112,8 @@ var (
 	safeHTTPS    = regexp.MustCompile(`^(auto|redirect|both|off)$`)
 	safeAddr     = regexp.MustCompile(`^([0-9]{1,3}(\.[0-9]{1,3}){3}|\[[0-9a-f:.]+\]):[1-9][0-9]{0,4}$`)
 	safeName     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+	// safePath: a path prefix or destination, "" for none (Dest).
+	safePath = regexp.MustCompile(`^(/[A-Za-z0-9._~!&()*+,=:@-]*){0,128}$`)
 )
 
 // unsafeFields lists every rendered field of r that fails its strict pattern.
@@ -166,6 +168,10 @@ func unsafeFields(r Result) []string {
 		if s.HTTPS == HTTPSOff && len(s.CertHosts) > 0 {
 			bad = append(bad, where+" https off with cert hosts")
 		}
+		if s.Path == "/" || !safePath.MatchString(s.Path) || !safePath.MatchString(s.Dest) || len(s.Path) > 256 || len(s.Dest) > 256 ||
+			strings.Contains(s.Path, "..") || strings.Contains(s.Dest, "..") {
+			bad = append(bad, fmt.Sprintf("%s path %q dest %q", where, s.Path, s.Dest))
+		}
 	}
 	for _, rt := range r.Routes {
 		where := "route " + rt.Host
@@ -191,6 +197,16 @@ func unsafeFields(r Result) []string {
 		for _, n := range rt.Containers {
 			if !safeName.MatchString(n) {
 				bad = append(bad, fmt.Sprintf("%s container %q", where, n))
+			}
+		}
+		for _, p := range rt.Paths {
+			if p.Path == "" || p.Path == "/" || !safePath.MatchString(p.Path) || !safePath.MatchString(p.Dest) || !safeProtocol.MatchString(p.Protocol) {
+				bad = append(bad, fmt.Sprintf("%s path %q dest %q protocol %q", where, p.Path, p.Dest, p.Protocol))
+			}
+			for _, u := range p.Upstreams {
+				if !safeAddr.MatchString(u) {
+					bad = append(bad, fmt.Sprintf("%s path %s upstream %q", where, p.Path, u))
+				}
 			}
 		}
 	}

@@ -24,7 +24,7 @@ type hostileForm struct {
 func hostileForms() []hostileForm {
 	var fs []hostileForm
 	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot,
-		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
+		LabelPath, LabelStripPath, LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
 		fs = append(fs, hostileForm{key: k})
 	}
 	for _, k := range siteoptsHostileKeys() {
@@ -256,6 +256,14 @@ func FuzzParseService(f *testing.F) {
 		for _, rep := range []uint16{101, 5000, 65535} {
 			f.Add(uint8(i), "a_b", "172.18.0.2", rep)
 			f.Add(uint8(i), "h.test", "172.18.0.2", rep)
+		}
+	}
+	// Valid paths and rewrites, so the fuzzer starts from accepted values.
+	for i, fm := range forms {
+		if fm.key == LabelPath || fm.key == EnvVirtualPath || fm.key == EnvVirtualDest {
+			for _, v := range []string{"/", "/api", "/api/v2/", "/a.b(c)*+", "/x!&,=:@~-_", "/" + strings.Repeat("a", 255)} {
+				f.Add(uint8(i), v, "172.18.0.2", uint16(1))
+			}
 		}
 	}
 	f.Fuzz(func(t *testing.T, form uint8, value, ipv4 string, repeat uint16) {

@@ -33,6 +33,13 @@ const (
 // KnownLabelPrefixes are label prefixes whose every key is known.
 var KnownLabelPrefixes = []string{LabelResponseHeader, LabelRequestHeader}
 
+// Path labels (internal/pathprefix): the path prefix a container serves on
+// its vhosts, and whether the prefix is stripped before proxying.
+const (
+	LabelPath      = "portico.path"       // a path prefix, "/" (the default) to "/api/v2/"
+	LabelStripPath = "portico.strip-path" // true: the upstream gets the path without the prefix
+)
+
 // Labels of the original 2016 design (docker-service-* containers); each
 // means the same as its portico.* counterpart.
 const (
@@ -53,12 +60,14 @@ const (
 	EnvHTTPSMethod     = "HTTPS_METHOD" // redirect, noredirect, nohttps (nohttp: see parse.go)
 	EnvHSTS            = "HSTS"         // a full header value, or off
 	EnvVirtualRoot     = "VIRTUAL_ROOT" // fastcgi: the document root inside the container
+	EnvVirtualPath     = "VIRTUAL_PATH" // portico.path's env form
+	EnvVirtualDest     = "VIRTUAL_DEST" // the path the prefix is replaced with upstream (nginx-proxy semantics)
 )
 
 // AllowedEnv lists the environment variables Portico reads, which the
 // reporter copies out of a container whole. Everything else may hold secrets
 // and never leaves the host, but for the names in IgnoredEnv.
-var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost, EnvHTTPSMethod, EnvHSTS, EnvVirtualRoot}
+var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLetsEncryptHost, EnvACMEHost, EnvHTTPSMethod, EnvHSTS, EnvVirtualRoot, EnvVirtualPath, EnvVirtualDest}
 
 // IgnoredEnv are the per-container variables documented by nginx-proxy and
 // acme-companion that Portico does not read. A container that sets one gets a
@@ -66,7 +75,7 @@ var AllowedEnv = []string{EnvVirtualHost, EnvVirtualPort, EnvVirtualProto, EnvLe
 // copies them with the value cut to IgnoredEnvValueBytes.
 var IgnoredEnv = []string{
 	// nginx-proxy
-	"VIRTUAL_PATH", "VIRTUAL_DEST", "VIRTUAL_HOST_MULTIPORTS",
+	"VIRTUAL_HOST_MULTIPORTS",
 	"NETWORK_ACCESS", "SSL_POLICY", "CERT_NAME", "NON_GET_REDIRECT",
 	"ACME_HTTP_CHALLENGE_LOCATION",
 	// acme-companion
@@ -104,7 +113,7 @@ func isEnvName(key string) bool {
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
 var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot,
-	LabelRedirectFrom, LabelRedirectTo, LabelRedirectCode, LabelRedirectKeepPath, LabelSecurityHeaders}
+	LabelRedirectFrom, LabelRedirectTo, LabelRedirectCode, LabelRedirectKeepPath, LabelSecurityHeaders, LabelPath, LabelStripPath}
 
 // LegacyPrefix is the prefix of the 2016 design's labels.
 const LegacyPrefix = "com.chameth."

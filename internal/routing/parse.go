@@ -293,6 +293,18 @@ func (p *parser) parse(opts Options) (Service, bool) {
 	}
 
 	svc.Site = p.siteOptions()
+	p.pathSettings(&svc)
+	if svc.Path != "" && (svc.Protocol == ProtoFastCGI || svc.Protocol == ProtoUWSGI) {
+		// A path entry carries no document root or uwsgi parameters yet.
+		p.add(SeverityError, LabelProtocol, svc.Protocol, "%s serves a vhost's root path only, not path %s", svc.Protocol, svc.Path)
+	}
+	if svc.Path != "" {
+		// Per-site options are the vhost's: the container serving "/"
+		// sets them, and they apply to every path (docs/labels.md).
+		for _, f := range svc.Site.Fields() {
+			p.add(SeverityError, LabelPath, svc.Path, "per-site option %s is set on a path prefix: per-site options apply to the whole vhost and are set by the container that serves /", f.Name)
+		}
+	}
 
 	cert := p.lookup(env(EnvLetsEncryptHost), env(EnvACMEHost))
 	switch {

@@ -117,12 +117,9 @@ func redirectService(svc *Service) *Service {
 	rs := *svc
 	rs.Hosts = nil
 	rs.Site = siteopts.Options{Redirect: siteopts.Redirect{Host: svc.Hosts[0]}}
+	// The redirect answers every path of the name itself: it claims the
+	// root path and has no upstream.
+	rs.Path, rs.Strip, rs.Dest, rs.Root = "", false, "", ""
+	rs.Live, rs.Addr = false, ""
 	return &rs
-}
-
-// redirectRoute is the route of a portico.redirect-from name h: no
-// upstream (every request is redirected), the claimant's HTTPS mode and
-// HSTS, so the name is served over HTTPS with its certificate.
-func redirectRoute(h string, rs *Service) *Route {
-	return &Route{Host: h, Protocol: rs.Protocol, HTTPS: rs.HTTPS, HSTS: rs.HSTS, Site: rs.Site, Containers: []string{rs.Container}}
 }

@@ -6,6 +6,7 @@ package routing
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -132,6 +133,12 @@ type Service struct {
 	Root string
 	// Site are the per-site options (package siteopts).
 	Site siteopts.Options
+	// Path is the path prefix the container serves on each of its Hosts
+	// (package pathprefix); "" is "/", every path. Strip and Dest say what
+	// the upstream gets instead of the request path (pathprefix.Upstream).
+	Path  string
+	Strip bool
+	Dest  string
 	// Live is true when the container should receive traffic.
 	Live bool
 	// Reach is AddressHost when Addr is the container's host's address
@@ -140,22 +147,75 @@ type Service struct {
 	Reach string
 }
 
-// Route is one vhost: one nginx server block and one upstream.
+// Route is one vhost: one nginx server block and one certificate. Its
+// HTTPS, HSTS and Default are the vhost's, whatever the path. Protocol,
+// Site, Dest and Upstreams are those of its root path "/" (one location,
+// one upstream); each other path prefix a container claims is in Paths,
+// with its own. A vhost without paths is exactly what it was before paths
+// existed.
 type Route struct {
 	Host     string
 	Protocol string
 	Default  bool
 	HTTPS    string
 	HSTS     HSTS
-	// Root is the FastCGI document root (Service.Root).
+	// Root is the root path's FastCGI document root (Service.Root).
 	Root string
-	// Site are the first claimant's per-site options.
+	// Site are the root path's first claimant's per-site options.
 	Site siteopts.Options
-	// Upstreams are the live replicas' addresses, sorted and unique. It may
-	// be empty: the vhost is known but no replica is live.
+	// Dest replaces "/" in the path sent upstream (VIRTUAL_DEST on the
+	// root path); "" sends the path unchanged.
+	Dest string `json:",omitempty"`
+	// Upstreams are the root path's live replicas' addresses, sorted and
+	// unique. It may be empty: the vhost is known but no replica is live
+	// (503).
 	Upstreams []string
-	// Containers names every container that claims the vhost, sorted.
+	// Containers names every container that claims the vhost, on any path,
+	// sorted.
 	Containers []string
+	// Paths are the vhost's other path prefixes, in pathprefix.Sort order
+	// (longest first).
+	Paths []PathRoute `json:",omitempty"`
+	// NoRoot is set when no container claims the root path: a request that
+	// no prefix in Paths matches gets 404, as with nginx-proxy.
+	NoRoot bool `json:",omitempty"`
+}
+
+// PathRoute is one path prefix of a vhost and the containers that serve it
+// (its replicas: the same host and the same path).
+type PathRoute struct {
+	Path string
+	// Strip and Dest: what the upstream gets (pathprefix.Upstream).
+	Strip bool   `json:",omitempty"`
+	Dest  string `json:",omitempty"`
+	// Protocol and Site are the path's first claimant's.
+	Protocol string
+	Site     siteopts.Options
+	// Upstreams are the live replicas' addresses, sorted and unique; empty
+	// answers 503.
+	Upstreams []string
+	// Containers names the containers that claim the path, sorted.
+	Containers []string
+}
+
+// Claimed reports whether routing accepted svc's claim on r (a rejected
+// claim is not listed, or differs in a setting routing compares): the route
+// lists the container, has its vhost settings, and its path has its
+// protocol. It tells apart two containers of one name on different Docker
+// hosts only as far as their settings differ.
+func (r *Route) Claimed(svc Service) bool {
+	if !slices.Contains(r.Containers, svc.Container) || r.HTTPS != svc.HTTPS || r.HSTS != svc.HSTS {
+		return false
+	}
+	if svc.Path == "" {
+		return !r.NoRoot && r.Protocol == svc.Protocol
+	}
+	for _, p := range r.Paths {
+		if p.Path == svc.Path {
+			return slices.Contains(p.Containers, svc.Container) && p.Protocol == svc.Protocol
+		}
+	}
+	return false
 }
 
 // Severity of a Problem.

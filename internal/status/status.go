@@ -171,7 +171,17 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		if ups == "" {
 			ups = "none live (503)"
 		}
+		if rt.NoRoot {
+			ups = "none: no container serves / (404)"
+		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", e(host), e(rt.Protocol), e(rt.HTTPS), e(ups), list(rt.Containers))
+		for _, pr := range rt.Paths {
+			ups := strings.Join(pr.Upstreams, ",")
+			if ups == "" {
+				ups = "none live (503)"
+			}
+			fmt.Fprintf(tw, "    path %s%s\t%s\t\t%s\t%s\n", e(pr.Path), e(pathRewrite(pr.Strip, pr.Dest)), e(pr.Protocol), e(ups), list(pr.Containers))
+		}
 	}
 	if len(r.Certs) > 0 {
 		fmt.Fprintf(tw, "\nCERTIFICATES (%d)\n", len(r.Certs))
@@ -358,4 +368,16 @@ func (r Report) Tally() map[string]int {
 		}
 	}
 	return c
+}
+
+// pathRewrite describes what a path's upstream gets instead of the request
+// path: " (strip)", " (dest /x)", or "".
+func pathRewrite(strip bool, dest string) string {
+	switch {
+	case strip:
+		return " (strip)"
+	case dest != "":
+		return " (dest " + dest + ")"
+	}
+	return ""
 }

@@ -83,3 +83,34 @@ func TestStoppingShown(t *testing.T) {
 		}
 	}
 }
+
+// TestPathsShown: a vhost's path prefixes are listed under its route, each
+// with its rewrite, upstreams and containers.
+func TestPathsShown(t *testing.T) {
+	keys := store.NewKeys("/portico")
+	kvs := map[string][]byte{}
+	for _, c := range []store.Container{
+		{ID: "aaaaaaaaaaaaaaaa", Name: "root", Host: "h1", State: "running", Labels: map[string]string{"portico.vhost": "app.test"},
+			Networks: map[string]store.Network{"proxy": {IPv4: "172.18.0.2"}}},
+		{ID: "bbbbbbbbbbbbbbbb", Name: "api", Host: "h1", State: "running", Labels: map[string]string{"portico.vhost": "app.test", "portico.path": "/api/", "portico.strip-path": "true"},
+			Networks: map[string]store.Network{"proxy": {IPv4: "172.18.0.3"}}},
+		{ID: "cccccccccccccccc", Name: "only", Host: "h1", State: "running", Labels: map[string]string{"portico.vhost": "only.test", "portico.path": "/x"},
+			Networks: map[string]store.Network{"proxy": {IPv4: "172.18.0.4"}}},
+	} {
+		b, err := store.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kvs[keys.Container("h1", c.ID)] = b
+	}
+	r := Build(kvs, keys, routing.Options{Network: "proxy"})
+	var out bytes.Buffer
+	if err := r.WriteText(&out, time.Unix(0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"path /api/ (strip)", "172.18.0.3:80", "no container serves / (404)", "path /x"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

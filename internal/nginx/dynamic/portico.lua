@@ -9,6 +9,9 @@
 -- route's document root is "root"),
 -- peers being space-separated "ip:port" or "[ip6]:port". Certificates are
 -- stored by content id as "c:<id>" (PEM chain) and "k:<id>" (PEM key).
+-- A path prefix of a host is stored as "p:<host><path>" in the same format
+-- (its redirect, hsts and cert fields unused: the host's apply); the host's
+-- entry lists its prefixes (PATH_OPTIONS, route_path).
 local ssl = require "ngx.ssl"
 local balancer = require "ngx.balancer"
 local lrucache = require "resty.lrucache"
@@ -222,6 +225,35 @@ local function site_options(o, scheme)
   return false, filter
 end
 
+-- PATH_OPTIONS are the fields a host or path entry carries for paths
+-- (internal/nginx/dynamic, OptionPath*): parse_route lifts them out of
+-- r.opts into r.paths, r.noroot, r.strip and r.dest, so a route without
+-- per-site options keeps r.opts == nil. A prefix passed
+-- pathprefix.Parse: "/" then [%w-._~/!&()*+,=:@], no "//", "." or "..".
+local MAX_PATH, MAX_PATHS = 256, 64
+local function valid_path(p)
+  return #p >= 1 and #p <= MAX_PATH and byte(p, 1) == 47 and not find(p, "[^%w%-%._~/!&%(%)%*%+,=:@]")
+    and not find(p, "//", 1, true) and not find(p, "/%.%.?/") and not find(p, "/%.%.?$")
+end
+local PATH_OPTIONS = {
+  ["path-list"] = function(v)
+    local ps = {}
+    for p in v:gmatch("[^ ]+") do
+      if not valid_path(p) or p == "/" or #ps >= MAX_PATHS then return nil end
+      ps[#ps + 1] = p
+    end
+    for k = 2, #ps do
+      local a, b = ps[k - 1], ps[k]
+      if #a < #b or (#a == #b and a >= b) then return nil end -- longest first, unique
+    end
+    return ps
+  end,
+  ["path-noroot"] = function(v) return v == "1" or nil end,
+  ["path-strip"] = function(v) return v == "1" or nil end,
+  ["path-dest"] = function(v) return valid_path(v) and v or nil end,
+}
+for name, check in pairs(PATH_OPTIONS) do OPTION_CHECK[name] = check end
+
 -- split_option splits a "name=value" field.
 local function split_option(field)
   local eq = find(field, "=", 1, true)
@@ -248,7 +280,7 @@ end
 
 local function parse_route(raw)
   local f = split_tabs(raw)
-  return {
+  local r = {
     raw = raw,
     scheme = f[1],
     redirect = f[2] == "1",
@@ -257,6 +289,13 @@ local function parse_route(raw)
     peers = parse_peers(f[5] or ""),
     opts = (parse_options(f)), -- checked in store_routes
   }
+  local o = r.opts
+  if o and (o["path-list"] or o["path-noroot"] or o["path-strip"] or o["path-dest"]) then
+    r.paths, r.noroot, r.strip, r.dest = o["path-list"], o["path-noroot"], o["path-strip"], o["path-dest"]
+    o["path-list"], o["path-noroot"], o["path-strip"], o["path-dest"] = nil, nil, nil, nil
+    if next(o) == nil then r.opts = nil end
+  end
+  return r
 end
 
 -- get returns the parsed route stored for the exact key, or nil.
@@ -271,6 +310,24 @@ local function get(key)
   end
   p = parse_route(raw)
   parsed[key] = p
+  return p
+end
+
+-- get_path returns the parsed entry of path prefix path of the route
+-- stored under key, or nil. It shares get's cache: its cache key holds a
+-- "/", which no host does.
+local function get_path(key, path)
+  local k = key .. path
+  local raw = routes:get("p:" .. k)
+  if not raw then return nil end
+  local p = parsed[k]
+  if p and p.raw == raw then return p end
+  if not p then
+    parsed_count = parsed_count + 1
+    if parsed_count > MAX_PARSED then parsed, parsed_count, rr = {}, 1, {} end
+  end
+  p = parse_route(raw)
+  parsed[k] = p
   return p
 end
 
@@ -447,6 +504,43 @@ local function acme_answer(var)
   return true
 end
 
+-- route_path picks, for a route r with paths (r.paths), the entry that
+-- serves the request: the longest prefix the request path (nginx's
+-- normalized $uri) starts with, else the root (r itself), as package
+-- pathprefix's Match; and rewrites the path sent upstream as its Upstream
+-- does. It returns the entry and its round-robin key, or ends the request:
+-- 404 when no container serves the path, 301 to "<prefix>/" for the
+-- prefix without its final slash (nginx's own rule for such a location).
+local function route_path(key, r)
+  local uri = ngx.var.uri
+  local ps = r.paths
+  local n = #uri
+  for k = 1, #ps do
+    local p = ps[k]
+    local m = #p
+    -- Two byte tests reject most prefixes without making a substring.
+    if m <= n and byte(uri, m) == byte(p, m) and byte(uri, 2) == byte(p, 2) and sub(uri, 1, m) == p then
+      local pr = get_path(key, p)
+      if not pr then return ngx.exit(503) end -- listed but not stored: a push in progress
+      if pr.strip then
+        local rest = sub(uri, m + 1)
+        if byte(rest, 1) ~= 47 then rest = "/" .. rest end
+        ngx.req.set_uri(rest)
+      elseif pr.dest then
+        ngx.req.set_uri(pr.dest .. sub(uri, m + 1))
+      end
+      return pr, key .. p
+    end
+    if m == n + 1 and byte(p, m) == 47 and sub(p, 1, n) == uri and ps[k + 1] ~= uri then
+      local args = ngx.var.args
+      return ngx.redirect(args and (p .. "?" .. args) or p, 301)
+    end
+  end
+  if r.noroot then return ngx.exit(404) end
+  if r.dest then ngx.req.set_uri(r.dest .. sub(uri, 2)) end
+  return r, key
+end
+
 -- route runs in the rewrite phase of the dynamic servers' location.
 local function route(https)
   local var = ngx.var
@@ -473,6 +567,13 @@ local function route(https)
   elseif r.redirect then
     return ngx.redirect("https://" .. host .. (routes:get("meta:redirect_port") or "") .. var.request_uri, 301)
   end
+  local rkey = key
+  if r.paths then
+    -- Only a host with paths pays for them. From here r is the entry of
+    -- the matched path (or the root): its peers, scheme and options.
+    r, rkey = route_path(key, r)
+    if not r then return end
+  end
   local o, filter = r.opts, false
   if o then
     local done
@@ -484,13 +585,15 @@ local function route(https)
   local c = var.http_connection
   if c then drop_connection_named(c) end
   local s = r.scheme
-  if filter and (s == "http" or s == "https") then return ngx.exec("@portico_h_" .. s) end
-  if s ~= "http" then
-    local o = r.opts
+  if filter or s ~= "http" then
+    -- The balancer and the header filter find the entry route() chose by
+    -- the request (ngx.exec keeps it, and so id).
+    pend_key[id], pend_route[id] = rkey, r
+    if filter and (s == "http" or s == "https") then return ngx.exec("@portico_h_" .. s) end
     if o and o.root then var.portico_root = o.root end
     return ngx.exec("@portico_" .. s)
   end
-  pend_key[id], pend_route[id] = key, r
+  pend_key[id], pend_route[id] = rkey, r
 end
 
 function M.route_http()
@@ -502,7 +605,11 @@ function M.route_https() return route(true) end
 -- headers is the header filter of the @portico_h_<scheme> locations,
 -- where route() sends only routes with response header options.
 function M.headers()
-  local _, r = lookup(ngx.var.host)
+  local r = pend_route[req_id()]
+  if not r then
+    local _
+    _, r = lookup(ngx.var.host)
+  end
   if r and r.opts then response_headers(r.opts) end
 end
 
@@ -616,6 +723,7 @@ local SCHEMES = { http = true, https = true, grpc = true, grpcs = true, fastcgi 
 local function store_routes(body)
   if sub(body, 1, 17) ~= "portico-routes 1\n" then return nil, "not a route table" end
   local hosts, values, n = {}, {}, 0
+  local pkeys, pvalues, np = {}, {}, 0
   local meta, wdepth, tdepth = {}, {}, {}
   local i, len = 18, #body
   while i <= len do
@@ -654,12 +762,43 @@ local function store_routes(body)
         local _, d = host:gsub("%.", "")
         tdepth[d] = true
       end
+    elseif kind == "path" then
+      local t2 = find(rest, "\t", 1, true)
+      local host = t2 and sub(rest, 1, t2 - 1)
+      if not host or host == "" or find(host, "[^%w%.%-_%*]") then return nil, "path line without a valid host" end
+      local t3 = find(rest, "\t", t2 + 1, true)
+      local path = t3 and sub(rest, t2 + 1, t3 - 1)
+      if not path or not valid_path(path) or path == "/" then return nil, "path line of " .. host .. " without a valid path" end
+      local v = sub(rest, t3 + 1)
+      local f = split_tabs(v)
+      if #f < 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs") then
+        return nil, "path " .. host .. path .. ": bad fields"
+      end
+      local _, oerr = parse_options(f)
+      if oerr then return nil, "path " .. host .. path .. ": " .. oerr end
+      if pvalues[host .. path] then return nil, "path " .. host .. path .. " given twice" end
+      np = np + 1
+      pkeys[np] = host .. path
+      pvalues[host .. path] = v
     elseif kind == "default" or kind == "redirect_port" or kind == "version" then
       meta[kind] = rest
     elseif kind ~= "certfile" then
       return nil, "unknown line kind"
     end
   end
+  -- Every listed path has its line and every path line is listed.
+  local listed = 0
+  for k = 1, n do
+    local opts = parse_options(split_tabs(values[k]))
+    local ps = opts and opts["path-list"]
+    if ps then
+      for _, p in ipairs(ps) do
+        if not pvalues[hosts[k] .. p] then return nil, "route " .. hosts[k] .. ": path " .. p .. " has no path line" end
+      end
+      listed = listed + #ps
+    end
+  end
+  if listed ~= np then return nil, "a path line names no path its host lists" end
   -- While old and new routes are both stored, lookups try the depths of
   -- both (a depth too many costs a miss, one missing a wrong answer); then
   -- only the new table's.
@@ -669,6 +808,11 @@ local function store_routes(body)
     for d in (routes:get(w[1]) or ""):gmatch("%d+") do both[tonumber(d)] = true end
     local dok, derr = routes:safe_set(w[1], depth_list(both))
     if not dok then return nil, "wildcard depths: " .. derr end
+  end
+  -- Paths before hosts: a host entry never lists a path not stored yet.
+  for k = 1, np do
+    local ok, err = routes:safe_set("p:" .. pkeys[k], pvalues[pkeys[k]])
+    if not ok then return nil, "path " .. pkeys[k] .. ": " .. err end
   end
   for k = 1, n do
     local ok, err = routes:safe_set("r:" .. hosts[k], values[k])
@@ -688,6 +832,18 @@ local function store_routes(body)
   end
   local ok, err = routes:safe_set("meta:hosts", concat(hosts, "\n"))
   if not ok then return nil, "host list: " .. err end
+  local oldp = routes:get("meta:paths")
+  if oldp then
+    local a = 1
+    while a <= #oldp do
+      local b = find(oldp, "\n", a, true) or (#oldp + 1)
+      local pk = sub(oldp, a, b - 1)
+      if pk ~= "" and not pvalues[pk] then routes:delete("p:" .. pk) end
+      a = b + 1
+    end
+  end
+  ok, err = routes:safe_set("meta:paths", concat(pkeys, "\n"))
+  if not ok then return nil, "path list: " .. err end
   ok, err = routes:safe_set("meta:wdepths", depth_list(wdepth))
   if ok then ok, err = routes:safe_set("meta:tdepths", depth_list(tdepth)) end
   if not ok then return nil, "wildcard depths: " .. err end

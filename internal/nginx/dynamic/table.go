@@ -48,7 +48,25 @@ type Route struct {
 	// Options are the route's per-site options (siteopts.Options.Fields),
 	// written after the fixed fields as "name=value", in this order.
 	Options []Option
+	// Path, when set, makes this the entry of one path prefix of Host (a
+	// "path" line; portico.lua stores it as "p:<host><path>"): Scheme,
+	// Peers and Options are the path's; Redirect, HSTS and Cert are the
+	// host entry's and should be left zero. The host entry lists its
+	// paths in the option PathList (render.DynamicTable).
+	Path string
 }
+
+// The options a host or path entry carries for paths (portico.lua reads
+// them apart from the per-site options): a host entry's prefixes, longest
+// first, space-separated (present whenever the host has paths or a root
+// rewrite, possibly empty); "1" when no container serves "/"; a path's
+// strip-path; the path sent upstream instead of the prefix (VIRTUAL_DEST).
+const (
+	OptionPathList   = "path-list"
+	OptionPathNoRoot = "path-noroot"
+	OptionPathStrip  = "path-strip"
+	OptionPathDest   = "path-dest"
+)
 
 // Option is one per-site option on the dynamic path: Name is
 // [a-z0-9-]+ and must be one that portico.lua's OPTION_CHECK knows (nginx
@@ -102,11 +120,14 @@ const header = "portico-routes 1\n"
 //	redirect_port	<:port or empty>
 //	default	<host>                       (only with a default)
 //	route	<host>	<scheme>	<0|1>	<hsts>	<cert id>	<peer> <peer> ...[	<name>=<value>]...
+//	path	<host>	<path>	<scheme>	0	0		<peer> <peer> ...[	<name>=<value>]...
 //
 // A fastcgi route's document root is the option "root=<path>", written
 // first (always and only with that scheme).
 //
-// The fields after the peers are the route's per-site options, one each.
+// The fields after the peers are the route's per-site options, one each,
+// and the path options (OptionPathList, ...). A path line is one path
+// prefix of a host that has a route line listing it.
 // <hsts> is the max-age alone ("0" for none), as it always was, or, with
 // includeSubDomains or preload, the whole header value in its one
 // canonical form, "max-age=<n>[; includeSubDomains][; preload]".
@@ -115,7 +136,12 @@ const header = "portico-routes 1\n"
 // the lines after it.
 func (t Table) Encode() (body []byte, version string, err error) {
 	routes := slices.Clone(t.Routes)
-	slices.SortFunc(routes, func(a, b Route) int { return strings.Compare(a.Host, b.Host) })
+	slices.SortFunc(routes, func(a, b Route) int {
+		if c := strings.Compare(a.Host, b.Host); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Path, b.Path)
+	})
 	var b bytes.Buffer
 	b.Grow(64 + 96*len(routes))
 	if err := clean("redirect port", t.RedirectPort); err != nil {
@@ -129,8 +155,11 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		fmt.Fprintf(&b, "default\t%s\n", t.Default)
 	}
 	for i, r := range routes {
-		if i > 0 && routes[i-1].Host == r.Host {
-			return nil, "", fmt.Errorf("route %q given twice", r.Host)
+		if i > 0 && routes[i-1].Host == r.Host && routes[i-1].Path == r.Path {
+			return nil, "", fmt.Errorf("route %q%s given twice", r.Host, r.Path)
+		}
+		if r.Path != "" && (r.Path[0] != '/' || strings.ContainsAny(r.Path, " \t\n\r\x00")) {
+			return nil, "", fmt.Errorf("route %q: path %q: not a path prefix", r.Host, r.Path)
 		}
 		for what, v := range map[string]string{"host": r.Host, "scheme": r.Scheme, "certificate id": r.Cert} {
 			if err := clean(what, v); err != nil {
@@ -149,8 +178,15 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		if r.Redirect {
 			redirect = "1"
 		}
-		b.WriteString("route\t")
-		b.WriteString(r.Host)
+		if r.Path == "" {
+			b.WriteString("route\t")
+			b.WriteString(r.Host)
+		} else {
+			b.WriteString("path\t")
+			b.WriteString(r.Host)
+			b.WriteByte('\t')
+			b.WriteString(r.Path)
+		}
 		b.WriteByte('\t')
 		b.WriteString(r.Scheme)
 		b.WriteByte('\t')

@@ -151,3 +151,28 @@ func TestEncodeOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestEncodePaths(t *testing.T) {
+	tab := Table{Routes: []Route{
+		{Host: "a.test", Path: "/api", Scheme: "grpc", Peers: []string{"10.0.0.3:80"}, Options: []Option{{OptionPathStrip, "1"}}},
+		{Host: "a.test", Scheme: "http", Peers: []string{"10.0.0.2:80"}, Options: []Option{{OptionPathList, "/api"}}},
+	}}
+	body, _, err := tab.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "route\ta.test\thttp\t0\t0\t\t10.0.0.2:80\tpath-list=/api\npath\ta.test\t/api\tgrpc\t0\t0\t\t10.0.0.3:80\tpath-strip=1\n"
+	if !strings.HasSuffix(string(body), want) {
+		t.Errorf("body:\n%s\nwant suffix:\n%s", body, want)
+	}
+	for _, p := range []string{"api", "/a b", "/a\tb", "/a\n"} {
+		bad := Table{Routes: []Route{{Host: "a.test", Path: p, Scheme: "http"}}}
+		if _, _, err := bad.Encode(); err == nil {
+			t.Errorf("path %q encoded", p)
+		}
+	}
+	dup := Table{Routes: []Route{{Host: "a.test", Path: "/a", Scheme: "http"}, {Host: "a.test", Path: "/a", Scheme: "http"}}}
+	if _, _, err := dup.Encode(); err == nil {
+		t.Error("a path given twice encoded")
+	}
+}

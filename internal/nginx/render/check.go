@@ -152,5 +152,5 @@ func checkRoute(r routing.Route) error {
 			return fmt.Errorf("route %q: %w", r.Host, err)
 		}
 	}
-	return nil
+	return checkPaths(r)
 }

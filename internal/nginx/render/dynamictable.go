@@ -59,7 +59,12 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 		if r.Default && t.Default == "" {
 			t.Default = r.Host
 		}
+		paths, err := dynamicPaths(r, &d)
+		if err != nil {
+			return dynamic.Table{}, nil, err
+		}
 		t.Routes = append(t.Routes, d)
+		t.Routes = append(t.Routes, paths...)
 	}
 	certs := make([]dynamic.Cert, 0, len(byID))
 	for _, c := range byID {
@@ -67,4 +72,45 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	}
 	slices.SortFunc(certs, func(a, b dynamic.Cert) int { return strings.Compare(a.ID, b.ID) })
 	return t, certs, nil
+}
+
+// dynamicPaths adds the path options to the host entry d of r and returns
+// one entry per path prefix of r: a host with no path and no root rewrite
+// gets nothing, so its entry is what it was before paths.
+func dynamicPaths(r routing.Route, d *dynamic.Route) ([]dynamic.Route, error) {
+	if len(r.Paths) == 0 && r.Dest == "" && !r.NoRoot {
+		return nil, nil
+	}
+	list := make([]string, 0, len(r.Paths))
+	out := make([]dynamic.Route, 0, len(r.Paths))
+	for _, p := range r.Paths {
+		list = append(list, p.Path)
+		pd := dynamic.Route{Host: r.Host, Path: p.Path, Scheme: p.Protocol}
+		if pd.Scheme == "" {
+			pd.Scheme = routing.ProtoHTTP
+		}
+		var err error
+		if pd.Peers, err = servers(p.Upstreams); err != nil {
+			return nil, fmt.Errorf("route %q path %s: %w", r.Host, p.Path, err)
+		}
+		// A vhost's per-site options apply to every path (routing refuses
+		// them on a path prefix): each path entry carries the root's.
+		for _, f := range r.Site.Fields() {
+			pd.Options = append(pd.Options, dynamic.Option{Name: f.Name, Value: f.Value})
+		}
+		if p.Strip {
+			pd.Options = append(pd.Options, dynamic.Option{Name: dynamic.OptionPathStrip, Value: "1"})
+		} else if p.Dest != "" {
+			pd.Options = append(pd.Options, dynamic.Option{Name: dynamic.OptionPathDest, Value: p.Dest})
+		}
+		out = append(out, pd)
+	}
+	d.Options = append(d.Options, dynamic.Option{Name: dynamic.OptionPathList, Value: strings.Join(list, " ")})
+	if r.NoRoot {
+		d.Options = append(d.Options, dynamic.Option{Name: dynamic.OptionPathNoRoot, Value: "1"})
+	}
+	if r.Dest != "" {
+		d.Options = append(d.Options, dynamic.Option{Name: dynamic.OptionPathDest, Value: r.Dest})
+	}
+	return out, nil
 }

@@ -69,3 +69,37 @@ func TestDynamicTable(t *testing.T) {
 		t.Errorf("no HTTPS: %d certificates, redirect port %q", len(certs), tab.RedirectPort)
 	}
 }
+
+// DynamicTable gives each path prefix its own entry and lists them on the
+// host's, longest first; a host without paths gets no path option.
+func TestDynamicTablePaths(t *testing.T) {
+	routes := []routing.Route{
+		{Host: "a.test", Upstreams: []string{"10.0.0.2:80"}, Paths: []routing.PathRoute{
+			{Path: "/api/v2/", Strip: true, Protocol: routing.ProtoHTTP, Upstreams: []string{"10.0.0.4:80", "10.0.0.3:80"}},
+			{Path: "/app1/", Dest: "/", Protocol: routing.ProtoGRPC},
+		}},
+		{Host: "b.test", NoRoot: true, Paths: []routing.PathRoute{{Path: "/only", Upstreams: []string{"10.0.0.5:80"}}}},
+		{Host: "c.test", Dest: "/site/", Upstreams: []string{"10.0.0.6:80"}},
+		{Host: "d.test", Upstreams: []string{"10.0.0.7:80"}},
+	}
+	tab, _, err := DynamicTable(routes, nil, Settings{}, "/certs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := func(n, v string) dynamic.Option { return dynamic.Option{Name: n, Value: v} }
+	want := []dynamic.Route{
+		{Host: "a.test", Scheme: "http", Peers: []string{"10.0.0.2:80"}, Options: []dynamic.Option{o(dynamic.OptionPathList, "/api/v2/ /app1/")}},
+		{Host: "a.test", Path: "/api/v2/", Scheme: "http", Peers: []string{"10.0.0.3:80", "10.0.0.4:80"}, Options: []dynamic.Option{o(dynamic.OptionPathStrip, "1")}},
+		{Host: "a.test", Path: "/app1/", Scheme: "grpc", Peers: []string{}, Options: []dynamic.Option{o(dynamic.OptionPathDest, "/")}},
+		{Host: "b.test", Scheme: "http", Options: []dynamic.Option{o(dynamic.OptionPathList, "/only"), o(dynamic.OptionPathNoRoot, "1")}},
+		{Host: "b.test", Path: "/only", Scheme: "http", Peers: []string{"10.0.0.5:80"}},
+		{Host: "c.test", Scheme: "http", Peers: []string{"10.0.0.6:80"}, Options: []dynamic.Option{o(dynamic.OptionPathList, ""), o(dynamic.OptionPathDest, "/site/")}},
+		{Host: "d.test", Scheme: "http", Peers: []string{"10.0.0.7:80"}},
+	}
+	if !reflect.DeepEqual(tab.Routes, want) {
+		t.Errorf("routes\n got %+v\nwant %+v", tab.Routes, want)
+	}
+	if _, _, err := tab.Encode(); err != nil {
+		t.Errorf("Encode: %v", err)
+	}
+}

@@ -34,21 +34,24 @@ func hostileSeeds(f *testing.F) []string {
 	return out
 }
 
-// FuzzRenderAccepted: whatever the labels say, routing.Build plus Render
+// FuzzRenderAccepted: whatever the labels say (paths too: the fuzzed
+// container serves a path of a vhost whose root another serves),
+// routing.Build plus Render
 // either drops the container or produces a config nginx -t accepts.
 //
 //	go test ./internal/nginx/render -run '^$' -fuzz FuzzRenderAccepted -fuzztime 60s
 func FuzzRenderAccepted(f *testing.F) {
-	good := []string{"app.example.com", "8080", "http", "redirect", "true", "true", "front", "auto"}
-	f.Add(good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7])
-	f.Add("*.example.com, b.example.com c.example.com", "443", "https", "both", "600", "false", "", "host")
-	f.Add("g.example.com", "50051", "grpcs", "off", "0", "1", "bridge", "container")
-	f.Add("xn--bcher-kva.example", "1", "GRPC", "BOTH", "false", "yes", "front", "HOST")
+	good := []string{"app.example.com", "8080", "http", "redirect", "true", "true", "front", "auto", "/api/", "true"}
+	f.Add(good[0], good[1], good[2], good[3], good[4], good[5], good[6], good[7], good[8], good[9])
+	f.Add("*.example.com, b.example.com c.example.com", "443", "https", "both", "600", "false", "", "host", "", "")
+	f.Add("g.example.com", "50051", "grpcs", "off", "0", "1", "bridge", "container", "/svc.Greeter/", "false")
+	f.Add("xn--bcher-kva.example", "1", "GRPC", "BOTH", "false", "yes", "front", "HOST", "/(a)+*.b", "1")
+	f.Add("p.example.com", "80", "http", "auto", "false", "false", "", "auto", "/a!&,=:@~-_", "true")
 	for _, h := range hostileSeeds(f) {
 		for i := range good {
 			v := append([]string(nil), good...)
 			v[i] = h
-			f.Add(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7])
+			f.Add(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9])
 		}
 	}
 
@@ -59,11 +62,11 @@ func FuzzRenderAccepted(f *testing.F) {
 	var mu sync.Mutex
 	accepted := map[string]bool{} // nginx -t results by config hash
 
-	f.Fuzz(func(t *testing.T, vhost, port, protocol, https, hsts, def, network, address string) {
+	f.Fuzz(func(t *testing.T, vhost, port, protocol, https, hsts, def, network, address, path, strip string) {
 		labels := map[string]string{
 			routing.LabelVhost: vhost, routing.LabelPort: port, routing.LabelProtocol: protocol,
 			routing.LabelHTTPS: https, routing.LabelHSTS: hsts, routing.LabelDefault: def, routing.LabelNetwork: network,
-			routing.LabelAddress: address,
+			routing.LabelAddress: address, routing.LabelPath: path, routing.LabelStripPath: strip,
 		}
 		// The fuzzed container runs on another node than the proxy's,
 		// which advertises an address and publishes the seeds' ports.
@@ -75,6 +78,9 @@ func FuzzRenderAccepted(f *testing.F) {
 		cs := []store.Container{
 			{ID: "f1", Name: "fuzzed", Host: "n2", HostAddr: "10.0.1.2", Ports: ports, State: "running", Labels: labels,
 				Networks: map[string]store.Network{"bridge": {IPv4: "10.0.0.2"}, network: {IPv4: "10.0.0.3", IPv6: "fd00::3"}}},
+			// The fuzzed vhost's root, beside the fuzzed path.
+			{ID: "f3", Name: "root", Host: "n1", State: "running", Labels: map[string]string{routing.LabelVhost: vhost, routing.LabelHTTPS: https},
+				Networks: map[string]store.Network{"bridge": {IPv4: "10.0.0.5"}}},
 			{ID: "f2", Name: "other", Host: "n1", State: "running",
 				Labels:   map[string]string{routing.LabelVhost: "other.example.com", routing.LabelDefault: "true"},
 				Networks: map[string]store.Network{"bridge": {IPv4: "10.0.0.4"}}},

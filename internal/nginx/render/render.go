@@ -193,6 +193,13 @@ type vhost struct {
 	// Site are the route's per-site options (package siteopts), which the
 	// template's server and location blocks render.
 	Site siteopts.Options
+	// Paths are the vhost's other path prefixes, longest first, each its
+	// own location and upstream (paths.go); NoRoot answers 404 for the
+	// rest; Rewrite is the root location's rewrite (VIRTUAL_DEST), "" for
+	// none.
+	Paths   []pathView
+	NoRoot  bool
+	Rewrite string
 }
 
 // The shared settings, as methods: promoted fields of an embedded struct
@@ -429,6 +436,10 @@ func buildView(in Input) (view, error) {
 			}
 			slices.Sort(servers)
 			h.Servers = slices.Compact(servers)
+		}
+		h.NoRoot, h.Rewrite = r.NoRoot, rewriteArgs("/", false, r.Dest)
+		if h.Paths, err = pathViews(r, h, names); err != nil {
+			return view{}, err
 		}
 		if c, redirect, ok := routeTLS(r, in.Certs, tls); ok {
 			key, err := certs.add(c)

@@ -31,7 +31,23 @@ func goldenCases() map[string]Input {
 	long := fakeCert("long.example.net")
 	long.FullChain = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte(strings.Repeat("long chain ", 420))})) // 6 KB: two parts
 	return map[string]Input{
-		"empty":     {},
+		"empty": {},
+		"paths": {Routes: []routing.Route{
+			with(route("a.example.com", "10.0.0.2:80"), func(r *routing.Route) {
+				r.Paths = []routing.PathRoute{
+					{Path: "/api/v2/", Strip: true, Protocol: routing.ProtoHTTP, Upstreams: []string{"10.0.0.5:8080"}},
+					{Path: "/app1/", Dest: "/", Protocol: routing.ProtoHTTP, Upstreams: []string{"10.0.0.4:80", "10.0.0.3:80"}},
+					{Path: "/api", Protocol: routing.ProtoHTTP, Upstreams: []string{"10.0.0.6:80"}},
+					{Path: "/svc.Greeter/", Protocol: routing.ProtoGRPC, Upstreams: []string{"10.0.0.7:50051"}},
+					{Path: "/(x)+*.", Strip: true, Protocol: routing.ProtoHTTPS},
+				}
+			}),
+			with(route("b.example.com"), func(r *routing.Route) {
+				r.NoRoot = true
+				r.Paths = []routing.PathRoute{{Path: "/only", Protocol: routing.ProtoHTTP, Upstreams: []string{"10.0.0.8:80"}}}
+			}),
+			with(route("c.example.com", "10.0.0.9:80"), func(r *routing.Route) { r.Dest = "/site/" }),
+		}, Certs: certs, Settings: tls},
 		"empty_tls": {Settings: tls},
 		"single":    {Routes: []routing.Route{route("a.example.com", "172.17.0.2:80")}},
 		"replicas": {Routes: []routing.Route{route("a.example.com", "172.17.0.3:8080", "172.17.0.2:8080", "[fd00::2]:8080")},

@@ -82,6 +82,10 @@ func (h vhost) ResponseHeaders() []headerLine { return headerLines(h.Site.Header
 // RequestHeaders are portico.request-header.<Name>.
 func (h vhost) RequestHeaders() []headerLine { return headerLines(h.Site.Headers.Request) }
 
+// RequestHeaders of a path location are its vhost's: a location's
+// proxy_set_header lines replace the server's.
+func (p pathView) RequestHeaders() []headerLine { return headerLines(p.Site.Headers.Request) }
+
 // SecurityHeaders are the preset's headers the vhost sends: all of them
 // with portico.security-headers=true, but those a response-header option
 // of the same name replaces.
