@@ -27,6 +27,9 @@ func hostileForms() []hostileForm {
 		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
 		fs = append(fs, hostileForm{key: k})
 	}
+	for _, k := range AccessLabels {
+		fs = append(fs, hostileForm{key: k})
+	}
 	for _, k := range AllowedEnv {
 		fs = append(fs, hostileForm{key: k, env: true})
 	}
@@ -135,6 +138,9 @@ func checkHostile(t *testing.T, c store.Container, label, value string, badRecor
 	}
 	if bad := unsafeFields(res); len(bad) > 0 {
 		t.Errorf("accepted with unsafe fields: %v", bad)
+	}
+	if bad := unsafeSiteFields(res); len(bad) > 0 {
+		t.Errorf("accepted with unsafe option fields: %v", bad)
 	}
 }
 

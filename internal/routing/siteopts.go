@@ -9,5 +9,6 @@ import "github.com/portico/portico/internal/siteopts"
 // does, and the other sites keep serving.
 func (p *parser) siteOptions() siteopts.Options {
 	var o siteopts.Options
+	o.Access = p.accessOptions()
 	return o
 }

@@ -16,10 +16,18 @@
 // and costs nothing on either path.
 package siteopts
 
+import (
+	"slices"
+	"strings"
+)
+
 // Options are one site's per-site options. The zero value sets none. Each
 // option is one field, added with its parser, its Fields entry and its Diff
 // entry.
-type Options struct{}
+type Options struct {
+	// Access: portico.allow, auth-file, max-body, timeouts, rate (access.go).
+	Access
+}
 
 // Field is one option as the dynamic table carries it. Name is
 // [a-z0-9-]+; Value was validated by the option's parser and never holds a
@@ -32,12 +40,23 @@ type Field struct {
 // fixed order (sorted by Name), so that the same options always encode to
 // the same bytes.
 func (o Options) Fields() []Field {
-	return nil
+	var fs []Field
+	fs = append(fs, o.Access.fields()...)
+	slices.SortFunc(fs, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
+	return fs
 }
 
 // Diff names the first option whose value differs between o (a later
 // claimant's) and owner (the vhost's first claimant's): its label and the two
 // values as a person reads them. label is "" when they agree.
 func (o Options) Diff(owner Options) (label, mine, theirs string) {
+	if n, m, t := o.Access.diff(owner.Access); n != "" {
+		return LabelPrefix + n, m, t
+	}
 	return "", "", ""
 }
+
+// LabelPrefix makes an option's label from its name: every option's label
+// is "portico.<name>" (internal/routing/labels.go names each one).
+const LabelPrefix = "portico."
+
