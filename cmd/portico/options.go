@@ -116,6 +116,7 @@ type nginxOpts struct {
 	dynamic    *string
 	modulesDir *string
 	user       *string
+	authDir    *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
@@ -139,6 +140,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		allowed:    addAllowedDomains(fs),
 		dynamic:    fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
 		modulesDir: fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
+		authDir:    fs.String("auth-dir", "", "directory of htpasswd files (bcrypt or SHA-crypt hashes) that portico.auth-file labels name by bare file name; Portico copies them where only nginx's workers read them (docs/labels.md)"),
 		user:       fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
 	}
 }

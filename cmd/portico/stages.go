@@ -254,6 +254,7 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		Metrics:       reg,
 		PidFile:       *no.pidFile,
 		ReloadCommand: no.reloadCommand(),
+		AuthDir:       *no.authDir,
 	}
 	trusted, err := render.ParseTrustedProxies(no.trusted.vals)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico/portico/internal/htpasswd"
 	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/nginx/supervise"
@@ -99,6 +100,10 @@ type Config struct {
 	// ModulesDir is where nginx's dynamic modules are; "" means
 	// DefaultModulesDir.
 	ModulesDir string
+	// AuthDir is the operator's directory of htpasswd files
+	// (--auth-dir) that portico.auth-file names; "" has none, and a site
+	// with portico.auth-file refuses every user.
+	AuthDir string
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -117,6 +122,7 @@ type Stage struct {
 	applier  *Applier
 	sup      *supervise.Supervisor // nil in external mode
 	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
+	auth     *htpasswd.Copier      // portico.auth-file's copies (auth.go)
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -182,6 +188,10 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
+	if s.auth, err = newAuthCopier(cfg, dir); err != nil {
+		return nil, err
+	}
+	s.settings.AuthDir = s.auth.Dst
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -271,6 +281,7 @@ func (s *Stage) Run(ctx context.Context) error {
 	defer cancel()
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
+	wg.Go(func() { s.refreshAuth(ctx) })
 
 	supDone := make(chan error, 1)
 	supStarted := false
@@ -360,6 +371,9 @@ func (s *Stage) prepareDirs() error {
 	if err := s.prepareDynamic(); err != nil {
 		return err
 	}
+	if err := s.auth.Prepare(); err != nil {
+		return err
+	}
 	dirs := []string{s.certs.Dir}
 	if s.sup != nil {
 		mc := *s.applier.Supervised
@@ -401,6 +415,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		problems = append(problems, p)
 	}
 	s.logErrors(append(append(problems, errs...), cerrs...))
+	s.syncAuth(routes)
 
 	st := store.NginxStatus{Instance: s.cfg.Instance}
 	if s.status != nil {

@@ -59,4 +59,3 @@ func (o Options) Diff(owner Options) (label, mine, theirs string) {
 // LabelPrefix makes an option's label from its name: every option's label
 // is "portico.<name>" (internal/routing/labels.go names each one).
 const LabelPrefix = "portico."
-

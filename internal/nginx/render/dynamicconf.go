@@ -3,6 +3,8 @@ package render
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/portico/portico/internal/siteopts"
 )
 
 // DynamicPaths places the dynamic path's files (docs/nginx.md). With them
@@ -43,6 +45,10 @@ type dynamicView struct {
 	// MaxPush bounds one push to the control endpoint.
 	MaxPush     string
 	GRPCSchemes []string
+	// RatesZone sizes the rate-limit dictionary (access.go);
+	// DefaultMaxBody and MaxBodyCeiling are siteopts' body limits in bytes.
+	RatesZone                      string
+	DefaultMaxBody, MaxBodyCeiling int64
 }
 
 // Zone sizes: a route takes about 200 bytes with the dictionary's own
@@ -61,5 +67,6 @@ func newDynamicView(p DynamicPaths) (*dynamicView, error) {
 		}
 	}
 	return &dynamicView{DynamicPaths: p, RoutesZone: routesZone, CertsZone: certsZone, MaxPush: maxPush,
-		GRPCSchemes: []string{"grpc", "grpcs"}}, nil
+		GRPCSchemes: []string{"grpc", "grpcs"}, RatesZone: ratesZone,
+		DefaultMaxBody: siteopts.DefaultMaxBody, MaxBodyCeiling: siteopts.MaxBodyCeiling}, nil
 }
