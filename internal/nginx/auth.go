@@ -19,11 +19,18 @@ import (
 // request).
 const authRefresh = time.Second
 
-// newAuthCopier places portico.auth-file's copies under dir/auth: group
-// WorkerGroup, mode 0640, when Portico runs as root and names the
-// workers' group; else 0600, the workers being Portico's own user.
+// newAuthCopier places portico.auth-file's copies in an "auth" directory
+// the workers can reach: under TempDir when set (run as root, the workers
+// cannot enter the 0700 data dir, but can the 0711 worker temp dir), else
+// under dir. Run as root, the copies are group WorkerGroup (nginx's
+// default account's group without one), mode 0640 in a 0750 directory;
+// else 0600, the workers being Portico's own user.
 func newAuthCopier(cfg Config, dir string) (*htpasswd.Copier, error) {
-	c := &htpasswd.Copier{Src: cfg.AuthDir, Dst: filepath.Join(dir, "auth"), GID: -1}
+	base := dir
+	if cfg.TempDir != "" {
+		base = cfg.TempDir
+	}
+	c := &htpasswd.Copier{Src: cfg.AuthDir, Dst: filepath.Join(base, "auth"), GID: -1}
 	if cfg.AuthDir != "" {
 		if st, err := os.Stat(cfg.AuthDir); err != nil || !st.IsDir() {
 			return nil, fmt.Errorf("auth dir %s: not a directory", cfg.AuthDir)
