@@ -112,9 +112,9 @@ end
 pcall(ffi.cdef, "int inet_pton(int af, const char *src, void *dst);")
 local addr_buf = ffi.new("unsigned char[16]")
 
--- parse_cidr: "a.b.c.d/n" or "x::y/n" as {bytes, whole, mask} where
--- bytes are the address's binary form ($binary_remote_addr's), whole the
--- bytes compared as they are and mask the bits of the next one.
+-- parse_cidr: "a.b.c.d/n" or "x::y/n" as {bytes, whole, mask, len} where
+-- bytes are the address's bytes as numbers ($binary_remote_addr's), whole
+-- the count compared as they are and mask the bits of the next one.
 local function parse_cidr(s)
   local a, bits = s:match("^([%x%.:]+)/(%d+)$")
   if not a or #a > 39 then return nil end
@@ -122,10 +122,12 @@ local function parse_cidr(s)
   local n = v4 and 4 or 16
   bits = tonumber(bits)
   if bits > n * 8 or ffi.C.inet_pton(v4 and 2 or 10, a, addr_buf) ~= 1 then return nil end
+  local bytes = {}
+  for k = 1, n do bytes[k] = addr_buf[k - 1] end
   local whole = math.floor(bits / 8)
   local rem = bits % 8
   local mask = rem > 0 and (0xff - (2 ^ (8 - rem) - 1)) or 0
-  return { ffi.string(addr_buf, n), whole, mask, n }
+  return { bytes, whole, mask, n }
 end
 
 OPTION_CHECK["allow"] = function(v)
@@ -174,10 +176,12 @@ local function allowed(list, addr)
   for k = 1, #list do
     local c = list[k]
     if c[4] == n then
-      local whole = c[2]
-      if whole == 0 or sub(addr, 1, whole) == sub(c[1], 1, whole) then
+      local b, whole = c[1], c[2]
+      local j = 1
+      while j <= whole and byte(addr, j) == b[j] do j = j + 1 end
+      if j > whole then
         local mask = c[3]
-        if mask == 0 or bit.band(byte(addr, whole + 1), mask) == byte(c[1], whole + 1) then return true end
+        if mask == 0 or bit.band(byte(addr, j), mask) == b[j] then return true end
       end
     end
   end
