@@ -21,7 +21,7 @@ import (
 // one that must be refused.
 const (
 	testSHA512 = "$6$abcdefgh$oGoxMtczJ0/xYkNKQnGuC3pOdNoGsZRZNs7n5JzX8KfMJWEmD2Bx4wBt/tMCPvjE87aPyrlQPEKxEcxV6d4J6." // secret1
-	testBcrypt = "$2a$05$L9OGhUL6Yh8cZLj7twiSo.VcLRmAQHYtdUxQucrvziJiHCG5mhtpO"                                        // secret4
+	testBcrypt = "$2a$05$L9OGhUL6Yh8cZLj7twiSo.VcLRmAQHYtdUxQucrvziJiHCG5mhtpO"                                       // secret4
 	testAPR1   = "$apr1$abcdefgh$jIudz8hddYl1huJKFV04g0"
 )
 
