@@ -20,8 +20,9 @@ import (
 // etcd with auth enabled by `portico etcd-setup`, each with its own user:
 // the pipeline works (a container is served, its certificate issued, the
 // nginx stage reports), and each user is refused what its role does not
-// allow — a reporter cannot write certs/ nor another host's records, the
-// nginx stage cannot write records nor another instance's status.
+// allow — a reporter cannot write certs/ nor another host's records or
+// liveness keys, the nginx stage cannot write records nor another
+// instance's status; the reporter's own role suffices for its heartbeat.
 func TestEtcdAuthRolesConfineEachStage(t *testing.T) {
 	t.Parallel()
 	d := dockertest.New(t)
@@ -79,6 +80,12 @@ func TestEtcdAuthRolesConfineEachStage(t *testing.T) {
 	eventually(t, 10*time.Second, "the nginx user writes its own status", func() error {
 		return exists(root, keys.NginxStatus(inst))
 	})
+	eventually(t, 10*time.Second, "the reporter user keeps its host's heartbeat (a leased key) and last-seen key", func() error {
+		if err := exists(root, keys.HostAlive(host)); err != nil {
+			return err
+		}
+		return exists(root, keys.HostSeen(host))
+	})
 
 	rep := authClient(t, etcd.url, users[0], pwFile(users[0]))
 	ngx := authClient(t, etcd.url, users[2], pwFile(users[2]))
@@ -105,6 +112,12 @@ func TestEtcdAuthRolesConfineEachStage(t *testing.T) {
 		{"reporter", rep, "put", keys.NginxStatus(inst), false},
 		{"reporter", rep, "get", keys.LocalCA(), false},
 		{"reporter", rep, "get", keys.Containers(), false},
+		{"reporter", rep, "put", keys.HostAlive(otherHost), false},
+		{"reporter", rep, "put", keys.HostSeen(otherHost), false},
+		{"nginx", ngx, "get", keys.HostAlive(host), true},
+		{"nginx", ngx, "put", keys.HostAlive(host), false},
+		{"certs", crt, "get", keys.HostSeen(host), true},
+		{"certs", crt, "put", keys.HostSeen(host), false},
 		{"nginx", ngx, "put", keys.Container(host, "probe"), false},
 		{"nginx", ngx, "put", keys.NginxStatus(otherInst), false},
 		{"nginx", ngx, "put", keys.CertBundle(vhost), false},

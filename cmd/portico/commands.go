@@ -223,6 +223,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	dataDir := addDataDir(c.fs, defaultDataDir)
 	network := c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")
 	allowed := addAllowedDomains(c.fs)
+	expiry := addHostExpiry(c.fs)
 	asJSON := c.fs.Bool("json", false, "print JSON instead of text")
 	caCert := c.fs.Bool("local-ca-cert", false, "print the local CA's certificate (PEM), for clients to trust, instead of the status")
 	if err := c.parse(args, e); err != nil {
@@ -267,7 +268,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 		return err
 	}
 	now := time.Now()
-	rep := status.Gather(kvs, keys, ropts, now)
+	rep := status.GatherExpiry(kvs, keys, ropts, now, *expiry)
 	if *asJSON {
 		err = rep.WriteJSON(stdout)
 	} else {

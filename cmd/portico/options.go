@@ -5,13 +5,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/nginx"
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/redact"
+	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -84,6 +88,8 @@ type reporterOpts struct {
 	host       *string
 	dockerHost *string
 	labels     *listFlag
+	advertise  *string
+	beatTTL    *time.Duration
 }
 
 func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
@@ -92,56 +98,83 @@ func addReporter(fs *flag.FlagSet, e env) *reporterOpts {
 		host:       fs.String("host", host, "this reporter's host name; it owns the records under containers/<host>/"),
 		dockerHost: fs.String("docker-host", e.get("DOCKER_HOST"), "Docker daemon socket (defaults to DOCKER_HOST, else the local socket)"),
 		labels:     newList().list(fs, "label-filter", "only report containers carrying these labels (key or key=value, comma separated; all must match), like `docker ps --filter label=`"),
+		beatTTL:    durationFlag(fs, "heartbeat-ttl", hosts.DefaultTTL, "TTL of the etcd lease the host's heartbeat is bound to: the host shows as stale this long after its reporter stopped following Docker or reaching etcd (docs/reporter.md)"),
+		advertise:  fs.String("advertise-addr", "", "IP address proxies on other hosts reach this host's published ports at (docs/reporter.md); empty: none, containers are reached at their container addresses only"),
 	}
+}
+
+// advertiseAddr is --advertise-addr, checked; the zero address when empty.
+func (o *reporterOpts) advertiseAddr() (netip.Addr, error) {
+	if *o.advertise == "" {
+		return netip.Addr{}, nil
+	}
+	a, err := netip.ParseAddr(*o.advertise)
+	if err == nil {
+		err = reporter.CheckAdvertiseAddr(a)
+	}
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("--advertise-addr %q: %w", *o.advertise, err)
+	}
+	return a, nil
 }
 
 // nginxOpts configure the nginx stage.
 type nginxOpts struct {
-	network    *string
-	httpAddrs  *listFlag
-	httpsAddrs *listFlag
-	template   *string
-	includeDir *string
-	trusted    *listFlag
-	maxReqs    *int
-	debounce   *time.Duration
-	maxGap     *time.Duration
-	binary     *string
-	pidFile    *string
-	reloadCmd  *string
-	mainConf   *string
-	confOut    *string
-	instance   *string
-	allowed    *listFlag
-	dynamic    *string
-	modulesDir *string
-	user       *string
-	authDir    *string
+	network     *string
+	node        *string
+	hostExpiry  *time.Duration
+	httpAddrs   *listFlag
+	httpsAddrs  *listFlag
+	template    *string
+	includeDir  *string
+	trusted     *listFlag
+	maxReqs     *int
+	debounce    *time.Duration
+	maxGap      *time.Duration
+	binary      *string
+	pidFile     *string
+	reloadCmd   *string
+	mainConf    *string
+	confOut     *string
+	instance    *string
+	allowed     *listFlag
+	dynamic     *string
+	modulesDir  *string
+	user        *string
+	siteMetrics *bool
+	accessLog   *string
+	logQuery    *bool
+	authDir     *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
 	host, _ := os.Hostname()
 	return &nginxOpts{
-		network:    fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
-		httpAddrs:  newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
-		httpsAddrs: newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
-		template:   fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
-		includeDir: fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
-		trusted:    newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
-		maxReqs:    fs.Int("max-requests-per-client", render.DefaultMaxRequestsPerClient, "requests one client address may have in progress at once (websockets and HTTP/2 streams count, idle keep-alive connections do not); the next gets 429; 0 turns the limit off (docs/nginx.md)"),
-		debounce:   durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
-		maxGap:     durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this (the dynamic path's pushes: up to 50ms)"),
-		binary:     fs.String("nginx-binary", "nginx", "nginx executable"),
-		pidFile:    fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
-		reloadCmd:  fs.String("nginx-reload-cmd", "", "external mode: command that reloads nginx (split on spaces, no shell), instead of running one"),
-		mainConf:   fs.String("nginx-main-conf", "/etc/nginx/nginx.conf", "external mode: the main config `nginx -t` checks; it must include --nginx-conf"),
-		confOut:    fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
-		instance:   fs.String("instance", host, "name of this nginx stage in the store's status keys"),
-		allowed:    addAllowedDomains(fs),
-		dynamic:    fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
-		modulesDir: fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
-		authDir:    fs.String("auth-dir", "", "directory of htpasswd files (bcrypt or SHA-crypt hashes) that portico.auth-file labels name by bare file name; Portico copies them where only nginx's workers read them (docs/labels.md)"),
-		user:       fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
+		network:     fs.String("network", "", "Docker network the proxy shares with the containers; its addresses are used when a container has several"),
+		hostExpiry:  addHostExpiry(fs),
+		node:        fs.String("node", "", "the reporter host (--host) this proxy runs on: containers of other hosts whose reporter has --advertise-addr are reached at that address and a published port (docs/reporter.md); empty: every container is reached at its container address (run: its --host)"),
+		httpAddrs:   newList(":80").list(fs, "http-addr", "HTTP listen addresses, comma separated"),
+		httpsAddrs:  newList(":443").list(fs, "https-addr", "HTTPS listen addresses, comma separated; empty turns TLS off"),
+		template:    fs.String("template", "", "text/template file that replaces the built-in config template (its \"vhost\" template runs per vhost; see docs/nginx.md)"),
+		includeDir:  fs.String("include-dir", "", "directory of per-vhost extra config: <dir>/<vhost>/*.conf is included in that vhost's server block"),
+		trusted:     newList().list(fs, "trusted-proxies", "CIDRs or addresses of proxies in front of nginx whose X-Forwarded-For is believed (nginx realip); empty: upstreams get the connection's address, never a client-supplied one"),
+		maxReqs:     fs.Int("max-requests-per-client", render.DefaultMaxRequestsPerClient, "requests one client address may have in progress at once (websockets and HTTP/2 streams count, idle keep-alive connections do not); the next gets 429; 0 turns the limit off (docs/nginx.md)"),
+		debounce:    durationFlag(fs, "debounce", 0, "wait this long after a change for more before applying it; 0 means 2ms on the dynamic path, 25ms otherwise"),
+		maxGap:      durationFlag(fs, "reload-max-gap", 2*time.Second, "during a burst of changes, reloads are spaced by a gap that doubles up to this (the dynamic path's pushes: up to 50ms)"),
+		binary:      fs.String("nginx-binary", "nginx", "nginx executable"),
+		pidFile:     fs.String("nginx-pid-file", "", "external mode: reload the nginx whose master pid is in this file, instead of running one"),
+		reloadCmd:   fs.String("nginx-reload-cmd", "", "external mode: command that reloads nginx (split on spaces, no shell), instead of running one"),
+		mainConf:    fs.String("nginx-main-conf", "/etc/nginx/nginx.conf", "external mode: the main config `nginx -t` checks; it must include --nginx-conf"),
+		confOut:     fs.String("nginx-conf", "", "external mode: where to write Portico's generated config (default <data-dir>/nginx/portico.conf)"),
+		instance:    fs.String("instance", host, "name of this nginx stage in the store's status keys"),
+		allowed:     addAllowedDomains(fs),
+		dynamic:     fs.String("nginx-dynamic", "auto", "serve routes and certificates from nginx's shared memory, pushed without reloads (docs/nginx.md): on, off, or auto (on when nginx's Lua module is installed and neither --template nor --include-dir nor external mode is used)"),
+		modulesDir:  fs.String("nginx-modules-dir", nginx.DefaultModulesDir, "where nginx's dynamic modules (ndk, Lua) are"),
+		user:        fs.String("nginx-user", defaultNginxUser, "run as root: the account nginx's workers run as, which nothing else may use (it must exist: "+createAccountCommand(defaultNginxUser)+"); ignored when not root or in external mode"),
+		siteMetrics: fs.Bool("site-metrics", true, "count each site's requests, errors, bytes and latency in nginx, for the Prometheus metrics and the page's charts (needs nginx's Lua module; docs/metrics.md)"),
+		accessLog:   fs.String("access-log", "", "write one JSON line per request to this file (- for standard output); empty: no access log. SIGUSR1 to Portico reopens it after a rotation (docs/access-log.md)"),
+		logQuery:    fs.Bool("access-log-query", false, "keep query strings in the access log's path (they may hold tokens)"),
+		authDir:     fs.String("auth-dir", "", "directory of htpasswd files (bcrypt or SHA-crypt hashes) that portico.auth-file labels name by bare file name; Portico copies them where only nginx's workers read them (docs/labels.md)"),
 	}
 }
 
@@ -164,6 +197,23 @@ func resolveDynamic(mode string, staticOnly bool, luaAvailable func() bool) (boo
 		return !staticOnly && luaAvailable(), nil
 	}
 	return false, fmt.Errorf("--nginx-dynamic %q: want on, off or auto", mode)
+}
+
+// accessLogPath resolves --access-log: "" off, "-" standard output,
+// otherwise an absolute path.
+func (o *nginxOpts) accessLogPath() (string, error) {
+	switch p := *o.accessLog; p {
+	case "":
+		return "", nil
+	case "-":
+		return nginx.StdoutLog, nil
+	default:
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return "", fmt.Errorf("--access-log %q: %w", p, err)
+		}
+		return abs, nil
+	}
 }
 
 // maxRequestsPerClient is --max-requests-per-client, checked.
@@ -228,4 +278,10 @@ func addMetrics(fs *flag.FlagSet) *string {
 
 func addDataDir(fs *flag.FlagSet, def string) *string {
 	return fs.String("data-dir", def, "Portico's state: embedded etcd, generated nginx config, certificate files")
+}
+
+// addHostExpiry is --host-expiry, read by every command that builds routes
+// for nginx or shows them (nginx, run, status, ui).
+func addHostExpiry(fs *flag.FlagSet) *time.Duration {
+	return durationFlag(fs, "host-expiry", hosts.DefaultExpiry, "how long after a Docker host was last seen (its heartbeat lost) its containers stop being routed; until then they are served and marked stale; 0 or less: never (docs/reporter.md)")
 }

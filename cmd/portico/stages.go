@@ -37,9 +37,14 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	no := addNginx(c.fs)
 	co := addCerts(c.fs)
 	uo := addUI(c.fs, "", no.network, no.allowed)
+	uo.node, uo.hostExpiry = no.node, no.hostExpiry
 	mo := addMemory(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
+	}
+	if *no.node == "" {
+		// The proxy runs on this reporter's host.
+		*no.node = *ro.host
 	}
 	if err := uo.check(); err != nil {
 		return err
@@ -118,6 +123,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
+	stages["reopen"] = reopenOnSignal{ng: ng, log: log}
 	stages["memory"] = newMemTrimmer(log)
 	attrs := startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)
 	attrs = append(attrs, memAttrs...)
@@ -125,7 +131,7 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if emb != nil {
 		health = func() *store.EmbeddedHealth { h := emb.Health(); return &h }
 	}
-	page, err := newUI(uo, so, cli, health, log)
+	page, err := newUI(uo, so, cli, health, ng.Traffic(), log)
 	if err != nil {
 		return err
 	}
@@ -176,7 +182,11 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 		return err
 	}
 	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newNginx(no, so, *dataDir, tmp, cli, reg, log)
+		ng, err := newNginx(no, so, *dataDir, tmp, cli, reg, log)
+		if err != nil {
+			return nil, err
+		}
+		return withReopen{Stage: ng, reopen: reopenOnSignal{ng: ng, log: log}}, nil
 	})
 }
 
@@ -185,7 +195,7 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	so := addStore(c.fs)
 	lo := addLog(c.fs)
 	metricsAddr := addMetrics(c.fs)
-	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs)}
+	no := &nginxOpts{network: c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage"), allowed: addAllowedDomains(c.fs), hostExpiry: addHostExpiry(c.fs)}
 	co := addCerts(c.fs)
 	if err := c.parse(args, e); err != nil {
 		return err
@@ -224,12 +234,19 @@ func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metrics
 }
 
 func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*reporter.Reporter, error) {
+	adv, err := ro.advertiseAddr()
+	if err != nil {
+		return nil, err
+	}
 	return reporter.New(reporter.Config{
-		DockerHost: *ro.dockerHost,
-		Host:       *ro.host,
-		Labels:     ro.labels.vals,
-		Keys:       so.keys(),
-		Metrics:    reg,
+		DockerHost:    *ro.dockerHost,
+		AdvertiseAddr: adv,
+		Liveness:      cli,
+		HeartbeatTTL:  *ro.beatTTL,
+		Host:          *ro.host,
+		Labels:        ro.labels.vals,
+		Keys:          so.keys(),
+		Metrics:       reg,
 	}, cli, log.With("stage", "reporter"))
 }
 
@@ -238,9 +255,11 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 	if err != nil {
 		return nil, err
 	}
+	ropts.Node = *no.node
 	cfg := nginx.Config{
 		Keys:          so.keys(),
 		Routing:       ropts,
+		HostExpiry:    hostExpiry(*no.hostExpiry),
 		Dir:           nginxDir(dataDir),
 		TempDir:       tempDir,
 		TemplatePath:  *no.template,
@@ -276,6 +295,11 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		return nil, err
 	}
 	cfg.ModulesDir = *no.modulesDir
+	cfg.Traffic = *no.siteMetrics
+	if cfg.AccessLog, err = no.accessLogPath(); err != nil {
+		return nil, err
+	}
+	cfg.AccessLogQuery = *no.logQuery
 	if no.external() {
 		cfg.Mode = nginx.ModeExternal
 		cfg.MainConfig = *no.mainConf
@@ -296,6 +320,7 @@ func newCerts(co *certsOpts, so *storeOpts, no *nginxOpts, cli *clientv3.Client,
 	cfg := certs.Config{
 		Keys:            so.keys(),
 		Routing:         ropts,
+		HostExpiry:      certsHostExpiry(no),
 		Issuer:          *co.issuer,
 		WildcardDomains: co.wildcardDomains.vals,
 		DomainsFile:     *co.domainsFile,
@@ -398,4 +423,22 @@ func parseProviders(vals []string, build func(string) (challenge.Provider, error
 		out[zone] = p
 	}
 	return out, nil
+}
+
+// hostExpiry turns --host-expiry into the stages' setting, where 0 means
+// the default: 0 or less given means never (-1).
+func hostExpiry(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
+}
+
+// certsHostExpiry is the --host-expiry the certs stage judges hosts with:
+// run's (the nginx stage's) or the certs command's own.
+func certsHostExpiry(no *nginxOpts) time.Duration {
+	if no.hostExpiry == nil {
+		return 0
+	}
+	return hostExpiry(*no.hostExpiry)
 }

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/traffic"
 	"github.com/portico/portico/internal/ui"
 )
 
@@ -25,6 +27,10 @@ type uiOpts struct {
 	token   *secretFlag
 	network *string
 	allowed *listFlag
+	// node is the nginx stage's --node when the page runs beside it (run).
+	node *string
+	// hostExpiry is --host-expiry: the nginx stage's in run, its own in ui.
+	hostExpiry *time.Duration
 }
 
 // addUI defines --ui-addr and --ui-token (--ui-token-file,
@@ -40,6 +46,8 @@ func addUI(fs *flag.FlagSet, def string, network *string, allowed *listFlag) *ui
 	}
 	if o.allowed == nil {
 		o.allowed = addAllowedDomains(fs)
+		// The page's own command (ui): it judges hosts itself.
+		o.hostExpiry = addHostExpiry(fs)
 	}
 	return o
 }
@@ -58,7 +66,7 @@ func (o *uiOpts) check() error {
 
 // newUI builds the page's server, listening already; nil when --ui-addr
 // is empty.
-func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.EmbeddedHealth, log *slog.Logger) (*ui.Server, error) {
+func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.EmbeddedHealth, tr *traffic.Monitor, log *slog.Logger) (*ui.Server, error) {
 	if *o.addr == "" {
 		return nil, nil
 	}
@@ -66,14 +74,26 @@ func newUI(o *uiOpts, so *storeOpts, cli *clientv3.Client, health func() *store.
 	if err != nil {
 		return nil, err
 	}
-	return ui.New(ui.Config{
-		Addr:    *o.addr,
-		Token:   o.token.Value(),
-		Keys:    so.keys(),
-		Routing: ropts,
-		Health:  health,
-		Log:     log.With("stage", "ui"),
-	}, cli)
+	if o.node != nil {
+		ropts.Node = *o.node
+	}
+	expiry := time.Duration(0)
+	if o.hostExpiry != nil {
+		expiry = hostExpiry(*o.hostExpiry)
+	}
+	cfg := ui.Config{
+		Addr:       *o.addr,
+		Token:      o.token.Value(),
+		Keys:       so.keys(),
+		Routing:    ropts,
+		HostExpiry: expiry,
+		Health:     health,
+		Log:        log.With("stage", "ui"),
+	}
+	if tr != nil {
+		cfg.Traffic = tr
+	}
+	return ui.New(cfg, cli)
 }
 
 // cmdUI serves the page alone, against an external etcd or the embedded
@@ -94,6 +114,6 @@ func cmdUI(ctx context.Context, args []string, e env, stderr io.Writer) error {
 		return err
 	}
 	return runOne(ctx, c, so, lo, "", *dataDir, stderr, "ui", func(cli *clientv3.Client, _ *prometheus.Registry, log *slog.Logger) (stage, error) {
-		return newUI(uo, so, cli, nil, log)
+		return newUI(uo, so, cli, nil, nil, log)
 	})
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/portico/portico/internal/atomicfile"
 	"github.com/portico/portico/internal/certs/localca"
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -61,6 +62,11 @@ type Config struct {
 	Keys store.Keys
 	// Routing are the options the container records are read with.
 	Routing routing.Options
+	// HostExpiry is the nginx stages' --host-expiry (internal/hosts): the
+	// records of a host gone for longer are not routed, so their names
+	// need no certificate. 0 means hosts.DefaultExpiry, negative never.
+	// It is judged at each pass (at least every CheckInterval).
+	HostExpiry time.Duration
 	// Issuer is IssuerAuto (""), IssuerLocal or IssuerACME.
 	Issuer string
 	// WildcardDomains fold their direct subdomains into one *.domain
@@ -116,6 +122,8 @@ type Stage struct {
 	sem   chan struct{}
 	// passes counts completed reconcile passes (for tests).
 	passes atomic.Int64
+	// hostsMirror mirrors the hosts' liveness keys (nil with DomainsFile).
+	hostsMirror *store.Mirror
 
 	mu        sync.Mutex
 	inflight  map[string]bool
@@ -224,6 +232,8 @@ func (s *Stage) Run(ctx context.Context) error {
 	if s.cfg.DomainsFile == "" {
 		containers = store.NewMirror(s.cli, s.cfg.Keys.Containers(), s.kick, s.log)
 		goRun(containers.Run)
+		s.hostsMirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), s.kick, s.log)
+		goRun(s.hostsMirror.Run)
 	} else {
 		goRun(s.pollFile)
 	}
@@ -349,6 +359,14 @@ func (s *Stage) wanted(containers *store.Mirror) ([]store.WantedCert, bool) {
 			continue
 		}
 		cs = append(cs, c)
+	}
+	if s.hostsMirror != nil {
+		expiry := s.cfg.HostExpiry
+		if expiry == 0 {
+			expiry = hosts.DefaultExpiry
+		}
+		snap, _, _ := s.hostsMirror.Snapshot()
+		cs = hosts.Judge(snap, s.cfg.Keys, time.Now(), expiry).Serve(cs)
 	}
 	return s.planned(ServiceNames(routing.Build(cs, s.cfg.Routing))), true
 }

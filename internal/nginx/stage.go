@@ -24,6 +24,7 @@ import (
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/traffic"
 )
 
 // Modes of running nginx.
@@ -104,6 +105,21 @@ type Config struct {
 	// (--auth-dir) that portico.auth-file names; "" has none, and a site
 	// with portico.auth-file refuses every user.
 	AuthDir string
+	// HostExpiry is how long after a Docker host was last seen its
+	// records stop being routed (internal/hosts); until then a host whose
+	// heartbeat is gone is stale and still served. 0 means
+	// hosts.DefaultExpiry; negative: never.
+	HostExpiry time.Duration
+	// Traffic counts each site's requests in nginx (docs/metrics.md):
+	// exported to Metrics and charted by the page (Stage.Traffic). It
+	// needs the Lua module and supervised mode; without them the stage
+	// logs why and counts nothing.
+	Traffic bool
+	// AccessLog, when set, is the file nginx writes one JSON line per
+	// request to (docs/access-log.md); StdoutLog writes to Portico's
+	// standard output. AccessLogQuery keeps query strings in it.
+	AccessLog      string
+	AccessLogQuery bool
 }
 
 // Client is the part of the etcd client the stage uses.
@@ -123,6 +139,7 @@ type Stage struct {
 	sup      *supervise.Supervisor // nil in external mode
 	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
 	auth     *htpasswd.Copier      // portico.auth-file's copies (auth.go)
+	traffic  *traffic.Monitor      // nil unless nginx counts traffic
 	m        *metrics
 
 	decodedC  map[string]decoded[store.Container]
@@ -148,6 +165,8 @@ type Stage struct {
 	// at each sync.
 	mainConf []byte
 	mainErr  error
+	// hosts is the stage's view of host liveness (hostsview.go).
+	hosts *hostsView
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -185,6 +204,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s := &Stage{cfg: cfg, cli: cli, log: log, m: m,
 		decodedC: map[string]decoded[store.Container]{}, decodedB: map[string]decoded[store.CertBundle]{}, logged: map[string]bool{},
 		started: make(chan struct{})}
+	if s.hosts, err = newHostsView(cfg.HostExpiry, cfg.Metrics); err != nil {
+		return nil, err
+	}
 	s.certs = &render.CertFiles{Dir: filepath.Join(dir, "certs")}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient}
@@ -192,6 +214,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		return nil, err
 	}
 	s.settings.AuthDir = s.auth.Dst
+	if cfg.AccessLog != "" {
+		s.settings.AccessLog = &render.AccessLog{Path: cfg.AccessLog, Query: cfg.AccessLogQuery}
+	}
 	if cfg.TemplatePath != "" {
 		b, err := os.ReadFile(cfg.TemplatePath)
 		if err != nil {
@@ -214,6 +239,9 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 			return nil, err
 		}
 	}
+	if modules, err = s.trafficSetup(modules); err != nil {
+		return nil, err
+	}
 	// Settings errors are the operator's: fail now, not at the first render.
 	if _, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: s.settings.HTTPAddrs, HTTPSAddrs: s.settings.HTTPSAddrs,
 		IncludeDir: s.settings.IncludeDir, NginxVersion: ver, TrustedProxies: s.settings.TrustedProxies,
@@ -232,6 +260,11 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 		s.sup = &supervise.Supervisor{Binary: cfg.NginxBinary, Prefix: dir, Main: filepath.Join(dir, "nginx.conf"), Log: log}
 		if s.settings.Dynamic != nil {
 			s.sup.Sockets = []string{s.settings.Dynamic.ControlSocket}
+		} else if s.settings.Traffic != nil {
+			s.sup.Sockets = []string{s.settings.Traffic.ControlSocket}
+		}
+		if cfg.AccessLog == StdoutLog {
+			s.sup.Stdout = os.Stdout
 		}
 		s.applier = &Applier{Binary: cfg.NginxBinary, ConfPath: mc.Include, Supervised: &mc, Reloader: s.sup}
 	case ModeExternal:
@@ -282,6 +315,9 @@ func (s *Stage) Run(ctx context.Context) error {
 	wg.Go(func() { mc.Run(ctx) })
 	wg.Go(func() { mb.Run(ctx) })
 	wg.Go(func() { s.refreshAuth(ctx) })
+	s.hosts.mirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), notify, s.log)
+	wg.Go(func() { s.hosts.mirror.Run(ctx) })
+	wg.Go(func() { s.runTraffic(ctx) })
 
 	supDone := make(chan error, 1)
 	supStarted := false
@@ -347,6 +383,12 @@ func (s *Stage) Run(ctx context.Context) error {
 			upC = nil
 			pending, first, last = true, time.Now(), time.Now()
 			timer.Reset(0)
+		case <-s.hosts.wake.C:
+			// A stale host reached its expiry: its records leave.
+			select {
+			case notify <- struct{}{}:
+			default:
+			}
 		case <-notify:
 			now := time.Now()
 			if !pending {
@@ -372,6 +414,9 @@ func (s *Stage) prepareDirs() error {
 		return err
 	}
 	if err := s.auth.Prepare(); err != nil {
+		return err
+	}
+	if err := s.prepareTraffic(); err != nil {
 		return err
 	}
 	dirs := []string{s.certs.Dir}
@@ -406,7 +451,7 @@ const retryIn = 2 * time.Second
 // delay after which to retry, or 0.
 func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	defer s.syncs.Add(1)
-	containers := s.containers(mc)
+	containers := s.served(s.containers(mc), time.Now())
 	res := routing.Build(containers, s.cfg.Routing)
 	routes, errs := render.CheckRoutes(res.Routes)
 	refs, cerrs := s.certs.Sync(s.bundles(mb))
@@ -434,6 +479,9 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		s.m.reloads.Inc()
 	}
 	if o.applied != nil {
+		if s.traffic != nil {
+			s.traffic.SetSites(hostsOf(o.applied))
+		}
 		r := o.res
 		why := s.last.why(o.applied, refs)
 		if r.Changed {

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/store"
 )
 
@@ -35,6 +37,12 @@ type Config struct {
 	// Host names this reporter's host; its records live under
 	// Keys.HostContainers(Host). Every host sharing an etcd needs its own.
 	Host string
+	// AdvertiseAddr is the address other hosts reach this host at
+	// (--advertise-addr); every record carries it (store.Container.HostAddr)
+	// so that a proxy on another host reaches the container at it and a
+	// published port. The zero value: none, the records carry no address
+	// and proxies reach containers at their container addresses.
+	AdvertiseAddr netip.Addr
 	// Keys is the etcd key mapping.
 	Keys store.Keys
 	// Labels, when set, limits the reporter to containers carrying every one
@@ -50,6 +58,12 @@ type Config struct {
 	CallTimeout time.Duration
 	// Metrics registers the reporter's metrics; nil disables them.
 	Metrics prometheus.Registerer
+	// Liveness, when set, is the etcd client the reporter keeps its host's
+	// heartbeat and last-seen keys with (internal/hosts), beside the
+	// records. nil: no heartbeat (the host is never judged stale).
+	Liveness hosts.Client
+	// HeartbeatTTL is the heartbeat lease's TTL; 0 means hosts.DefaultTTL.
+	HeartbeatTTL time.Duration
 }
 
 // KV is the part of the etcd client the reporter uses.
@@ -77,6 +91,11 @@ type Reporter struct {
 	// inspect does not tell; it survives resyncs and reconnects. Only Run's
 	// goroutine uses it.
 	marks stopMarks
+	// beat keeps the host's liveness keys; nil without Config.Liveness.
+	// It runs (beatStop set) while a session follows Docker. Only Run's
+	// goroutine uses beatStop.
+	beat     *hosts.Heartbeat
+	beatStop func()
 }
 
 type metrics struct {
@@ -98,6 +117,9 @@ var errDocker = errors.New("docker")
 func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 	if cfg.Host == "" || strings.Contains(cfg.Host, "/") {
 		return nil, fmt.Errorf("reporter: host name %q: must be non-empty and contain no \"/\"", cfg.Host)
+	}
+	if err := CheckAdvertiseAddr(cfg.AdvertiseAddr); err != nil {
+		return nil, fmt.Errorf("reporter: %w", err)
 	}
 	for _, l := range cfg.Labels {
 		if k, _, _ := strings.Cut(l, "="); k == "" {
@@ -134,7 +156,19 @@ func New(cfg Config, kv KV, log *slog.Logger) (*Reporter, error) {
 			}
 		}
 	}
-	return &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}, marks: stopMarks{}}, nil
+	r := &Reporter{cfg: cfg, kv: kv, docker: docker, log: log, m: m, synced: make(chan struct{}), cache: map[string]store.Version{}, marks: stopMarks{}}
+	if cfg.Liveness != nil {
+		adv := ""
+		if cfg.AdvertiseAddr.IsValid() {
+			adv = cfg.AdvertiseAddr.String()
+		}
+		r.beat, err = hosts.NewHeartbeat(hosts.HeartbeatConfig{Host: cfg.Host, AdvertiseAddr: adv, Keys: cfg.Keys, TTL: cfg.HeartbeatTTL, Metrics: cfg.Metrics}, cfg.Liveness, log)
+		if err != nil {
+			docker.Close()
+			return nil, fmt.Errorf("reporter: %w", err)
+		}
+	}
+	return r, nil
 }
 
 // Synced is closed once the first full list of containers has been
@@ -147,11 +181,16 @@ func (r *Reporter) Synced() <-chan struct{} { return r.synced }
 // Call Run once.
 func (r *Reporter) Run(ctx context.Context) error {
 	defer r.docker.Close()
+	defer r.stopBeat()
 	backoff := minBackoff
 	down := false // logged as unavailable; further failures log at debug
 	for {
 		synced, err := r.session(ctx)
 		r.m.dockerUp.Set(0)
+		// The heartbeat says the host's records are followed: not while
+		// Docker is away. A lease outlives a brief outage (its TTL), so
+		// a daemon restart does not make the host stale.
+		r.stopBeat()
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -226,6 +265,7 @@ func (r *Reporter) session(ctx context.Context) (synced bool, err error) {
 			default:
 				r.m.dockerUp.Set(1)
 				needResync, synced, etcdBackoff = false, true, minBackoff
+				r.startBeat(ctx)
 			}
 		}
 		if !needResync {
@@ -517,6 +557,9 @@ func (r *Reporter) inspect(ctx context.Context, id string) inspected {
 		return inspected{id: id}
 	}
 	c, err := Convert(r.cfg.Host, res.Container, r.cfg.Labels)
+	if err == nil && r.cfg.AdvertiseAddr.IsValid() {
+		c.HostAddr = r.cfg.AdvertiseAddr.String()
+	}
 	if err != nil {
 		if res.Container.ID == "" {
 			r.log.Error("container not reported", "host", r.cfg.Host, "id", id, "err", err)
@@ -636,4 +679,45 @@ func MatchLabels(labels map[string]string, filters []string) bool {
 		}
 	}
 	return true
+}
+
+// CheckAdvertiseAddr accepts the zero address (none) or one unicast
+// address without a zone that another host can connect to: not
+// unspecified, multicast, link-local or the broadcast address. Loopback is
+// accepted, for a single machine's test hosts; a proxy refuses it as an
+// upstream unless it permits loopback upstreams.
+func CheckAdvertiseAddr(a netip.Addr) error {
+	if !a.IsValid() {
+		return nil
+	}
+	u := a.Unmap()
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("advertise address %s: has an IPv6 zone", a)
+	case u.IsUnspecified():
+		return fmt.Errorf("advertise address %s: unspecified; give the address other hosts reach this one at", a)
+	case u.IsMulticast() || u.IsLinkLocalUnicast() || u == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("advertise address %s: not a unicast address other hosts can reach", a)
+	}
+	return nil
+}
+
+// startBeat runs the heartbeat, if the reporter has one and it is not
+// running, until stopBeat or ctx's end.
+func (r *Reporter) startBeat(ctx context.Context) {
+	if r.beat == nil || r.beatStop != nil {
+		return
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); r.beat.Run(bctx) }()
+	r.beatStop = func() { cancel(); <-done }
+}
+
+// stopBeat stops the heartbeat without revoking its lease.
+func (r *Reporter) stopBeat() {
+	if r.beatStop != nil {
+		r.beatStop()
+		r.beatStop = nil
+	}
 }

@@ -23,7 +23,7 @@ type hostileForm struct {
 // hostileForms is every label and env var routing reads.
 func hostileForms() []hostileForm {
 	var fs []hostileForm
-	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS,
+	for _, k := range []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress,
 		LegacyVhost, LegacyPort, LegacyProtocol, LegacyDefault} {
 		fs = append(fs, hostileForm{key: k})
 	}
@@ -99,7 +99,14 @@ func bystander() store.Container {
 // hostile.
 func checkHostile(t *testing.T, c store.Container, label, value string, badRecord bool) {
 	t.Helper()
-	res := Build([]store.Container{c, bystander()}, Options{Network: "proxy"})
+	checkHostileOn(t, c, label, value, badRecord, Options{Network: "proxy"})
+}
+
+// checkHostileOn is checkHostile for a proxy with opts; the bystander is
+// on opts' node.
+func checkHostileOn(t *testing.T, c store.Container, label, value string, badRecord bool, opts Options) {
+	t.Helper()
+	res := Build([]store.Container{c, bystander()}, opts)
 
 	wantBy := Service{ContainerID: "id-bystander", Container: "bystander", Node: "node1",
 		Hosts: []string{"bystander.test"}, CertHosts: []string{"bystander.test"}, Port: 8080, Protocol: ProtoHTTP,
@@ -201,6 +208,14 @@ func TestHostileValues(t *testing.T) {
 			checkHostile(t, c, "", "", true)
 			c = ctr("victim", vhost("victim.test"), withNets(map[string]store.Network{v: {IPv4: "172.18.0.2"}}))
 			checkHostile(t, c, "", "", true)
+			// A record from another node: its host address and its
+			// bindings' addresses are the record's too.
+			c = ctr("victim", vhost("victim.test"), withNode("node2"), func(c *store.Container) { c.HostAddr = v },
+				withPorts(store.Port{Port: 80, Proto: "tcp", HostIP: "0.0.0.0", HostPort: 8080}))
+			checkHostileOn(t, c, "", "", true, Options{Network: "proxy", Node: "node1"})
+			c = ctr("victim", vhost("victim.test"), withNode("node2"), func(c *store.Container) { c.HostAddr = "10.0.0.2" },
+				withPorts(store.Port{Port: 80, Proto: "tcp", HostIP: v, HostPort: 8080}))
+			checkHostileOn(t, c, "", "", true, Options{Network: "proxy", Node: "node1"})
 		}
 	})
 	t.Run("container names", func(t *testing.T) {

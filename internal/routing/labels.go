@@ -14,6 +14,7 @@ const (
 	LabelEnable   = "portico.enable"   // false: ignore this container
 	LabelHTTPS    = "portico.https"    // auto (default), redirect, both, off
 	LabelHSTS     = "portico.hsts"     // true, false, a max-age in seconds, or a full header value
+	LabelAddress  = "portico.address"  // auto (default), container, host: how a proxy reaches the container (reach.go)
 )
 
 // Per-site access and limit options (package siteopts, access.go); each
@@ -100,7 +101,7 @@ func isEnvName(key string) bool {
 }
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
-var KnownLabels = append([]string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS},
+var KnownLabels = append([]string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress},
 	AccessLabels...)
 
 // LegacyPrefix is the prefix of the 2016 design's labels.

@@ -299,12 +299,12 @@ func (p *parser) parse(opts Options) (Service, bool) {
 		svc.CertHosts = slices.Clone(svc.Hosts)
 	}
 
-	svc.Network, svc.Addr = p.address(opts, svc.Port)
+	p.reach(opts, &svc)
 	if p.failed {
 		return Service{}, false
 	}
 	svc.Live = p.c.Live() && svc.Addr != ""
-	if svc.Addr == "" && p.c.State == "running" {
+	if svc.Addr == "" && p.c.State == "running" && svc.Reach == "" {
 		p.add(SeverityWarning, "", "", "running but has no address on network %q; its vhosts answer 503", svc.Network)
 	}
 	return svc, true

@@ -79,6 +79,12 @@ type Options struct {
 	// IPv4) belongs to one of the proxy host's interfaces; such an upstream
 	// is rejected. nil: none is known.
 	LocalAddr func(netip.Addr) bool
+	// Node is the reporter host (--host) this proxy runs on: a container
+	// whose record comes from another node and carries its host's
+	// advertised address is reached at that address and a published port
+	// (reach.go). "" means every container is treated as on this proxy's
+	// node, as on a single host.
+	Node string
 	// LoopbackUpstreams permits loopback upstream addresses. Only tests of
 	// the stages set it (their upstreams are servers on 127.0.0.1); no flag
 	// does.
@@ -109,6 +115,10 @@ type Service struct {
 	Site siteopts.Options
 	// Live is true when the container should receive traffic.
 	Live bool
+	// Reach is AddressHost when Addr is the container's host's address
+	// and a published port (Network is then ""); "" when Addr is the
+	// container's own address on Network.
+	Reach string
 }
 
 // Route is one vhost: one nginx server block and one upstream.

@@ -108,6 +108,11 @@ func ParseAllow(s string) ([]netip.Prefix, error) {
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
+		if p.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			// nginx reads it as "no address" and refuses the config; no
+			// client has it.
+			return nil, fmt.Errorf("%q is the broadcast address, never a client", clip(item))
+		}
 		if p.Addr().Is4In6() {
 			return nil, fmt.Errorf("%q: write an IPv4-mapped address as IPv4", clip(item))
 		}

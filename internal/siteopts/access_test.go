@@ -29,6 +29,11 @@ func TestParsers(t *testing.T) {
 			t.Errorf("ParseTime(%q) accepted", bad)
 		}
 	}
+	for _, bad := range []string{"255.255.255.255", "255.255.255.255/32", "10.0.0.1/8", "", ",", "::ffff:10.0.0.1"} {
+		if _, err := ParseAllow(bad); err == nil {
+			t.Errorf("ParseAllow(%q) accepted", bad)
+		}
+	}
 	for _, bad := range []string{"", "r/s", "10r/", "10r/h", "0r/s", "100001r/s", "-1r/s", "10 r/s", "10r/s "} {
 		if _, err := ParseRate(bad); err == nil {
 			t.Errorf("ParseRate(%q) accepted", bad)

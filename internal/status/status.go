@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portico/portico/internal/certs"
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/store"
@@ -28,6 +30,9 @@ type Report struct {
 	Certs      []certs.CertStatus  `json:"certs"`
 	Store      []string            `json:"store_errors,omitempty"`
 	Counts     map[string]int      `json:"counts"`
+	// Hosts are the Docker hosts with liveness keys (internal/hosts),
+	// sorted by name.
+	Hosts []hosts.Status `json:"hosts,omitempty"`
 }
 
 // Container is one container line.
@@ -43,6 +48,10 @@ type Container struct {
 	Vhosts   []string `json:"vhosts,omitempty"`
 	Addr     string   `json:"addr,omitempty"`
 	Live     bool     `json:"live"`
+	// HostState is "stale" while the container's host has lost its
+	// heartbeat (still routed) and "expired" past the host expiry (not
+	// routed); "" when the host is live.
+	HostState string `json:"host_state,omitempty"`
 }
 
 // Build derives the report from every key under keys' prefix, without
@@ -58,7 +67,13 @@ func Build(kvs map[string][]byte, keys store.Keys, opts routing.Options) Report 
 
 // BuildEntries derives the report from every key under keys' prefix, with
 // the keys' create revisions, which decide who owns a contested vhost.
+// Hosts are judged without a clock: stale hosts are marked, none is
+// expired (GatherExpiry judges at a time).
 func BuildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.Options) Report {
+	return buildEntries(entries, keys, opts, hosts.Judge(entries, keys, time.Time{}, -1))
+}
+
+func buildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.Options, j hosts.Judgement) Report {
 	r := Report{Counts: map[string]int{}}
 	var cs []store.Container
 	for k, e := range entries {
@@ -80,13 +95,26 @@ func BuildEntries(entries map[string]store.Entry, keys store.Keys, opts routing.
 			r.Nginx = append(r.Nginx, n)
 		}
 	}
-	res := routing.Build(cs, opts)
+	res := routing.Build(j.Serve(cs), opts)
+	for _, err := range j.Problems {
+		r.Store = append(r.Store, err.Error())
+	}
+	for _, h := range slices.Sorted(maps.Keys(j.Hosts)) {
+		st := j.Hosts[h]
+		r.Hosts = append(r.Hosts, st)
+		if st.State != hosts.Live {
+			r.Counts[string(st.State)+"_hosts"]++
+		}
+	}
 	svc := map[string]routing.Service{}
 	for _, s := range res.Services {
 		svc[s.Node+"/"+s.ContainerID] = s
 	}
 	for _, c := range cs {
 		line := Container{Name: c.Name, Node: c.Host, ID: shortID(c.ID), State: c.State, Health: c.Health, Stopping: c.Stopping}
+		if st := j.State(c.Host); st != hosts.Live {
+			line.HostState = string(st)
+		}
 		if s, ok := svc[c.Host+"/"+c.ID]; ok {
 			line.Vhosts, line.Addr, line.Live = s.Hosts, s.Addr, s.Live
 		}
@@ -130,6 +158,9 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 		if c.Stopping {
 			state += " (stopping)"
 		}
+		if c.HostState != "" {
+			state += " (host " + c.HostState + ")"
+		}
 		up := c.Addr
 		if up != "" && !c.Live {
 			up += " (not live)"
@@ -160,6 +191,7 @@ func (r Report) WriteText(w io.Writer, now time.Time) error {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", e(c.Primary), list(c.Names), dash(e(c.Issuer)), e(c.Condition), when(c.NotAfter, now), when(c.NextRenewal, now), errs)
 		}
 	}
+	r.writeHosts(tw, now)
 	fmt.Fprintf(tw, "\nNGINX (%d)\n", len(r.Nginx))
 	for _, n := range r.Nginx {
 		fmt.Fprintf(tw, "  %s\troutes=%d\treloads=%d\tconfig=%s\tapplied %s\n", e(n.Instance), n.Routes, n.Reloads, e(short(n.Applied)), when(n.AppliedAt, now))

@@ -9,6 +9,8 @@ import (
 // prefix (default /portico), so several installations can share a cluster.
 //
 //	<prefix>/containers/<host>/<id>        Container   written by the reporter on <host>
+//	<prefix>/hosts/alive/<host>            hosts.Beat  the reporter on <host>'s heartbeat, bound to its etcd lease
+//	<prefix>/hosts/seen/<host>             hosts.Seen  when the reporter on <host> last said it was alive (not leased)
 //	<prefix>/status/nginx/<instance>       NginxStatus written by each nginx stage
 //	<prefix>/certs/wanted                  certificate list   written by the certs stage
 //	<prefix>/certs/data/<primary>          certificate bundle written by the certs stage
@@ -63,6 +65,22 @@ func ParseContainerKey(key string) (host, id string, ok bool) {
 	}
 	return host, id, true
 }
+
+// Hosts is the prefix of every host's liveness keys (internal/hosts).
+func (k Keys) Hosts() string { return k.prefix + "/hosts/" }
+
+// HostsAlive is the prefix of every host's heartbeat key.
+func (k Keys) HostsAlive() string { return k.Hosts() + "alive/" }
+
+// HostAlive is the key of one host's heartbeat, bound to its reporter's
+// lease: it vanishes when the lease expires.
+func (k Keys) HostAlive(host string) string { return k.HostsAlive() + segment(host) }
+
+// HostsSeen is the prefix of every host's last-seen key.
+func (k Keys) HostsSeen() string { return k.Hosts() + "seen/" }
+
+// HostSeen is the key of when one host's reporter last said it was alive.
+func (k Keys) HostSeen(host string) string { return k.HostsSeen() + segment(host) }
 
 // NginxStatuses is the prefix of every nginx stage's status.
 func (k Keys) NginxStatuses() string { return k.prefix + "/status/nginx/" }

@@ -33,6 +33,11 @@ type Container struct {
 	Networks map[string]Network `json:"networks,omitempty"`
 	// Ports lists exposed container ports, with their host bindings if published.
 	Ports []Port `json:"ports,omitempty"`
+	// HostAddr is the address the reporter's host is reached at from the
+	// other hosts (the reporter's --advertise-addr); "" when none was
+	// given. A proxy on another host reaches the container at HostAddr and
+	// a published port (routing, portico.address).
+	HostAddr string `json:"host_addr,omitempty"`
 	// State is Docker's state: created, running, paused, restarting, exited, dead.
 	State string `json:"state"`
 	// Health is "", "starting", "healthy" or "unhealthy".

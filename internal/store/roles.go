@@ -12,15 +12,16 @@ import (
 // stage's code touches and nothing more; the ranges are built from Keys, so
 // they follow --prefix.
 //
-//	reporter <host>      readwrite containers/<host>/
-//	nginx <instance>     read containers/, read certs/data/, readwrite status/nginx/<instance>
-//	certs                read containers/, readwrite certs/ (data, state, wanted, account, localca, locks)
+//	reporter <host>      readwrite containers/<host>/, hosts/alive/<host>, hosts/seen/<host>
+//	nginx <instance>     read containers/, read hosts/, read certs/data/, readwrite status/nginx/<instance>
+//	certs                read containers/, read hosts/, readwrite certs/ (data, state, wanted, account, localca, locks)
 //	reader               read everything under the prefix (portico status)
 //
 // Every write is a transaction that compares the key's value first, so a
 // writer needs read on what it writes too: hence readwrite. Locks are
-// leased keys under certs/locks/; granting and keeping a lease needs no
-// permission, revoking it needs write on its keys, which certs/ gives.
+// leased keys under certs/locks/, and a reporter's heartbeat is a leased
+// key; granting and keeping a lease needs no permission, revoking it needs
+// write on its keys, which certs/ and the reporter's own keys give.
 
 // Grant is one permission of a role: Key alone, or the range [Key,
 // RangeEnd) when RangeEnd is set (a prefix).
@@ -108,13 +109,15 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 		return nil
 	}
 	for _, h := range spec.ReporterHosts {
-		if err := add("reporter", "--reporter-host", h, prefixGrant(k.HostContainers(h), permReadWrite)); err != nil {
+		if err := add("reporter", "--reporter-host", h, prefixGrant(k.HostContainers(h), permReadWrite),
+			Grant{Key: k.HostAlive(h), Perm: permReadWrite}, Grant{Key: k.HostSeen(h), Perm: permReadWrite}); err != nil {
 			return nil, err
 		}
 	}
 	for _, i := range spec.NginxInstances {
 		if err := add("nginx", "--nginx-instance", i,
 			prefixGrant(k.Containers(), permRead),
+			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.CertData(), permRead),
 			Grant{Key: k.NginxStatus(i), Perm: permReadWrite}); err != nil {
 			return nil, err
@@ -123,6 +126,7 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 	if spec.Certs {
 		out = append(out, Role{Name: base + "-certs", Grants: []Grant{
 			prefixGrant(k.Containers(), permRead),
+			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.Certs(), permReadWrite),
 		}})
 	}

@@ -23,17 +23,18 @@ func TestRoles(t *testing.T) {
 		want    []store.Role
 		wantErr string
 	}{
-		{name: "reporter owns its host's containers only", prefix: "/portico",
+		{name: "reporter owns its host's containers and liveness keys only", prefix: "/portico",
 			spec: store.RoleSpec{ReporterHosts: []string{"docker-1"}},
-			want: []store.Role{{Name: "portico-reporter-docker-1", Grants: []store.Grant{pfx("/portico/containers/docker-1/", rw)}}}},
+			want: []store.Role{{Name: "portico-reporter-docker-1", Grants: []store.Grant{pfx("/portico/containers/docker-1/", rw),
+				{Key: "/portico/hosts/alive/docker-1", Perm: rw}, {Key: "/portico/hosts/seen/docker-1", Perm: rw}}}}},
 		{name: "nginx reads containers and bundles, writes its own status", prefix: "/portico",
 			spec: store.RoleSpec{NginxInstances: []string{"edge-a"}},
 			want: []store.Role{{Name: "portico-nginx-edge-a", Grants: []store.Grant{
-				pfx("/portico/containers/", r), pfx("/portico/certs/data/", r),
+				pfx("/portico/containers/", r), pfx("/portico/hosts/", r), pfx("/portico/certs/data/", r),
 				{Key: "/portico/status/nginx/edge-a", Perm: rw}}}}},
 		{name: "certs reads containers and owns certs/", prefix: "portico/",
 			spec: store.RoleSpec{Certs: true},
-			want: []store.Role{{Name: "portico-certs", Grants: []store.Grant{pfx("/portico/containers/", r), pfx("/portico/certs/", rw)}}}},
+			want: []store.Role{{Name: "portico-certs", Grants: []store.Grant{pfx("/portico/containers/", r), pfx("/portico/hosts/", r), pfx("/portico/certs/", rw)}}}},
 		{name: "reader reads the prefix", prefix: "/site-b", spec: store.RoleSpec{Base: "b", Reader: true},
 			want: []store.Role{{Name: "b-reader", Grants: []store.Grant{pfx("/site-b/", r)}}}},
 		{name: "order is stable", prefix: "/p", spec: store.RoleSpec{Reader: true, Certs: true, NginxInstances: []string{"n"}, ReporterHosts: []string{"h2", "h1"}},

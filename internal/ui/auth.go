@@ -94,7 +94,8 @@ func cookieValue(token string) string {
 
 // pagePaths are the page's own paths: the only places the redirect after
 // a first load with ?token= may go.
-var pagePaths = map[string]bool{"/": true, "/app.js": true, "/app.css": true, "/api/status": true, "/events": true}
+var pagePaths = map[string]bool{"/": true, "/app.js": true, "/app.css": true, "/api/status": true, "/events": true,
+	"/api/traffic": true, "/uPlot.iife.min.js": true, "/uPlot.min.css": true}
 
 // withoutToken is where a first load with ?token= redirects: u's path, if
 // it is one of the page's own paths (else "/"), with the other query

@@ -7,6 +7,7 @@ package ui
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -18,9 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/routing"
 	"github.com/portico/portico/internal/status"
 	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/traffic"
 )
 
 //go:embed assets
@@ -48,6 +51,9 @@ type Config struct {
 	Token   string
 	Keys    store.Keys
 	Routing routing.Options
+	// HostExpiry is --host-expiry (internal/hosts): 0 means
+	// hosts.DefaultExpiry, negative never.
+	HostExpiry time.Duration
 	// MaxClients bounds the live (SSE) connections; more get 503.
 	MaxClients int
 	// MaxClientsPerAddr bounds the live connections of one client address
@@ -62,7 +68,16 @@ type Config struct {
 	// Health, when set, reports the embedded etcd of `portico run`; the
 	// page shows its failure. Call Refresh when it changes.
 	Health func() *store.EmbeddedHealth
-	Log    *slog.Logger
+	// Traffic, when set, gives the per-site traffic charts (the nginx
+	// stage's traffic.Monitor, in the same process); nil: the page says
+	// they are not available here.
+	Traffic Charter
+	Log     *slog.Logger
+}
+
+// Charter gives the traffic history the page charts.
+type Charter interface {
+	Charts() traffic.Charts
 }
 
 // Server serves the page. New listens; Run serves until its context ends.
@@ -176,7 +191,11 @@ func (s *Server) debounce(ctx context.Context) {
 // publish builds a snapshot from the mirror and wakes the event streams.
 func (s *Server) publish(now time.Time) {
 	entries, rev, synced := s.mirror.Snapshot()
-	rep := status.Gather(entries, s.cfg.Keys, s.cfg.Routing, now)
+	expiry := s.cfg.HostExpiry
+	if expiry == 0 {
+		expiry = hosts.DefaultExpiry
+	}
+	rep := status.GatherExpiry(entries, s.cfg.Keys, s.cfg.Routing, now, expiry)
 	var health *store.EmbeddedHealth
 	if s.cfg.Health != nil {
 		health = s.cfg.Health()
@@ -216,6 +235,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /{$}", files)
 	mux.Handle("GET /app.js", files)
 	mux.Handle("GET /app.css", files)
+	mux.Handle("GET /uPlot.iife.min.js", files)
+	mux.Handle("GET /uPlot.min.css", files)
+	mux.HandleFunc("GET /api/traffic", s.serveTraffic)
 	mux.HandleFunc("GET /api/status", s.serveStatus)
 	mux.HandleFunc("GET /events", s.serveEvents)
 	return s.guard(mux)
@@ -255,6 +277,26 @@ func (s *Server) serveStatus(w http.ResponseWriter, _ *http.Request) {
 	b, _ := s.current()
 	w.Header().Set("Content-Type", "application/json")
 	w.Write(b)
+}
+
+// trafficReply is /api/traffic: the charts, or why there are none.
+type trafficReply struct {
+	Available bool   `json:"available"`
+	Why       string `json:"why,omitempty"`
+	*traffic.Charts
+}
+
+// serveTraffic answers the page's poll for the traffic charts.
+func (s *Server) serveTraffic(w http.ResponseWriter, _ *http.Request) {
+	rep := trafficReply{Why: "per-site traffic is counted by the nginx stage: open the page that `portico run --ui-addr` serves, with nginx's Lua module installed (docs/metrics.md)"}
+	if s.cfg.Traffic != nil {
+		c := s.cfg.Traffic.Charts()
+		rep = trafficReply{Available: true, Charts: &c}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if err := json.NewEncoder(w).Encode(rep); err != nil {
+		s.cfg.Log.Debug("ui traffic reply", "err", err)
+	}
 }
 
 // streamKey is the client address a stream counts against: the IPv4

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +21,7 @@ import (
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/store/storetest"
 	"github.com/portico/portico/internal/testenv/porticotest"
+	"github.com/portico/portico/internal/traffic"
 	"github.com/portico/portico/internal/ui"
 )
 
@@ -554,5 +556,46 @@ func TestEncodeBound(t *testing.T) {
 	}
 	if _, err := ui.Encode(rep, 7, true, nil, time.Now(), 10); err == nil {
 		t.Error("a bound below an empty report's size: no error")
+	}
+}
+
+// fixedCharts is a traffic history for the handler test.
+type fixedCharts struct{ c traffic.Charts }
+
+func (f fixedCharts) Charts() traffic.Charts { return f.c }
+
+// TestTrafficAPI: /api/traffic serves the charts when the page has them,
+// says why not otherwise; the charting library is served from the page's
+// own origin under the same CSP.
+func TestTrafficAPI(t *testing.T) {
+	t.Parallel()
+	c := noRedirect()
+	nan := traffic.Num(math.NaN())
+	charts := traffic.Charts{IntervalSeconds: 5, Times: []int64{10, 15},
+		Sites: []traffic.SiteChart{{Site: "a.test", Requests: 100, RPS: []traffic.Num{nan, 20}}}}
+	for _, tc := range []struct {
+		name string
+		cfg  ui.Config
+		want string
+	}{
+		{"with traffic", ui.Config{Traffic: fixedCharts{charts}}, `"available":true,"interval_seconds":5,"times":[10,15],"sites":[{"site":"a.test","requests":100,"server_errors":0,"upstream_failures":0,"rps":[null,20]`},
+		{"without", ui.Config{}, `"available":false,"why":"per-site traffic is counted by the nginx stage`},
+	} {
+		base, _, _ := serve(t, tc.cfg)
+		resp, err := c.Get(base + "/api/traffic")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), tc.want) {
+			t.Errorf("%s: %d %s", tc.name, resp.StatusCode, b)
+		}
+		for _, p := range []string{"/uPlot.iife.min.js", "/uPlot.min.css"} {
+			r := do(t, c, base+p, nil)
+			if r.StatusCode != 200 || !strings.Contains(r.Header.Get("Content-Security-Policy"), "default-src 'self'") {
+				t.Errorf("%s: GET %s = %d, CSP %q", tc.name, p, r.StatusCode, r.Header.Get("Content-Security-Policy"))
+			}
+		}
 	}
 }

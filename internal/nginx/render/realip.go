@@ -72,6 +72,11 @@ func checkTrusted(v string, p netip.Prefix) (netip.Prefix, error) {
 	if p.Bits() == 0 {
 		return netip.Prefix{}, fmt.Errorf("trusted proxy %q: trusts every address; list the proxies' networks", v)
 	}
+	if p == netip.PrefixFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), 32) {
+		// No proxy has it, and nginx reads "255.255.255.255" (INADDR_NONE)
+		// as a host name: `nginx -t` would refuse the config.
+		return netip.Prefix{}, fmt.Errorf("trusted proxy %q: the broadcast address is no proxy's address", v)
+	}
 	return p, nil
 }
 

@@ -41,7 +41,7 @@ func TestParseTrustedProxies(t *testing.T) {
 func TestParseTrustedProxiesRejects(t *testing.T) {
 	for _, bad := range []string{
 		"", "localhost", "10.0.0.0/33", "10.0.0.0/8; include /etc/passwd", "10.0.0.0/8 1;\n}", "fe80::1%eth0",
-		"fe80::/10%eth0", "0.0.0.0/0", "::/0", "$remote_addr", "unix:", "10.0.0.0/8\n", "1.2.3.4/8/8", "１.2.3.4",
+		"fe80::/10%eth0", "255.255.255.255", "255.255.255.255/32", "0.0.0.0/0", "::/0", "$remote_addr", "unix:", "10.0.0.0/8\n", "1.2.3.4/8/8", "１.2.3.4",
 		"10.0.0.0/-1", "\"10.0.0.0/8\"", "10.0.0.0/8 ",
 	} {
 		in := []string{"127.0.0.1", bad}

@@ -61,6 +61,13 @@ type Settings struct {
 	// Dynamic, when set, renders the dynamic path instead of one server
 	// per vhost (dynamicconf.go); the input's routes must then be empty.
 	Dynamic *DynamicPaths
+	// Traffic, when set, counts every request per site in nginx (package
+	// traffic; docs/metrics.md). On the dynamic path its paths are the
+	// dynamic path's; on the static path nginx must load the Lua module.
+	Traffic *TrafficPaths
+	// AccessLog, when set, writes one JSON line per request
+	// (docs/access-log.md).
+	AccessLog *AccessLog
 }
 
 // Input is everything a render depends on.
@@ -130,6 +137,11 @@ type shared struct {
 	MaxRequestsPerClient int
 	// AuthDir is Settings.AuthDir.
 	AuthDir string
+	// Traffic and AccessLog are nil when off (traffic.go).
+	Traffic   *trafficView
+	AccessLog *accessLogView
+	// DynamicPath says the servers are the dynamic path's.
+	DynamicPath bool
 }
 
 // sslView selects certificates by SNI (see the template's maps).
@@ -349,6 +361,10 @@ func buildView(in Input) (view, error) {
 		return view{}, err
 	}
 	v.MaxRequestsPerClient = s.MaxRequestsPerClient
+	if err := v.trafficSettings(s); err != nil {
+		return view{}, err
+	}
+	v.DynamicPath = s.Dynamic != nil
 	if s.Dynamic != nil {
 		if len(in.Routes) > 0 {
 			return view{}, errors.New("dynamic path: routes are pushed, not rendered")

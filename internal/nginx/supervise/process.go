@@ -36,6 +36,9 @@ type Supervisor struct {
 	// Sockets are unix sockets nginx listens on: one left by a master that
 	// was killed is removed before a start, or nginx could not bind it.
 	Sockets []string
+	// Stdout, when set, is nginx's standard output (an access log written
+	// to /dev/stdout); otherwise stdout goes to the log like stderr.
+	Stdout *os.File
 
 	mu      sync.Mutex
 	pid     int           // master pid; 0 when not running
@@ -155,6 +158,9 @@ func (s *Supervisor) start() (*exec.Cmd, chan struct{}, chan struct{}, *bindWatc
 		return nil, nil, nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
+	if s.Stdout != nil {
+		cmd.Stdout = s.Stdout
+	}
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {

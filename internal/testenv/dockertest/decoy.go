@@ -54,6 +54,7 @@ func DecoyLabels() map[string]string {
 		routing.LabelEnable:    "true",
 		routing.LabelHTTPS:     routing.HTTPSBoth, // served over plain HTTP too
 		routing.LabelHSTS:      "false",
+		routing.LabelAddress:   routing.AddressContainer, // its bridge address, as auto gives on one host
 		routing.LegacyVhost:    DecoyVHost,
 		routing.LegacyPort:     "80",
 		routing.LegacyProtocol: "http",

@@ -91,9 +91,11 @@
       byNode.get(c.node).push(c);
     }
     const nodes = [...byNode.keys()].sort();
+    const hostState = new Map((r.hosts || []).map((h) => [h.host, h]));
     fill("containers", el("div", {}, nodes.map((n) => el("div", {},
       el("h3", {}, "Docker host ", el("span", { class: "mono" }, dash(n)), " ",
-        el("span", { class: "muted" }, "(" + byNode.get(n).length + ")")),
+        el("span", { class: "muted" }, "(" + byNode.get(n).length + ")"), " ",
+        hostBadge(hostState.get(n))),
       table(["Name", "ID", "State", "Vhosts", "Upstream"], byNode.get(n).map((c) => [
         c.name,
         el("span", { class: "mono" }, dash(c.id)),
@@ -101,6 +103,17 @@
         dash(list(c.vhosts)),
         c.addr ? el("span", { class: c.live ? "mono" : "mono down" }, c.addr + (c.live ? "" : " (not live)")) : "–",
       ]))))));
+  }
+
+  // hostBadge marks a Docker host whose heartbeat is lost: stale (its
+  // routes still served until the host expiry) or expired (not routed).
+  function hostBadge(h) {
+    if (!h || h.state === "live") return "";
+    if (h.state === "stale") {
+      return el("span", { class: "pending" }, "stale: heartbeat lost, last seen " + when(h.last_seen) +
+        (h.expires_at ? "; routes kept until " + when(h.expires_at) : "; routes kept"));
+    }
+    return el("span", { class: "error" }, "expired: last seen " + when(h.last_seen) + "; its containers are no longer routed");
   }
 
   function renderCerts(r) {
@@ -139,6 +152,120 @@
     $("store-section").hidden = !ss.length;
     count("store-n", ss.length);
     fill("store", el("ul", { class: "plain" }, ss.map((s) => el("li", { class: "error mono" }, s))));
+  }
+
+
+  // Traffic: per-site charts from /api/traffic (polled every sample
+  // interval), drawn with uPlot (uPlot.iife.min.js, MIT). A card per site,
+  // busiest first; a site with 5xx answers, upstream failures or no live
+  // replica is outlined red and sorted up among equals.
+  const charts = new Map(); // site -> { card, rate, lat }
+  function cssVar(n) { return getComputedStyle(document.documentElement).getPropertyValue(n).trim() || "#888"; }
+  function noLive() {
+    const out = new Set();
+    for (const rt of ((last && last.report && last.report.routes) || [])) {
+      if (!rt.Upstreams || !rt.Upstreams.length) out.add(rt.Host);
+    }
+    return out;
+  }
+  function fmtRate(v) { return v === null || v === undefined ? "–" : (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)); }
+  function fmtMs(v) { return v === null || v === undefined ? "–" : (v >= 100 ? v.toFixed(0) : v.toFixed(1)) + " ms"; }
+  function fmtPct(v) { return v === null || v === undefined ? "–" : (v * 100).toFixed(v < 0.1 ? 1 : 0) + "%"; }
+  function chartWidth(box) { return Math.max(200, Math.floor(box.clientWidth || 300)); }
+  function axis(extra) {
+    const c = cssVar("--muted"), g = cssVar("--line");
+    return Object.assign({ stroke: c, grid: { stroke: g, width: 1 }, ticks: { stroke: g, width: 1 } }, extra || {});
+  }
+  function newCharts(site, box1, box2) {
+    const h = 130, err = cssVar("--err"), acc = cssVar("--accent"), warn = cssVar("--warn");
+    const rate = new uPlot({
+      width: chartWidth(box1), height: h, legend: { live: false },
+      scales: { x: { time: true }, err: { range: [0, 1] } },
+      series: [{},
+        { label: "req/s", stroke: acc, width: 1.5, fill: acc + "22", value: (u, v) => fmtRate(v) },
+        { label: "5xx", scale: "err", stroke: err, width: 1.5, value: (u, v) => fmtPct(v) }],
+      axes: [axis(), axis({ size: 44, values: (u, vs) => vs.map(fmtRate) }),
+        axis({ scale: "err", side: 1, size: 50, grid: { show: false }, values: (u, vs) => vs.map((v) => (v * 100).toFixed(0) + "%") })],
+    }, [[], [], []], box1);
+    const lat = new uPlot({
+      width: chartWidth(box2), height: h, legend: { live: false },
+      scales: { x: { time: true } },
+      series: [{},
+        { label: "p50", stroke: acc, width: 1.5, value: (u, v) => fmtMs(v) },
+        { label: "p99", stroke: warn, width: 1.5, value: (u, v) => fmtMs(v) }],
+      axes: [axis(), axis({ size: 64, values: (u, vs) => vs.map((v) => fmtMs(v)) })],
+    }, [[], [], []], box2);
+    return { rate, lat };
+  }
+  function renderTraffic(t) {
+    const box = $("traffic");
+    if (!t.available) {
+      for (const c of charts.values()) { c.rate.destroy(); c.lat.destroy(); }
+      charts.clear();
+      box.replaceChildren(empty("No traffic charts here: " + (t.why || "not available") + "."));
+      $("traffic-n").textContent = "";
+      return;
+    }
+    const sites = t.sites || [];
+    const down = noLive();
+    $("traffic-n").textContent = "(" + sites.length + (t.quieter ? " + " + t.quieter + " quieter" : "") + ")";
+    $("traffic-n").title = t.idle ? t.idle + " routes had no requests in the window" : "";
+    $("traffic-note").textContent = "last 15 minutes, busiest first" + (t.error ? " · nginx's counters unreadable: " + t.error : "");
+    const keep = new Set(sites.map((s) => s.site));
+    for (const [k, c] of charts) {
+      if (!keep.has(k)) { c.rate.destroy(); c.lat.destroy(); c.card.remove(); charts.delete(k); }
+    }
+    let list = box.querySelector(".sites");
+    if (!list) { list = el("div", { class: "sites" }); box.replaceChildren(list); }
+    if (!sites.length) { box.replaceChildren(list, empty("No requests yet.")); }
+    else if (box.lastChild !== list) { box.replaceChildren(list); }
+    const xs = t.times || [];
+    for (const s of sites) {
+      let c = charts.get(s.site);
+      if (!c) {
+        const stats = el("span", { class: "stats" });
+        const b1 = el("div", { class: "chart" }), b2 = el("div", { class: "chart" });
+        const card = el("div", { class: "site", "data-site": s.site },
+          el("h3", {}, el("span", { class: "mono" }, s.site), stats), el("div", { class: "charts" }, b1, b2));
+        list.appendChild(card);
+        c = Object.assign({ card, stats, b1, b2 }, newCharts(s.site, b1, b2));
+        charts.set(s.site, c);
+      }
+      const noUp = down.has(s.site);
+      const bad = s.server_errors > 0 || s.upstream_failures > 0 || noUp;
+      c.card.className = "site" + (bad ? " alert" : "");
+      const parts = [Math.round(s.requests) + " requests"];
+      if (s.server_errors) parts.push(Math.round(s.server_errors) + " answered 5xx");
+      if (s.upstream_failures) parts.push(Math.round(s.upstream_failures) + " upstream failures");
+      if (noUp) parts.push("no live replica");
+      c.stats.textContent = parts.join(" · ");
+      c.stats.className = "stats" + (bad ? " error" : "");
+      c.card.setAttribute("data-requests", String(s.requests));
+      c.card.setAttribute("data-points", String((s.rps || []).filter((v) => v !== null && v > 0).length));
+      const ms = (a) => (a || []).map((v) => (v === null ? null : v * 1000));
+      c.rate.setData([xs, s.rps || [], s.error_rate || []]);
+      c.lat.setData([xs, ms(s.p50), ms(s.p99)]);
+      list.appendChild(c.card); // in the order given: busiest first
+    }
+  }
+  function resizeCharts() {
+    for (const c of charts.values()) {
+      c.rate.setSize({ width: chartWidth(c.b1), height: 130 });
+      c.lat.setSize({ width: chartWidth(c.b2), height: 130 });
+    }
+  }
+  let trafficTimer = null;
+  async function pollTraffic() {
+    let next = 5000;
+    try {
+      const r = await fetch("api/traffic", { cache: "no-store" });
+      if (r.ok) {
+        const t = await r.json();
+        renderTraffic(t);
+        if (t.interval_seconds) next = Math.max(1000, t.interval_seconds * 1000);
+      }
+    } catch (e) { /* the event stream shows the connection's state */ }
+    trafficTimer = setTimeout(pollTraffic, next);
   }
 
   let last = null;
@@ -191,6 +318,10 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     connect();
+    if (window.uPlot) pollTraffic();
+    else $("traffic").replaceChildren(empty("The charting library did not load."));
+    let rz = null;
+    window.addEventListener("resize", () => { clearTimeout(rz); rz = setTimeout(resizeCharts, 150); });
     setInterval(() => { if (last) render(last); }, 30000); // relative times
     setInterval(tick, 5000);
   });
