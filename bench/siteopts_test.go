@@ -36,7 +36,7 @@ func BenchmarkSiteOptionsCost(b *testing.B) {
 		backend(b, d, net, "siteredir", map[string]string{"portico.vhost": redir, "portico.https": "off",
 			"portico.redirect-to": "https://new.example/", "portico.redirect-keep-path": "true"})
 		waitLive(b, r, hdrs)
-		waitCode(b, r.http, redir, 301)
+		waitStatus(b, r.http, redir, 301)
 		hand, _ := startHandNginx(b, func(listen string) string {
 			return fmt.Sprintf(`upstream backend {
     server %s:80;
@@ -134,7 +134,7 @@ func codeIs(addr, host string, want int) error {
 	return nil
 }
 
-func waitCode(b *testing.B, addr, host string, want int) {
+func waitStatus(b *testing.B, addr, host string, want int) {
 	b.Helper()
 	porticotest.Eventually(b, 30*time.Second, fmt.Sprintf("%s answers %d", host, want), func() error { return codeIs(addr, host, want) })
 }

@@ -78,6 +78,9 @@ func cmdExplain(ctx context.Context, args []string, e env, stdout, stderr io.Wri
 		return fmt.Errorf("--max-requests-per-client: %w", err)
 	}
 	settings.MaxRequestsPerClient = *maxReqs
+	// Where the nginx stage keeps portico.auth-file's copies varies by
+	// run; explain shows a stand-in path.
+	settings.AuthDir = explainAuthDir
 	if *template != "" {
 		b, err := os.ReadFile(*template)
 		if err != nil {
@@ -122,3 +125,7 @@ func nginxVersion(binary string) string {
 	v, _ := render.VersionFromOutput(strings.TrimSpace(string(out)))
 	return v
 }
+
+// explainAuthDir stands in for the nginx stage's htpasswd copies' directory
+// in explained configs.
+const explainAuthDir = "/portico-nginx-temp/auth"

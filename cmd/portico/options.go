@@ -145,6 +145,7 @@ type nginxOpts struct {
 	accessLog   *string
 	logQuery    *bool
 	http3       *string
+	authDir     *string
 }
 
 func addNginx(fs *flag.FlagSet) *nginxOpts {
@@ -175,6 +176,7 @@ func addNginx(fs *flag.FlagSet) *nginxOpts {
 		siteMetrics: fs.Bool("site-metrics", true, "count each site's requests, errors, bytes and latency in nginx, for the Prometheus metrics and the page's charts (needs nginx's Lua module; docs/metrics.md)"),
 		accessLog:   fs.String("access-log", "", "write one JSON line per request to this file (- for standard output); empty: no access log. SIGUSR1 to Portico reopens it after a rotation (docs/access-log.md)"),
 		logQuery:    fs.Bool("access-log-query", false, "keep query strings in the access log's path (they may hold tokens)"),
+		authDir:     fs.String("auth-dir", "", "directory of htpasswd files (bcrypt or SHA-crypt hashes) that portico.auth-file labels name by bare file name; Portico copies them where only nginx's workers read them (docs/labels.md)"),
 	}
 }
 

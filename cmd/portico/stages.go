@@ -276,6 +276,7 @@ func newNginx(no *nginxOpts, so *storeOpts, dataDir, tempDir string, cli *client
 		ReloadCommand:  no.reloadCommand(),
 		HTTP3:          *no.http3,
 		AllowedDomains: no.allowed.vals,
+		AuthDir:        *no.authDir,
 	}
 	trusted, err := render.ParseTrustedProxies(no.trusted.vals)
 	if err != nil {

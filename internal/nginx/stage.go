@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portico/portico/internal/htpasswd"
 	"github.com/portico/portico/internal/nginx/dynamic"
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/nginx/supervise"
@@ -111,6 +112,10 @@ type Config struct {
 	// AllowedDomains are the --allowed-domains entries Routing.Allowed was
 	// parsed from, published with the stage's settings.
 	AllowedDomains []string
+	// AuthDir is the operator's directory of htpasswd files
+	// (--auth-dir) that portico.auth-file names; "" has none, and a site
+	// with portico.auth-file refuses every user.
+	AuthDir string
 	// HostExpiry is how long after a Docker host was last seen its
 	// records stop being routed (internal/hosts); until then a host whose
 	// heartbeat is gone is stale and still served. 0 means
@@ -145,6 +150,7 @@ type Stage struct {
 	sup      *supervise.Supervisor // nil in external mode
 	pusher   *dynamic.Pusher       // nil unless cfg.Dynamic
 	acme     *acmeSync
+	auth     *htpasswd.Copier // portico.auth-file's copies (auth.go)
 	traffic  *traffic.Monitor // nil unless nginx counts traffic
 	m        *metrics
 
@@ -228,6 +234,10 @@ func New(cfg Config, cli Client, log *slog.Logger) (*Stage, error) {
 	s.acme = &acmeSync{dir: acmeDir, logged: map[string]bool{}}
 	s.settings = render.Settings{HTTPAddrs: cfg.HTTPAddrs, HTTPSAddrs: cfg.HTTPSAddrs, IncludeDir: cfg.IncludeDir, TrustedProxies: cfg.TrustedProxies,
 		MaxRequestsPerClient: cfg.MaxRequestsPerClient, ACMEDir: s.acme.dir}
+	if s.auth, err = newAuthCopier(cfg, dir); err != nil {
+		return nil, err
+	}
+	s.settings.AuthDir = s.auth.Dst
 	if cfg.AccessLog != "" {
 		s.settings.AccessLog = &render.AccessLog{Path: cfg.AccessLog, Query: cfg.AccessLogQuery}
 	}
@@ -348,6 +358,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			acmeRetry.Reset(100 * time.Millisecond)
 		}
 	}
+	wg.Go(func() { s.refreshAuth(ctx) })
 	s.hosts.mirror = store.NewMirror(s.cli, s.cfg.Keys.Hosts(), notify, s.log)
 	wg.Go(func() { s.hosts.mirror.Run(ctx) })
 	wg.Go(func() { s.runTraffic(ctx) })
@@ -452,6 +463,9 @@ func (s *Stage) prepareDirs() error {
 	if err := s.prepareDynamic(); err != nil {
 		return err
 	}
+	if err := s.auth.Prepare(); err != nil {
+		return err
+	}
 	if err := s.prepareTraffic(); err != nil {
 		return err
 	}
@@ -496,6 +510,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 		problems = append(problems, p)
 	}
 	s.logErrors(append(append(problems, errs...), cerrs...))
+	s.syncAuth(routes)
 
 	st := store.NginxStatus{Instance: s.cfg.Instance}
 	if s.status != nil {

@@ -30,6 +30,9 @@ func hostileForms() []hostileForm {
 	for _, k := range siteoptsHostileKeys() {
 		fs = append(fs, hostileForm{key: k})
 	}
+	for _, k := range AccessLabels {
+		fs = append(fs, hostileForm{key: k})
+	}
 	for _, k := range AllowedEnv {
 		fs = append(fs, hostileForm{key: k, env: true})
 	}
@@ -149,6 +152,9 @@ func checkHostileOn(t *testing.T, c store.Container, label, value string, badRec
 	}
 	if bad := unsafeFields(res); len(bad) > 0 {
 		t.Errorf("accepted with unsafe fields: %v", bad)
+	}
+	if bad := unsafeSiteFields(res); len(bad) > 0 {
+		t.Errorf("accepted with unsafe option fields: %v", bad)
 	}
 }
 

@@ -40,6 +40,21 @@ const (
 	LabelStripPath = "portico.strip-path" // true: the upstream gets the path without the prefix
 )
 
+// Per-site access and limit options (package siteopts, access.go); each
+// label is siteopts.LabelPrefix plus the option's name in the dynamic table.
+const (
+	LabelAllow          = "portico.allow"           // client CIDRs or addresses allowed, comma-separated; others get 403
+	LabelAuthFile       = "portico.auth-file"       // htpasswd file name inside --auth-dir
+	LabelMaxBody        = "portico.max-body"        // request body limit, nginx size (10m); 0: none
+	LabelTimeout        = "portico.timeout"         // upstream read and send timeout, nginx time (90s)
+	LabelConnectTimeout = "portico.connect-timeout" // upstream connect timeout, nginx time (5s)
+	LabelRate           = "portico.rate"            // requests per client address, nginx rate (10r/s, 30r/m)
+	LabelRateBurst      = "portico.rate-burst"      // requests served at once above the rate
+)
+
+// AccessLabels are the access and limit option labels.
+var AccessLabels = []string{LabelAllow, LabelAuthFile, LabelMaxBody, LabelTimeout, LabelConnectTimeout, LabelRate, LabelRateBurst}
+
 // Labels of the original 2016 design (docker-service-* containers); each
 // means the same as its portico.* counterpart.
 const (
@@ -112,8 +127,9 @@ func isEnvName(key string) bool {
 }
 
 // KnownLabels is every portico.* label, for "did you mean" on unknown ones.
-var KnownLabels = []string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot,
-	LabelRedirectFrom, LabelRedirectTo, LabelRedirectCode, LabelRedirectKeepPath, LabelSecurityHeaders, LabelPath, LabelStripPath}
+var KnownLabels = append([]string{LabelVhost, LabelPort, LabelProtocol, LabelNetwork, LabelDefault, LabelEnable, LabelHTTPS, LabelHSTS, LabelAddress, LabelRoot,
+	LabelRedirectFrom, LabelRedirectTo, LabelRedirectCode, LabelRedirectKeepPath, LabelSecurityHeaders, LabelPath, LabelStripPath},
+	AccessLabels...)
 
 // LegacyPrefix is the prefix of the 2016 design's labels.
 const LegacyPrefix = "com.chameth."

@@ -11,5 +11,6 @@ func (p *parser) siteOptions() siteopts.Options {
 	var o siteopts.Options
 	p.redirectOptions(&o)
 	p.headerOptions(&o)
+	o.Access = p.accessOptions()
 	return o
 }

@@ -30,6 +30,8 @@ type Options struct {
 	// Headers: portico.security-headers, portico.response-header.<Name>,
 	// portico.request-header.<Name> (headers.go).
 	Headers Headers
+	// Access: portico.allow, auth-file, max-body, timeouts, rate (access.go).
+	Access
 }
 
 // Field is one option as the dynamic table carries it. Name is
@@ -46,6 +48,7 @@ func (o Options) Fields() []Field {
 	var fs []Field
 	fs = append(fs, o.Redirect.fields()...)
 	fs = append(fs, o.Headers.fields()...)
+	fs = append(fs, o.Access.fields()...)
 	slices.SortFunc(fs, func(a, b Field) int { return strings.Compare(a.Name, b.Name) })
 	return fs
 }
@@ -60,5 +63,12 @@ func (o Options) Diff(owner Options) (label, mine, theirs string) {
 	if label, mine, theirs = o.Headers.diff(owner.Headers); label != "" {
 		return label, mine, theirs
 	}
+	if n, m, t := o.Access.diff(owner.Access); n != "" {
+		return LabelPrefix + n, m, t
+	}
 	return "", "", ""
 }
+
+// LabelPrefix makes an option's label from its name: every option's label
+// is "portico.<name>" (internal/routing/labels.go names each one).
+const LabelPrefix = "portico."

@@ -254,6 +254,167 @@ local PATH_OPTIONS = {
 }
 for name, check in pairs(PATH_OPTIONS) do OPTION_CHECK[name] = check end
 
+-- Access and limit options (siteopts.Access; docs/nginx.md, "Per-site
+-- options"): portico.allow, auth-file, max-body, timeout, connect-timeout,
+-- rate (with rate-burst). route() applies them through access(); the
+-- balancer sets the timeouts.
+local rates = ngx.shared.portico_rates
+local AUTH_DIR, DEFAULT_BODY, BODY_CEILING = "", 1048576, 1048576
+
+-- init_access takes the config's settings (init_by_lua, so every worker
+-- has them): the htpasswd copies' directory, the body limit of a route
+-- without max-body, and the locations' client_max_body_size.
+function M.init_access(auth_dir, default_body, ceiling)
+  AUTH_DIR, DEFAULT_BODY, BODY_CEILING = auth_dir or "", default_body, ceiling
+end
+
+pcall(ffi.cdef, "int inet_pton(int af, const char *src, void *dst);")
+local addr_buf = ffi.new("unsigned char[16]")
+
+-- parse_cidr: "a.b.c.d/n" or "x::y/n" as {bytes, whole, mask, len} where
+-- bytes are the address's bytes as numbers ($binary_remote_addr's), whole
+-- the count compared as they are and mask the bits of the next one.
+local function parse_cidr(s)
+  local a, bits = s:match("^([%x%.:]+)/(%d+)$")
+  if not a or #a > 39 then return nil end
+  local v4 = find(a, ":", 1, true) == nil
+  local n = v4 and 4 or 16
+  bits = tonumber(bits)
+  if bits > n * 8 or ffi.C.inet_pton(v4 and 2 or 10, a, addr_buf) ~= 1 then return nil end
+  local bytes = {}
+  for k = 1, n do bytes[k] = addr_buf[k - 1] end
+  local whole = math.floor(bits / 8)
+  local rem = bits % 8
+  local mask = rem > 0 and (0xff - (2 ^ (8 - rem) - 1)) or 0
+  return { bytes, whole, mask, n }
+end
+
+OPTION_CHECK["allow"] = function(v)
+  local list = {}
+  for item in v:gmatch("[^,]+") do
+    local c = parse_cidr(item)
+    if not c or #list >= 64 then return nil end
+    list[#list + 1] = c
+  end
+  if #list == 0 then return nil end
+  return list
+end
+OPTION_CHECK["auth-file"] = function(v)
+  if #v > 128 or not find(v, "^[%w_%-][%w%._%-]*$") then return nil end
+  return v
+end
+local function digits(v, max)
+  if #v > 12 or not find(v, "^%d+$") then return nil end
+  local n = tonumber(v)
+  if n > max then return nil end
+  return n
+end
+OPTION_CHECK["max-body"] = function(v) return digits(v, 16 * 1024 * 1024 * 1024) end
+local function millis(v)
+  local n = digits(v, 86400000)
+  if not n or n < 1 then return nil end
+  return n / 1000
+end
+OPTION_CHECK["timeout"] = millis
+OPTION_CHECK["connect-timeout"] = millis
+-- rate is "<requests per minute>/<burst>": a request is served while the
+-- client's theoretical arrival time is at most burst intervals ahead.
+OPTION_CHECK["rate"] = function(v)
+  local per_min, burst = v:match("^(%d+)/(%d+)$")
+  if not per_min then return nil end
+  per_min, burst = digits(per_min, 6000000), digits(burst, 100000)
+  if not per_min or per_min < 1 or not burst then return nil end
+  local interval = 60000 / per_min
+  return { interval, burst * interval }
+end
+
+-- allowed: the client address ($binary_remote_addr, realip's with
+-- --trusted-proxies) is in one of the prefixes.
+local function allowed(list, addr)
+  local n = #addr
+  for k = 1, #list do
+    local c = list[k]
+    if c[4] == n then
+      local b, whole = c[1], c[2]
+      local j = 1
+      while j <= whole and byte(addr, j) == b[j] do j = j + 1 end
+      if j > whole then
+        local mask = c[3]
+        if mask == 0 or bit.band(byte(addr, j), mask) == b[j] then return true end
+      end
+    end
+  end
+  return false
+end
+
+-- rate_ok is a leaky bucket (GCRA) per route and client address in the
+-- shared dictionary, as limit_req with nodelay: up to burst requests above
+-- the rate are served at once, the next one is refused. Two workers may
+-- race on one address: at most one request per worker slips through.
+local function rate_ok(key, rt, addr)
+  local k = key .. "\0" .. addr
+  local now = ngx.now() * 1000
+  local tat = rates:get(k)
+  if not tat or tat < now then tat = now end
+  if tat - now > rt[2] then return false end
+  tat = tat + rt[1]
+  rates:set(k, tat, (tat - now) / 1000 + 1)
+  return true
+end
+
+-- body_too_big: the request's body is over limit bytes. A Content-Length
+-- says at once; a body without one (chunked, or HTTP/2 and 3) is read
+-- first (nginx reads it before proxying anyway; BODY_CEILING bounds the
+-- read) but for gRPC, which streams and keeps the ceiling.
+local function body_too_big(limit, scheme)
+  local var = ngx.var
+  local cl = var.http_content_length
+  if cl then
+    local n = tonumber(cl)
+    return n ~= nil and n > limit
+  end
+  if scheme == "grpc" or scheme == "grpcs" then return false end
+  local m = ngx.req.get_method()
+  if m == "GET" or m == "HEAD" then return false end
+  if not var.http_transfer_encoding and ngx.req.http_version() < 2 then return false end
+  ngx.req.read_body()
+  local b = ngx.req.get_body_data()
+  if b then return #b > limit end
+  local f = ngx.req.get_body_file()
+  if f then
+    local fh = io.open(f, "rb")
+    if fh then
+      local size = fh:seek("end")
+      fh:close()
+      return size ~= nil and size > limit
+    end
+  end
+  return false
+end
+
+-- access applies route r's options and returns the status that refuses
+-- the request, or nil.
+local function access(key, r)
+  local o = r.opts
+  local limit = DEFAULT_BODY
+  if o then
+    local rt, allow, auth = o["rate"], o["allow"], o["auth-file"]
+    if rt or allow then
+      local addr = ngx.var.binary_remote_addr
+      if rt and not rate_ok(key, rt, addr) then return 429 end
+      if allow and not allowed(allow, addr) then return 403 end
+    end
+    if auth then
+      if AUTH_DIR == "" then return 403 end
+      ngx.var.portico_auth = "Restricted"
+      ngx.var.portico_auth_file = AUTH_DIR .. "/" .. auth
+    end
+    local mb = o["max-body"]
+    if mb then limit = mb == 0 and BODY_CEILING or mb end
+  end
+  if limit < BODY_CEILING and body_too_big(limit, r.scheme) then return 413 end
+end
+
 -- split_option splits a "name=value" field.
 local function split_option(field)
   local eq = find(field, "=", 1, true)
@@ -582,6 +743,8 @@ local function route(https)
     if filter and #r.peers == 0 then response_headers(o) end
   end
   if #r.peers == 0 then return ngx.exit(503) end
+  local denied = access(key, r)
+  if denied then return ngx.exit(denied) end
   local c = var.http_connection
   if c then drop_connection_named(c) end
   local s = r.scheme
@@ -642,6 +805,11 @@ function M.balance()
   local peers = r.peers
   local n, i = #peers, pend_peer[id]
   if not i then
+    local o = r.opts
+    if o and (o["timeout"] or o["connect-timeout"]) then
+      local t = o["timeout"] or 60
+      balancer.set_timeouts(o["connect-timeout"] or 5, t, t)
+    end
     i = 1
     if n > 1 then
       i = ((rr[key] or 0) % n) + 1

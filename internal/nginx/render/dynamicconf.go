@@ -3,6 +3,8 @@ package render
 import (
 	"fmt"
 	"path/filepath"
+
+	"github.com/portico/portico/internal/siteopts"
 )
 
 // DynamicPaths places the dynamic path's files (docs/nginx.md). With them
@@ -49,6 +51,10 @@ type dynamicView struct {
 	// HeaderSchemes are the upstream schemes with a named location for
 	// routes with response header options (@portico_h_<scheme>).
 	HeaderSchemes []string
+	// RatesZone sizes the rate-limit dictionary (access.go);
+	// DefaultMaxBody and MaxBodyCeiling are siteopts' body limits in bytes.
+	RatesZone                      string
+	DefaultMaxBody, MaxBodyCeiling int64
 }
 
 // FastCGIRoot is the variable the Lua sets to a FastCGI route's document
@@ -72,5 +78,6 @@ func newDynamicView(p DynamicPaths) (*dynamicView, error) {
 		}
 	}
 	return &dynamicView{DynamicPaths: p, RoutesZone: routesZone, CertsZone: certsZone, ACMEZone: acmeZone, MaxPush: maxPush,
-		GRPCSchemes: []string{"grpc", "grpcs"}, HeaderSchemes: []string{"http", "https"}}, nil
+		GRPCSchemes: []string{"grpc", "grpcs"}, HeaderSchemes: []string{"http", "https"}, RatesZone: ratesZone,
+		DefaultMaxBody: siteopts.DefaultMaxBody, MaxBodyCeiling: siteopts.MaxBodyCeiling}, nil
 }

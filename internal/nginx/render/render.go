@@ -54,6 +54,10 @@ type Settings struct {
 	// limit_conn; the address is realip's with TrustedProxies); the next
 	// gets 429. 0 renders no limit. See DefaultMaxRequestsPerClient.
 	MaxRequestsPerClient int
+	// AuthDir is the directory of the htpasswd copies nginx's workers read
+	// (portico.auth-file names a file in it); "" refuses any route with
+	// portico.auth-file.
+	AuthDir string
 	// Dynamic, when set, renders the dynamic path instead of one server
 	// per vhost (dynamicconf.go); the input's routes must then be empty.
 	Dynamic *DynamicPaths
@@ -122,6 +126,8 @@ type view struct {
 	Dynamic     *dynamicView
 	// Site are the http-level maps the per-site options need (siteopts.go).
 	Site siteView
+	// RateZones are the limit_req zones of the vhosts' portico.rate.
+	RateZones []rateZone
 }
 
 // shared is what every server block needs; vhosts point to it so that the
@@ -146,6 +152,8 @@ type shared struct {
 	MaxRequestsPerClient int
 	// ACMEDir is Settings.ACMEDir on the static path, else "".
 	ACMEDir string
+	// AuthDir is Settings.AuthDir.
+	AuthDir string
 	// Traffic and AccessLog are nil when off (traffic.go).
 	Traffic   *trafficView
 	AccessLog *accessLogView
@@ -371,6 +379,12 @@ func buildView(in Input) (view, error) {
 			return view{}, err
 		}
 	}
+	if s.AuthDir != "" {
+		if err := checkPath("auth dir", s.AuthDir); err != nil {
+			return view{}, err
+		}
+		v.AuthDir = s.AuthDir
+	}
 	trusted, err := trustedView(s.TrustedProxies)
 	if err != nil {
 		return view{}, err
@@ -467,8 +481,12 @@ func buildView(in Input) (view, error) {
 				certs.def = certs.sni[len(certs.sni)-1].Value
 			}
 		}
+		if err := checkAccess(h); err != nil {
+			return view{}, err
+		}
 		v.Vhosts = append(v.Vhosts, h)
 	}
+	v.RateZones = rateZones(v.Vhosts)
 	v.SSL = certs.view()
 	if v.SSL != nil {
 		v.SSLCertVars, v.SSLKeyVars = v.SSL.certVars, v.SSL.keyVars

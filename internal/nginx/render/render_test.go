@@ -88,6 +88,7 @@ func goldenCases() map[string]Input {
 		"limit_conn": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80"),
 			with(route("www.example.com", "10.0.0.3:80"), func(r *routing.Route) { r.HTTPS = routing.HTTPSBoth })},
 			Certs: certs, Settings: Settings{HTTPAddrs: []string{":80"}, HTTPSAddrs: []string{":443"}, NginxVersion: "1.22.1", MaxRequestsPerClient: 3}},
+		"access_options": accessGolden(),
 		"http2_new_style": {Routes: []routing.Route{route("a.example.com", "10.0.0.2:80")}, Certs: certs,
 			Settings: Settings{HTTPSAddrs: []string{":443", "[::]:443"}, NginxVersion: "1.25.1"}},
 		// HTTP/3: the default TLS server (here the catch-all) alone says
