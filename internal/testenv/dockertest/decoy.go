@@ -46,22 +46,42 @@ func DecoyContainerName() string { return porticotest.DecoyName + "-" + decoyID 
 // with DecoyEnv, so a portico that sees the decoy accepts it.
 func DecoyLabels() map[string]string {
 	return map[string]string{
-		routing.LabelVhost:     DecoyVHost,
-		routing.LabelPort:      "80",
-		routing.LabelProtocol:  "http",
-		routing.LabelNetwork:   "bridge", // Docker's default network, where it runs
-		routing.LabelDefault:   "true",
-		routing.LabelEnable:    "true",
-		routing.LabelHTTPS:     routing.HTTPSBoth, // served over plain HTTP too
-		routing.LabelHSTS:      "false",
-		routing.LabelAddress:   routing.AddressContainer, // its bridge address, as auto gives on one host
-		routing.LegacyVhost:    DecoyVHost,
-		routing.LegacyPort:     "80",
-		routing.LegacyProtocol: "http",
-		routing.LegacyDefault:  "true",
-		DecoyLabel:             decoyID,
+		routing.LabelVhost:    DecoyVHost,
+		routing.LabelPort:     "80",
+		routing.LabelProtocol: "http",
+		routing.LabelNetwork:  "bridge", // Docker's default network, where it runs
+		routing.LabelDefault:  "true",
+		routing.LabelEnable:   "true",
+		routing.LabelHTTPS:    routing.HTTPSBoth, // served over plain HTTP too
+		routing.LabelHSTS:     "false",
+		routing.LabelAddress:  routing.AddressContainer, // its bridge address, as auto gives on one host
+		// Per-site options, each set to a value that changes nothing the
+		// control test sees (DecoyExempt lists those that would).
+		routing.LabelRedirectFrom:    "www." + DecoyVHost,
+		routing.LabelSecurityHeaders: "false",
+		routing.LabelPath:            "/",
+		routing.LabelStripPath:       "false",
+		routing.LabelAllow:           "0.0.0.0/0,::/0",
+		routing.LabelMaxBody:         "1m",
+		routing.LabelTimeout:         "60s",
+		routing.LabelConnectTimeout:  "5s",
+		routing.LabelRate:            "1000r/s",
+		routing.LabelRateBurst:       "10",
+		routing.LegacyVhost:          DecoyVHost,
+		routing.LegacyPort:           "80",
+		routing.LegacyProtocol:       "http",
+		routing.LegacyDefault:        "true",
+		DecoyLabel:                   decoyID,
 	}
 }
+
+// DecoyExempt are the labels and variables Portico reads that the decoy
+// does not carry, because each changes what the control test of
+// TestDecoyIgnored must see (a 200 from the decoy): a FastCGI document root
+// (only read for fastcgi, which the decoy does not speak), a redirect of the
+// whole vhost, and a password.
+var DecoyExempt = []string{routing.LabelRoot, routing.EnvVirtualRoot, routing.LabelRedirectTo, routing.LabelRedirectCode,
+	routing.LabelRedirectKeepPath, routing.LabelAuthFile}
 
 // DecoyEnv is the decoy's environment: every variable Portico reads
 // (routing.AllowedEnv), agreeing with DecoyLabels.
@@ -70,6 +90,8 @@ func DecoyEnv() map[string]string {
 		routing.EnvVirtualHost:     DecoyVHost,
 		routing.EnvVirtualPort:     "80",
 		routing.EnvVirtualProto:    "http",
+		routing.EnvVirtualPath:     "/",
+		routing.EnvVirtualDest:     "/",
 		routing.EnvLetsEncryptHost: DecoyVHost,
 		routing.EnvACMEHost:        DecoyVHost,
 		routing.EnvHTTPSMethod:     "noredirect", // portico.https=both
