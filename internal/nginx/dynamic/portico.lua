@@ -459,37 +459,32 @@ local function parse_route(raw)
   return r
 end
 
--- get returns the parsed route stored for the exact key, or nil.
-local function get(key)
-  local raw = routes:get("r:" .. key)
+-- cached returns the parsed form of the entry stored under dict key dkey,
+-- or nil, from the per-worker cache under ckey (checked against the stored
+-- string).
+local function cached(ckey, dkey)
+  local raw = routes:get(dkey)
   if not raw then return nil end
-  local p = parsed[key]
+  local p = parsed[ckey]
   if p and p.raw == raw then return p end
   if not p then
     parsed_count = parsed_count + 1
     if parsed_count > MAX_PARSED then parsed, parsed_count, rr = {}, 1, {} end
   end
   p = parse_route(raw)
-  parsed[key] = p
+  parsed[ckey] = p
   return p
 end
+
+-- get returns the parsed route stored for the exact key, or nil.
+local function get(key) return cached(key, "r:" .. key) end
 
 -- get_path returns the parsed entry of path prefix path of the route
 -- stored under key, or nil. It shares get's cache: its cache key holds a
 -- "/", which no host does.
 local function get_path(key, path)
   local k = key .. path
-  local raw = routes:get("p:" .. k)
-  if not raw then return nil end
-  local p = parsed[k]
-  if p and p.raw == raw then return p end
-  if not p then
-    parsed_count = parsed_count + 1
-    if parsed_count > MAX_PARSED then parsed, parsed_count, rr = {}, 1, {} end
-  end
-  p = parse_route(raw)
-  parsed[k] = p
-  return p
+  return cached(k, "p:" .. k)
 end
 
 -- MAX_HOST is the longest DNS name (RFC 1035), without a trailing dot. A
