@@ -491,3 +491,27 @@ func TestDynamicFirstStartLogsNoError(t *testing.T) {
 		t.Errorf("status error %q", st.Error)
 	}
 }
+
+// TestStageReloadWholeOnceApplied: on the static path, once the stage
+// reports a route applied (status key), every new connection gets it; no
+// old worker still answers from the config before (a reload waits for the
+// old workers to stop accepting, not only for the new ones).
+func TestStageReloadWholeOnceApplied(t *testing.T) {
+	h := startStage(t, false, func(c *Config) { c.Dynamic = false })
+	a := echoServer(t, "A")
+	for i := range 5 {
+		host := fmt.Sprintf("r%d.example.org", i)
+		h.putContainer(fmt.Sprintf("c%d", i), a, map[string]string{routing.LabelVhost: host})
+		h.eventually(host+" applied", func() error {
+			if st := h.status(); st.AppliedRoutes[host] == "" {
+				return fmt.Errorf("not applied yet: %d routes", st.Routes)
+			}
+			return nil
+		})
+		for j := range 20 {
+			if code, body, err := h.get(host); err != nil || code != 200 || !strings.Contains(body, "A host="+host) {
+				t.Fatalf("reload %d, request %d after the status said applied: %d %q %v", i, j, code, body, err)
+			}
+		}
+	}
+}

@@ -230,9 +230,10 @@ func (s *Supervisor) reloadTimeout() time.Duration {
 }
 
 // Reload sends SIGHUP to the master and waits until it has forked a worker
-// that was not there before: nginx forks new workers only after it parsed
-// the new config and opened its sockets, so a new worker pid means the
-// reload took effect. (A reload nginx refuses, e.g. a port it cannot bind,
+// that was not there before (nginx forks new workers only after it parsed
+// the new config and opened its sockets) and every old worker has stopped
+// accepting connections: only then does every new connection get the new
+// config. (A reload nginx refuses, e.g. a port it cannot bind,
 // leaves the old workers alone and times out here.) Reading
 // /proc/<pid>/task/<pid>/children is a few syscalls per poll.
 //
@@ -253,9 +254,18 @@ func (s *Supervisor) Reload(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("signal nginx pid %d: %w", pid, err)
 	}
 	deadline := time.After(s.reloadTimeout())
+	forked := false
 	for {
-		now, _ := children(pid)
-		if slices.ContainsFunc(now, func(p int) bool { return !slices.Contains(old, p) }) {
+		if !forked {
+			now, _ := children(pid)
+			forked = slices.ContainsFunc(now, func(p int) bool { return !slices.Contains(old, p) })
+		}
+		// The new workers serve the new config, but until an old worker
+		// has seen its SIGQUIT it still accepts connections and answers
+		// them from the old one. nginx renames a worker "is shutting down"
+		// just before it closes its listening sockets, so the reload is
+		// whole once no old worker is still accepting.
+		if forked && !slices.ContainsFunc(old, stillAccepting) {
 			return true, nil
 		}
 		select {
@@ -288,6 +298,18 @@ func (s *Supervisor) stop(cmd *exec.Cmd, done <-chan struct{}) {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+}
+
+// stillAccepting reports whether pid is an nginx worker that has not begun
+// its graceful shutdown. A pid that is gone (or reused by a process that is
+// no worker) is not.
+func stillAccepting(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	title := string(b)
+	return strings.Contains(title, "worker process") && !strings.Contains(title, "shutting down")
 }
 
 // children lists the child pids of pid from /proc.
