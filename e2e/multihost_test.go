@@ -48,7 +48,9 @@ import (
 //     stale in `portico status --json` and both proxies' metrics, and its
 //     route is served with 0 failed requests until the host expiry; then it
 //     leaves both proxies while a's route stays, and b's records are still
-//     in etcd (nothing deletes another host's records).
+//     in etcd (nothing deletes another host's records);
+//   - b comes back (dockerd adopts its running containers, the reporter
+//     resyncs): b is live and its route served by both proxies again.
 //
 // Figures logged: a container started on b live on both proxies; b stale
 // after the stop; requests and failures across the stop.
@@ -265,6 +267,19 @@ func TestMultiHostTwoDaemonsTwoProxies(t *testing.T) {
 	}
 	if n := mhCount(t, cli, keys.HostContainers("b")); n != recordsB {
 		t.Errorf("host b expired: %d records, want the %d it had: nothing deletes another host's records", n, recordsB)
+	}
+
+	// b comes back: its dockerd adopts the containers that kept running,
+	// its reporter resyncs its own records and beats again, and both
+	// proxies serve b's route again.
+	back := time.Now()
+	daemonB.Start(t)
+	mhStartOn(t, hostB, reporter("b", hostB.Addr.String(), "--docker-host", daemonB.Socket)...)
+	again := mhLiveOn(t, back, proxies, vhostB, b.Name("web-b"))
+	t.Logf("b's dockerd and reporter started again: b's route served by both proxies %s later", again.Round(time.Millisecond))
+	eventually(t, 10*time.Second, "host b live again", func() error { return mhHostState(statusArgs, "b", "live") })
+	if n := mhCount(t, cli, keys.HostContainers("b")); n != recordsB {
+		t.Errorf("host b back: %d records, want %d", n, recordsB)
 	}
 }
 
