@@ -24,12 +24,18 @@ func TestLocked(t *testing.T) {
 		k.CertLock("*.b.test") + "/694d7c1f0a2b3c03": {},
 		k.CertLock("x/y.test") + "/694d7c1f0a2b3c04": {}, // a slash in the name is escaped
 	}
-	got := slices.Sorted(maps.Keys(Locked(entries)))
+	got := slices.Sorted(maps.Keys(Locked(entries, "")))
 	want := []string{k.CertLock("*.b.test"), k.CertLock("a.test"), k.CertLock("x/y.test")}
 	if !slices.Equal(got, want) {
 		t.Errorf("Locked = %q, want %q", got, want)
 	}
-	if len(Locked(nil)) != 0 {
+	// The stage's own keys are not another's lock.
+	got = slices.Sorted(maps.Keys(Locked(entries, "694d7c1f0a2b3c03")))
+	want = []string{k.CertLock("a.test"), k.CertLock("x/y.test")}
+	if !slices.Equal(got, want) {
+		t.Errorf("Locked with own lease = %q, want %q", got, want)
+	}
+	if len(Locked(nil, "")) != 0 {
 		t.Error("Locked(nil) not empty")
 	}
 }
@@ -82,5 +88,40 @@ func TestLockHeldElsewhereTakesNoWorker(t *testing.T) {
 		if n := iss.count(fmt.Sprintf("held%d.test", i)); n != 1 {
 			t.Errorf("held%d.test ordered %d times, want once", i, n)
 		}
+	}
+}
+
+// TestOwnStaleLockDoesNotBlock: a lock key of the stage's own session whose
+// release failed (left under the lock prefix while the session lives) does
+// not stop the stage from ordering that certificate.
+func TestOwnStaleLockDoesNotBlock(t *testing.T) {
+	e := storetest.Start(t)
+	iss := newCounting(localca.New(e.Client, testKeys, localca.Options{}))
+	ctx := context.Background()
+	putContainer(t, e.Client, "first", "first.test")
+	s, _ := startStage(t, e.Client, Config{Local: iss, CheckInterval: time.Hour})
+	waitFor(t, "first.test ordered (the stage has its lock session)", func() bool {
+		_, ok := bundleFor(t, e.Client, "first.test")
+		return ok
+	})
+	lease := s.ownLockSuffix()
+	if lease == "" {
+		t.Fatal("no lock session after an order")
+	}
+	// What a failed Unlock leaves: the key, on the live session's lease.
+	var id clientv3.LeaseID
+	if _, err := fmt.Sscanf(lease, "%x", &id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.Put(ctx, testKeys.CertLock("stale.test")+"/"+lease, "", clientv3.WithLease(id)); err != nil {
+		t.Fatal(err)
+	}
+	putContainer(t, e.Client, "stale", "stale.test")
+	waitFor(t, "stale.test ordered despite the stage's own leftover lock key", func() bool {
+		_, ok := bundleFor(t, e.Client, "stale.test")
+		return ok
+	})
+	if n := iss.count("stale.test"); n != 1 {
+		t.Errorf("stale.test ordered %d times, want once", n)
 	}
 }

@@ -460,7 +460,7 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 	slices.Sort(primaries)
 	primaries = slices.Compact(primaries)
 	lockEntries, _, _ := locks.Snapshot()
-	locked := Locked(lockEntries)
+	locked := Locked(lockEntries, s.ownLockSuffix())
 
 	for _, p := range primaries {
 		s.mu.Lock()
@@ -510,9 +510,9 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 		switch d.Action {
 		case Obtain:
 			if locked[s.cfg.Keys.CertLock(p)] {
-				// Another stage (or this one's last order, not yet
-				// released) holds the lock: no worker waits on it. Its
-				// release, or the bundle it stores, starts another pass.
+				// Another stage holds the lock (or waits for it): no
+				// worker waits on it. Its release, or the bundle it
+				// stores, starts another pass.
 				s.log.Debug("certificate locked by an order; not ordering", "cert", p, "reason", d.Reason)
 				continue
 			}
@@ -825,15 +825,32 @@ func (s *Stage) obtain(ctx context.Context, c store.WantedCert) (store.CertBundl
 	return b, nil
 }
 
-// Locked is the set of certificate lock prefixes (Keys.CertLock) that have
-// a holder, from the entries under Keys.CertLocks: each contender's key is
-// the prefix, "/" and its lease. It is pure.
-func Locked(entries map[string]store.Entry) map[string]bool {
+// Locked is the set of certificate lock prefixes (Keys.CertLock) that
+// another session holds or waits for, from the entries under
+// Keys.CertLocks: each contender's key is the prefix, "/" and its lease in
+// hex. Keys ending in own (this stage's session lease; "" for none) are
+// not counted: a key of this stage's whose release failed is taken again
+// by its next order (TryLock of the same session), not waited for. It is
+// pure.
+func Locked(entries map[string]store.Entry, own string) map[string]bool {
 	out := make(map[string]bool, len(entries))
 	for k := range entries {
-		if i := strings.LastIndexByte(k, '/'); i > 0 {
-			out[k[:i]] = true
+		i := strings.LastIndexByte(k, '/')
+		if i <= 0 || (own != "" && k[i+1:] == own) {
+			continue
 		}
+		out[k[:i]] = true
 	}
 	return out
+}
+
+// ownLockSuffix is the lease of the stage's lock session in hex, as it
+// ends the stage's lock keys, or "" while it has none.
+func (s *Stage) ownLockSuffix() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", s.session.Lease())
 }
