@@ -105,8 +105,13 @@ func TestCertsRaceOneOrderEach(t *testing.T) {
 		for wr := range wch {
 			at := time.Now()
 			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypePut {
-					puts <- racePut{key: string(ev.Kv.Key), value: ev.Kv.Value, rev: ev.Kv.ModRevision, version: ev.Kv.Version, at: at}
+				if ev.Type != clientv3.EventTypePut {
+					continue
+				}
+				select {
+				case puts <- racePut{key: string(ev.Kv.Key), value: ev.Kv.Value, rev: ev.Kv.ModRevision, version: ev.Kv.Version, at: at}:
+				case <-ctx.Done():
+					return
 				}
 			}
 		}
