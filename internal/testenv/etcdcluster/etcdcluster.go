@@ -23,9 +23,11 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -77,13 +79,22 @@ type Member struct {
 // serves. The members are killed when the test ends.
 func Start(t testing.TB, bin string, n int, withTLS bool) *Cluster {
 	t.Helper()
+	return StartAt(t, bin, n, withTLS, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+}
+
+// StartAt is Start with the members serving clients at ip instead of
+// 127.0.0.1: an address of the test's own network (a test host in a
+// network namespace reaches the cluster there, dockertest.LAN). The
+// members' certificates name ip too; peers stay on loopback.
+func StartAt(t testing.TB, bin string, n int, withTLS bool, ip netip.Addr) *Cluster {
+	t.Helper()
 	c := &Cluster{bin: bin, dir: t.TempDir()}
 	scheme := "http"
 	var tlsDir string
 	if withTLS {
 		scheme = "https"
 		tlsDir = filepath.Join(c.dir, "tls")
-		files, err := writeTLS(tlsDir)
+		files, err := writeTLS(tlsDir, ip)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,7 +104,7 @@ func Start(t testing.TB, bin string, n int, withTLS bool) *Cluster {
 	for i := range n {
 		m := &Member{
 			Name:      fmt.Sprintf("m%d", i),
-			ClientURL: scheme + "://" + porticotest.Addr(porticotest.FreePort(t)),
+			ClientURL: scheme + "://" + net.JoinHostPort(ip.String(), strconv.Itoa(porticotest.FreePort(t))),
 			PeerURL:   scheme + "://" + porticotest.Addr(porticotest.FreePort(t)),
 		}
 		initial = append(initial, m.Name+"="+m.PeerURL)
@@ -324,8 +335,9 @@ func (c *Cluster) Leader(t testing.TB) int {
 }
 
 // writeTLS writes a CA, one certificate for every member (server and peer
-// client: 127.0.0.1 and localhost) and one client certificate into dir.
-func writeTLS(dir string) (*TLSFiles, error) {
+// client: 127.0.0.1, localhost and clientIP) and one client certificate
+// into dir.
+func writeTLS(dir string, clientIP netip.Addr) (*TLSFiles, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -356,7 +368,7 @@ func writeTLS(dir string) (*TLSFiles, error) {
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
 			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: usage,
-			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+			DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.IP(clientIP.AsSlice())}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
 		if err != nil {
 			return err

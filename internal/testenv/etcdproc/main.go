@@ -10,7 +10,9 @@
 // TLS and asks both for a certificate the CA signed.
 //
 // It prints "ready <client URL>" on stdout once the server serves, and runs
-// until SIGTERM, SIGINT or SIGKILL. Loopback addresses only.
+// until SIGTERM, SIGINT or SIGKILL. Loopback addresses only, or a private
+// address of a network the test made (a test host's LAN: clients in other
+// network namespaces reach the member there).
 package main
 
 import (
@@ -40,7 +42,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("etcdproc", flag.ContinueOnError)
 	dir := fs.String("dir", "", "data dir (required)")
-	clientAddr := fs.String("client-addr", "", "loopback host:port for clients (required)")
+	clientAddr := fs.String("client-addr", "", "loopback (or the test's private network) host:port for clients (required)")
 	peerAddr := fs.String("peer-addr", "", "loopback host:port for peers (required)")
 	maxReq := fs.Uint("max-request-bytes", 0, "largest request etcd accepts (0: etcd's default, 1.5 MiB)")
 	name := fs.String("name", "etcdproc", "member name")
@@ -58,8 +60,8 @@ func run(args []string) error {
 		if err != nil {
 			return fmt.Errorf("address %q: %w", a, err)
 		}
-		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-			return fmt.Errorf("address %q: not a loopback IP", a)
+		if ip := net.ParseIP(host); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) {
+			return fmt.Errorf("address %q: not a loopback or private IP", a)
 		}
 	}
 	scheme := "http"
