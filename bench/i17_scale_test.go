@@ -384,8 +384,6 @@ func loadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
-
-
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
