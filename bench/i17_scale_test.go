@@ -26,7 +26,7 @@ import (
 	"github.com/portico/portico/internal/hosts"
 	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/store"
-	"github.com/portico/portico/internal/store/storetest"
+	"github.com/portico/portico/internal/testenv/etcdcluster"
 	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
@@ -35,7 +35,9 @@ const i17Hosts = 50
 
 // BenchmarkI17Scale measures, for a table of I17_ROUTES routes (default
 // "200,10000": the reference and the goal's size) spread over 50 simulated
-// Docker hosts, with three `portico nginx` stages on the dynamic path:
+// Docker hosts, in a three-member etcd cluster (etcdcluster, TLS between
+// members and to clients), with three `portico nginx` stages on the
+// dynamic path:
 //
 //   - the time from one etcd write (a new container record) to every proxy
 //     serving its vhost (p50, p99 over I17_CHANGES changes, default 40);
@@ -64,13 +66,17 @@ func BenchmarkI17Scale(b *testing.B) {
 		}
 	}
 	changes := envInt("I17_CHANGES", 40)
+	etcdBin, err := etcdcluster.Build(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
 	d := newDocker(b)
 	net := d.Network(b, "i17scale")
 	_, ip := backend(b, d, net, "i17back", nil)
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
 			for range b.N {
-				i17Run(b, d.RunID, net, ip, n, changes)
+				i17Run(b, etcdBin, d.RunID, net, ip, n, changes)
 			}
 		})
 	}
@@ -93,9 +99,14 @@ func (p *i17Proxy) pids(b *testing.B) (stage int, nginx []int) {
 	return p.proc.Pid(), ps
 }
 
-func i17Run(b *testing.B, runID, netName, ip string, n, changes int) {
-	etcd := storetest.Start(b)
-	cli := etcd.Client
+func i17Run(b *testing.B, etcdBin, runID, netName, ip string, n, changes int) {
+	// Three etcd members, TLS between them and to every client.
+	etcd := etcdcluster.Start(b, etcdBin, 3, true)
+	cli := etcd.Client(b)
+	var etcdPids []int
+	for _, m := range etcd.Members {
+		etcdPids = append(etcdPids, m.Pid())
+	}
 	keys := store.NewKeys(store.DefaultPrefix)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -131,9 +142,10 @@ func i17Run(b *testing.B, runID, netName, ip string, n, changes int) {
 	proxies := make([]*i17Proxy, 3)
 	for i := range proxies {
 		p := &i17Proxy{dataDir: b.TempDir(), http: addr(freePort(b)), metrics: addr(freePort(b))}
-		p.proc = porticotest.Start(b, binary, nil, "nginx", "--etcd-endpoints", etcd.Endpoint, "--data-dir", p.dataDir,
+		args := append([]string{"nginx"}, etcd.Flags()...)
+		p.proc = porticotest.Start(b, binary, nil, append(args, "--data-dir", p.dataDir,
 			"--http-addr", p.http, "--https-addr", "", "--metrics-addr", p.metrics, "--network", netName,
-			"--nginx-dynamic", "on", "--instance", fmt.Sprintf("proxy%d", i), "--log-level", envOr("I17_LOG", "warn"))
+			"--nginx-dynamic", "on", "--instance", fmt.Sprintf("proxy%d", i), "--log-level", envOr("I17_LOG", "warn"))...)
 		proxies[i] = p
 	}
 	t0 = time.Now()
@@ -201,6 +213,10 @@ func i17Run(b *testing.B, runID, netName, ip string, n, changes int) {
 	cli0 := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4,
 		DialContext: (&net.Dialer{}).DialContext}}
 	cpuA := i17CPU(b, proxies)
+	etcdA, err := cpuTicks(etcdPids)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for c := range changes {
 		i := n + c
 		k, v := i17Record(b, keys, runID, netName, ip, i%i17Hosts, i)
@@ -249,6 +265,10 @@ func i17Run(b *testing.B, runID, netName, ip string, n, changes int) {
 		bytes += evBytes.Load() - y0
 	}
 	cpuB := i17CPU(b, proxies)
+	etcdB, err := cpuTicks(etcdPids)
+	if err != nil {
+		b.Fatal(err)
+	}
 	var mem []string
 	for i, p := range proxies {
 		stage, ng := p.pids(b)
@@ -257,7 +277,8 @@ func i17Run(b *testing.B, runID, netName, ip string, n, changes int) {
 	b.Logf("I17 %d routes: one change live on all 3 proxies p50 %v p99 %v max %v (%d changes); per change %.1f etcd writes, %.1f watch events, %.0f key+value bytes to a watcher of the whole prefix; stage CPU per change %s",
 		n, percentile(lat, 0.5).Round(100*time.Microsecond), percentile(lat, 0.99).Round(100*time.Microsecond), percentile(lat, 1).Round(100*time.Microsecond),
 		changes, float64(writes)/float64(changes), float64(evs)/float64(changes), float64(bytes)/float64(changes), cpuDelta(cpuA, cpuB, changes))
-	b.Logf("I17 %d routes: memory: %s", n, strings.Join(mem, "; "))
+	b.Logf("I17 %d routes: memory: %s; etcd's 3 members %s, their CPU per change %.1f ms", n, strings.Join(mem, "; "), memOf(b, etcdPids),
+		float64(time.Duration(etcdB-etcdA)*tick)/float64(time.Millisecond)/float64(changes))
 	b.Logf("I17 %d routes: load average %s", n, loadAvg())
 	if f := os.Getenv("I17_STAGE_LOG"); f != "" {
 		// The first proxy's log, for its debug timings.
