@@ -137,7 +137,8 @@ func i17Run(b *testing.B, etcdBin, runID, netName, ip string, n, changes int) {
 			ops = ops[:0]
 		}
 	}
-	b.Logf("I17 %d routes: %d records written in %v", n, n, time.Since(t0).Round(time.Millisecond))
+	_, sample := i17Record(b, keys, runID, netName, ip, 0, 0)
+	b.Logf("I17 %d routes: %d records (%d bytes each) written in %v", n, n, len(sample), time.Since(t0).Round(time.Millisecond))
 
 	proxies := make([]*i17Proxy, 3)
 	for i := range proxies {

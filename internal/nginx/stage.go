@@ -543,6 +543,7 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	s.retryMain()
 	o := s.apply(ctx, routes, refs)
 	t4 := time.Now()
+	// The steps' times, to profile a large table (docs/scale.md).
 	defer func() {
 		s.log.Debug("nginx sync timing", "records", t1.Sub(t0), "build", t2.Sub(t1), "check", t3.Sub(t2), "apply", t4.Sub(t3), "after", time.Since(t4))
 	}()
