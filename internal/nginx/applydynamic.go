@@ -40,11 +40,7 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 		return outcome{res: res, errRoutes: all, err: err}
 	}
 	t0 := time.Now()
-	table, certs, err := render.DynamicTable(routes, refs, s.settings, s.certs.Dir)
-	if err != nil {
-		return outcome{res: res, errRoutes: all, err: &RenderError{Err: err}}
-	}
-	enc, err := table.EncodeTable()
+	enc, certs, err := s.tables.Table(routes, refs, s.settings, s.certs.Dir)
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: &RenderError{Err: err}}
 	}

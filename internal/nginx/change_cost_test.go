@@ -13,8 +13,9 @@ import (
 
 // BenchmarkChangeCost is the Go side of one change on the dynamic path at
 // 200 and 10,000 routes, step by step as Stage.sync runs them (no etcd, no
-// nginx): the routing build (with the stage's Memo), CheckRoutes, the
-// table, its encoding and the delta. It is the profile behind
+// nginx): the routing build (the dynamic path's routing.Incremental), the checks and the
+// encoded table (with the stage's render.TableCache: "table" is the table
+// and its encoding) and the delta. It is the profile behind
 // docs/scale.md:
 //
 //	go test -run '^$' -bench ChangeCost -benchtime 20x ./internal/nginx/
@@ -31,31 +32,24 @@ func BenchmarkChangeCost(b *testing.B) {
 		opts := routing.Options{Network: "proxy"}
 		st := render.Settings{HTTPAddrs: []string{":80"}, NginxVersion: "1.26.0"}
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
-			memo := routing.NewMemo(opts)
+			memo := routing.NewIncremental(opts)
 			res := memo.Build(cs)
-			tab, _, err := render.DynamicTable(res.Routes, nil, st, b.TempDir())
+			var tc render.TableCache
+			routes, _ := tc.CheckRoutes(res.Routes)
+			prev, _, err := tc.Table(routes, nil, st, b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
-			prev, err := tab.EncodeTable()
-			if err != nil {
-				b.Fatal(err)
-			}
-			var steps [5]time.Duration
+			var steps [4]time.Duration
 			for i := 0; b.Loop(); i++ {
 				cs[i%n].Labels = map[string]string{routing.LabelVhost: fmt.Sprintf("changed%d.test", i), routing.LabelHTTPS: "off"}
 				cs[i%n].ModRevision = int64(n + i + 1)
 				t0 := time.Now()
 				res := memo.Build(cs)
 				t1 := time.Now()
-				routes, _ := render.CheckRoutes(res.Routes)
+				routes, _ := tc.CheckRoutes(res.Routes)
 				t2 := time.Now()
-				tab, _, err := render.DynamicTable(routes, nil, st, "/nonexistent")
-				if err != nil {
-					b.Fatal(err)
-				}
-				t3 := time.Now()
-				enc, err := tab.EncodeTable()
+				enc, _, err := tc.Table(routes, nil, st, "/nonexistent")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -66,11 +60,11 @@ func BenchmarkChangeCost(b *testing.B) {
 					b.Fatalf("delta of %d bytes", len(body))
 				}
 				prev = enc
-				for k, d := range []time.Duration{t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), t4.Sub(t3), t5.Sub(t4)} {
+				for k, d := range []time.Duration{t1.Sub(t0), t2.Sub(t1), t4.Sub(t2), t5.Sub(t4)} {
 					steps[k] += d
 				}
 			}
-			for k, name := range []string{"build", "check", "table", "encode", "delta"} {
+			for k, name := range []string{"build", "check", "table", "delta"} {
 				b.ReportMetric(float64(steps[k].Microseconds())/float64(b.N), name+"-us")
 			}
 		})

@@ -1,9 +1,6 @@
 package nginx
 
 import (
-	"maps"
-	"slices"
-
 	"github.com/portico/portico/internal/store"
 )
 
@@ -16,29 +13,45 @@ type decoded[T any] struct {
 
 // containers decodes the mirrored records, reusing what was decoded at the
 // same ModRevision; a bad record is logged once per revision and skipped.
+// The records come in no order (routing sorts what it needs). It reads
+// the mirror in place: a change copies no map of the whole table.
 func (s *Stage) containers(m *store.Mirror) []store.Container {
-	snap, _, _ := m.Snapshot()
-	out := make([]store.Container, 0, len(snap))
-	for _, k := range slices.Sorted(maps.Keys(snap)) {
-		e := snap[k]
+	// The last sync's slice is reused: nothing keeps it past its sync
+	// (routing copies what it keeps).
+	out := s.cbuf[:0]
+	var bad []string
+	n := m.Range(func(k string, e store.Entry) bool {
 		d, ok := s.decodedC[k]
 		if !ok || d.rev != e.ModRevision {
 			c, err := store.DecodeContainerEntry(k, e)
 			d = decoded[store.Container]{rev: e.ModRevision, v: c, err: err}
 			s.decodedC[k] = d
 			if err != nil {
-				s.log.Warn("skipping container record", "key", k, "err", err)
+				bad = append(bad, k)
 			}
 		}
 		if d.err == nil {
 			out = append(out, d.v)
 		}
+		return true
+	})
+	for _, k := range bad {
+		s.log.Warn("skipping container record", "key", k, "err", s.decodedC[k].err)
 	}
-	for k := range s.decodedC {
-		if _, ok := snap[k]; !ok {
-			delete(s.decodedC, k)
+	if len(s.decodedC) != n {
+		// Some record was deleted: forget its decoded value. (Every key
+		// the mirror holds is in decodedC now, so equal sizes mean the
+		// same keys.)
+		keep := make(map[string]bool, n)
+		m.Range(func(k string, _ store.Entry) bool { keep[k] = true; return true })
+		for k := range s.decodedC {
+			if !keep[k] {
+				delete(s.decodedC, k)
+			}
 		}
 	}
+	clear(out[len(out):cap(out)]) // no stale records held
+	s.cbuf = out
 	return out
 }
 

@@ -187,6 +187,14 @@ type Stage struct {
 	// memo keeps each record's parse between syncs: a change parses the
 	// changed records alone.
 	memo *routing.Memo
+	// inc is the dynamic path's routing build (memo the static path's):
+	// a change works again on the vhosts it touches.
+	inc *routing.Incremental
+	// cbuf is the slice containers fills, reused from sync to sync.
+	cbuf []store.Container
+	// tables keeps each route's checks and table lines between syncs of
+	// the dynamic path: a change checks and encodes its own routes.
+	tables render.TableCache
 }
 
 // New checks cfg and prepares the stage; Run does the work.
@@ -521,9 +529,24 @@ func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
 	t0 := time.Now()
 	containers := s.served(s.containers(mc), time.Now())
 	t1 := time.Now()
-	res := s.memo.Build(containers)
-	t2 := time.Now()
-	routes, errs := render.CheckRoutes(res.Routes)
+	var res routing.Result
+	var routes []routing.Route
+	var errs []error
+	var t2 time.Time
+	if s.pusher != nil {
+		// The dynamic path works on what changed: the vhosts the changed
+		// records claim, and their routes' checks and table lines.
+		if s.inc == nil {
+			s.inc = routing.NewIncremental(s.cfg.Routing)
+		}
+		res = s.inc.Build(containers)
+		t2 = time.Now()
+		routes, errs = s.tables.CheckRoutes(res.Routes)
+	} else {
+		res = s.memo.Build(containers)
+		t2 = time.Now()
+		routes, errs = render.CheckRoutes(res.Routes)
+	}
 	refs, cerrs := s.certs.Sync(s.bundles(mb))
 	t3 := time.Now()
 	problems := make([]error, 0, len(res.Problems)+len(errs)+len(cerrs))

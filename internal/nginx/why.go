@@ -42,18 +42,9 @@ func (a *applied) why(routes []routing.Route, certs []render.CertRef) string {
 // d.test". It is "settings or template changed" when the routes and
 // certificates are the same (the rendered bytes differ for another reason).
 func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.CertRef) string {
-	before := make(map[string]routing.Route, len(prev))
-	for _, r := range prev {
-		before[r.Host] = r
-	}
-	after := make(map[string]bool, len(next))
 	var added, removed, upstreams, settings, containers, paths []string
-	for _, r := range next {
-		after[r.Host] = true
-		old, ok := before[r.Host]
+	changed := func(old, r *routing.Route) {
 		switch {
-		case !ok:
-			added = append(added, r.Host)
 		case !slices.Equal(old.Upstreams, r.Upstreams):
 			upstreams = append(upstreams, r.Host)
 		case old.Protocol != r.Protocol || old.HTTPS != r.HTTPS || old.HSTS != r.HSTS || old.Default != r.Default:
@@ -64,9 +55,44 @@ func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.Cert
 			containers = append(containers, r.Host)
 		}
 	}
-	for _, r := range prev {
-		if !after[r.Host] {
-			removed = append(removed, r.Host)
+	if byHost(prev) && byHost(next) {
+		// The usual case (routes as routing.Build sorts them): one walk,
+		// no map of the table.
+		for i, j := 0, 0; i < len(prev) || j < len(next); {
+			switch {
+			case j == len(next) || i < len(prev) && prev[i].Host < next[j].Host:
+				removed = append(removed, prev[i].Host)
+				i++
+			case i == len(prev) || next[j].Host < prev[i].Host:
+				added = append(added, next[j].Host)
+				j++
+			default:
+				if !prev[i].Equal(next[j]) {
+					changed(&prev[i], &next[j])
+				}
+				i++
+				j++
+			}
+		}
+	} else {
+		before := make(map[string]int, len(prev))
+		for i, r := range prev {
+			before[r.Host] = i
+		}
+		after := make(map[string]bool, len(next))
+		for i := range next {
+			r := &next[i]
+			after[r.Host] = true
+			if o, ok := before[r.Host]; !ok {
+				added = append(added, r.Host)
+			} else {
+				changed(&prev[o], r)
+			}
+		}
+		for _, r := range prev {
+			if !after[r.Host] {
+				removed = append(removed, r.Host)
+			}
 		}
 	}
 	oldCerts := make(map[string]string, len(prevCerts))
@@ -114,6 +140,16 @@ func reloadReason(prev, next []routing.Route, prevCerts, nextCerts []render.Cert
 		return "settings or template changed"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// byHost: routes sorted by host, each host once.
+func byHost(routes []routing.Route) bool {
+	for i := 1; i < len(routes); i++ {
+		if routes[i-1].Host >= routes[i].Host {
+			return false
+		}
+	}
+	return true
 }
 
 // nameList lists names sorted, at most maxWhyNames of them.

@@ -2,6 +2,8 @@ package nginx
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -90,5 +92,36 @@ func TestAppliedWhyRemembers(t *testing.T) {
 	}
 	if got := a.why(r1, nil); got != "1 route removed: b.test" {
 		t.Errorf("third: %q", got)
+	}
+}
+
+// TestReloadReasonSortedWalk: the one-walk comparison of routes sorted by
+// host says what the map comparison of the same routes unsorted says.
+func TestReloadReasonSortedWalk(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	gen := func() []routing.Route {
+		var rs []routing.Route
+		for i := range 12 {
+			if rng.IntN(3) == 0 {
+				continue
+			}
+			r := routing.Route{Host: fmt.Sprintf("h%02d.test", i), Upstreams: []string{fmt.Sprintf("10.0.0.%d:80", rng.IntN(2))},
+				Protocol: []string{"http", "https"}[rng.IntN(2)], Containers: []string{fmt.Sprintf("c%d", rng.IntN(2))}, NoRoot: rng.IntN(2) == 0}
+			rs = append(rs, r)
+		}
+		return rs
+	}
+	for range 200 {
+		prev, next := gen(), gen()
+		want := reloadReason(slices.Clone(prev), slices.Clone(next), nil, nil)
+		sp, sn := slices.Clone(prev), slices.Clone(next)
+		rng.Shuffle(len(sp), func(i, j int) { sp[i], sp[j] = sp[j], sp[i] })
+		rng.Shuffle(len(sn), func(i, j int) { sn[i], sn[j] = sn[j], sn[i] })
+		if len(sp) > 1 && byHost(sp) || len(sn) > 1 && byHost(sn) {
+			continue
+		}
+		if got := reloadReason(sp, sn, nil, nil); got != want {
+			t.Fatalf("unsorted: %q, sorted: %q", got, want)
+		}
 	}
 }

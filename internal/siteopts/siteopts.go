@@ -72,3 +72,23 @@ func (o Options) Diff(owner Options) (label, mine, theirs string) {
 // LabelPrefix makes an option's label from its name: every option's label
 // is "portico.<name>" (internal/routing/labels.go names each one).
 const LabelPrefix = "portico."
+
+// Equal reports whether o and p are the same options (reflect.DeepEqual's
+// answer, without reflection: the nginx stage compares every route's
+// options at each change). TestEqualCoversFields fails when a field is
+// added and not compared here.
+func (o Options) Equal(p Options) bool {
+	r, q := o.Redirect, p.Redirect
+	if r.To != q.To || r.Code != q.Code || r.KeepPath != q.KeepPath || r.Host != q.Host || !slices.Equal(r.From, q.From) {
+		return false
+	}
+	if o.Headers.Security != p.Headers.Security || !slices.Equal(o.Headers.Response, p.Headers.Response) ||
+		!slices.Equal(o.Headers.Request, p.Headers.Request) {
+		return false
+	}
+	a, b := o.Access, p.Access
+	return a.AuthFile == b.AuthFile && a.MaxBody == b.MaxBody && a.Timeout == b.Timeout && a.ConnectTimeout == b.ConnectTimeout &&
+		a.Rate == b.Rate && a.Burst == b.Burst && slices.Equal(a.Allow, b.Allow) &&
+		(a.Allow == nil) == (b.Allow == nil) && (r.From == nil) == (q.From == nil) &&
+		(o.Headers.Response == nil) == (p.Headers.Response == nil) && (o.Headers.Request == nil) == (p.Headers.Request == nil)
+}

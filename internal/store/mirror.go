@@ -63,6 +63,21 @@ func (m *Mirror) Snapshot() (map[string]Entry, int64, bool) {
 	return maps.Clone(m.kv), m.rev, m.synced
 }
 
+// Range calls f with each mirrored key and entry, in no order, until f
+// returns false, without copying the map as Snapshot does; it returns how
+// many keys the mirror holds. The mirror waits while f runs: f must be
+// quick and must not call the Mirror.
+func (m *Mirror) Range(f func(key string, e Entry) bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, e := range m.kv {
+		if !f(k, e) {
+			break
+		}
+	}
+	return len(m.kv)
+}
+
 // Run mirrors until ctx ends. Errors are logged and retried with backoff;
 // Run returns only ctx's error.
 func (m *Mirror) Run(ctx context.Context) error {

@@ -148,9 +148,9 @@ type Encoded struct {
 	// Body and Version are Encode's.
 	Body    []byte
 	Version string
-	// lines maps "<host>" (a route line) and "<host>\t<path>" (a path
-	// line) to the line, without its newline.
-	lines map[string]string
+	// lines are the route and path lines in the table's order, which is
+	// their keys' ("<host>", "<host>\t<path>"), Err unset.
+	lines []Line
 	// meta are the redirect_port and default lines.
 	redirectPort, def string
 }
@@ -158,39 +158,99 @@ type Encoded struct {
 // EncodeTable is Encode, keeping each line for Delta.
 func (t Table) EncodeTable() (Encoded, error) {
 	routes := slices.Clone(t.Routes)
-	slices.SortFunc(routes, func(a, b Route) int {
-		if c := strings.Compare(a.Host, b.Host); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Path, b.Path)
-	})
-	e := Encoded{lines: make(map[string]string, len(routes)), redirectPort: t.RedirectPort, def: t.Default}
+	slices.SortFunc(routes, compareRoutes)
+	return Assemble(EncodeLines(routes), t.RedirectPort, t.Default)
+}
+
+// compareRoutes is the table's order: by host, then path (a host's route
+// line, path "", before its paths).
+func compareRoutes(a, b Route) int {
+	if c := strings.Compare(a.Host, b.Host); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Path, b.Path)
+}
+
+// Line is one route or path line of a table, without its newline, and its
+// key: "<host>" for a route line, "<host>\t<path>" for a path line. Err is
+// why the entry has no line; Assemble returns it.
+type Line struct {
+	Key, Text string
+	Err       error
+}
+
+// EncodeLines encodes routes, in their order, one Line each; it stops
+// after the first that fails. A stage that keeps each host's lines
+// (render.TableCache) encodes only the hosts that changed and hands them
+// all to Assemble.
+func EncodeLines(routes []Route) []Line {
+	out := make([]Line, 0, len(routes))
 	var b bytes.Buffer
-	b.Grow(64 + 96*len(routes))
-	if err := clean("redirect port", t.RedirectPort); err != nil {
-		return Encoded{}, err
-	}
-	fmt.Fprintf(&b, "redirect_port\t%s\n", t.RedirectPort)
-	if t.Default != "" {
-		if err := clean("default", t.Default); err != nil {
-			return Encoded{}, err
-		}
-		fmt.Fprintf(&b, "default\t%s\n", t.Default)
-	}
-	for i, r := range routes {
-		if i > 0 && routes[i-1].Host == r.Host && routes[i-1].Path == r.Path {
-			return Encoded{}, fmt.Errorf("route %q%s given twice", r.Host, r.Path)
-		}
-		start := b.Len()
-		if err := encodeRoute(&b, r); err != nil {
-			return Encoded{}, err
-		}
+	for _, r := range routes {
+		b.Reset()
 		key := r.Host
 		if r.Path != "" {
 			key += "\t" + r.Path
 		}
-		e.lines[key] = string(b.Bytes()[start:b.Len()])
+		if err := encodeRoute(&b, r); err != nil {
+			return append(out, Line{Key: key, Err: err})
+		}
+		out = append(out, Line{Key: key, Text: b.String()})
+	}
+	return out
+}
+
+// SortLines sorts one host's entries (its route and its paths) in the
+// table's order, for EncodeLines.
+func SortLines(routes []Route) { slices.SortFunc(routes, compareRoutes) }
+
+// Assemble is EncodeTable of the table whose lines, in the table's order
+// (by host, then path), are lines: the first Err, or a key given twice,
+// fails it.
+func Assemble(lines []Line, redirectPort, def string) (Encoded, error) {
+	return AssembleFunc(func(yield func(Line) bool) {
+		for _, l := range lines {
+			if !yield(l) {
+				return
+			}
+		}
+	}, len(lines), redirectPort, def)
+}
+
+// AssembleFunc is Assemble of the lines all yields, n of them (a hint).
+func AssembleFunc(all func(yield func(Line) bool), n int, redirectPort, def string) (Encoded, error) {
+	e := Encoded{lines: make([]Line, 0, n), redirectPort: redirectPort, def: def}
+	var b bytes.Buffer
+	b.Grow(64 + 96*n)
+	if err := clean("redirect port", redirectPort); err != nil {
+		return Encoded{}, err
+	}
+	fmt.Fprintf(&b, "redirect_port\t%s\n", redirectPort)
+	if def != "" {
+		if err := clean("default", def); err != nil {
+			return Encoded{}, err
+		}
+		fmt.Fprintf(&b, "default\t%s\n", def)
+	}
+	var err error
+	prev, first := "", true
+	for l := range all {
+		if !first && l.Key == prev {
+			host, path, _ := strings.Cut(l.Key, "\t")
+			err = fmt.Errorf("route %q%s given twice", host, path)
+			break
+		}
+		prev, first = l.Key, false
+		if l.Err != nil {
+			err = l.Err
+			break
+		}
+		e.lines = append(e.lines, l)
+		b.WriteString(l.Text)
 		b.WriteByte('\n')
+	}
+	if err != nil {
+		return Encoded{}, err
 	}
 	sum := sha256.Sum256(b.Bytes())
 	e.Version = hex.EncodeToString(sum[:])[:32]
@@ -206,8 +266,8 @@ func encodeRoute(b *bytes.Buffer, r Route) error {
 	if r.Path != "" && (r.Path[0] != '/' || strings.ContainsAny(r.Path, " \t\n\r\x00")) {
 		return fmt.Errorf("route %q: path %q: not a path prefix", r.Host, r.Path)
 	}
-	for what, v := range map[string]string{"host": r.Host, "scheme": r.Scheme, "certificate id": r.Cert} {
-		if err := clean(what, v); err != nil {
+	for _, f := range [...]struct{ what, v string }{{"host", r.Host}, {"scheme", r.Scheme}, {"certificate id", r.Cert}} {
+		if err := clean(f.what, f.v); err != nil {
 			return fmt.Errorf("route %q: %w", r.Host, err)
 		}
 	}
@@ -352,22 +412,29 @@ func Delta(old, new Encoded, drop []string) (body []byte, n int) {
 	b.WriteString("version\t" + new.Version + "\n")
 	b.WriteString("redirect_port\t" + new.redirectPort + "\n")
 	b.WriteString("default\t" + new.def + "\n")
-	var set, gone []string
-	for k, l := range new.lines {
-		if old.lines[k] != l {
-			set = append(set, k)
+	// Both tables' lines are in key order: one walk finds what was set
+	// and what is gone, in key order.
+	olds, news := sortedLines(old.lines), sortedLines(new.lines)
+	var gone []string
+	for i, j := 0, 0; i < len(olds) || j < len(news); {
+		switch {
+		case j == len(news) || i < len(olds) && olds[i].Key < news[j].Key:
+			gone = append(gone, olds[i].Key)
+			i++
+		case i == len(olds) || news[j].Key < olds[i].Key:
+			b.WriteString(news[j].Text)
+			b.WriteByte('\n')
+			n++
+			j++
+		default:
+			if olds[i].Text != news[j].Text {
+				b.WriteString(news[j].Text)
+				b.WriteByte('\n')
+				n++
+			}
+			i++
+			j++
 		}
-	}
-	for k := range old.lines {
-		if _, ok := new.lines[k]; !ok {
-			gone = append(gone, k)
-		}
-	}
-	slices.Sort(set)
-	slices.Sort(gone)
-	for _, k := range set {
-		b.WriteString(new.lines[k])
-		b.WriteByte('\n')
 	}
 	for _, k := range gone {
 		if host, path, ok := strings.Cut(k, "\t"); ok {
@@ -379,5 +446,18 @@ func Delta(old, new Encoded, drop []string) (body []byte, n int) {
 	for _, id := range slices.Sorted(slices.Values(drop)) {
 		b.WriteString("dropcert\t" + id + "\n")
 	}
-	return b.Bytes(), len(set) + len(gone)
+	return b.Bytes(), n + len(gone)
 }
+
+// sortedLines is lines in key order: as they are, unless a host sorts
+// before a tab (a table not made by render).
+func sortedLines(lines []Line) []Line {
+	if slices.IsSortedFunc(lines, compareKeys) {
+		return lines
+	}
+	lines = slices.Clone(lines)
+	slices.SortFunc(lines, compareKeys)
+	return lines
+}
+
+func compareKeys(a, b Line) int { return strings.Compare(a.Key, b.Key) }

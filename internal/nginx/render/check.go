@@ -114,7 +114,7 @@ func CheckRoutes(routes []routing.Route) ([]routing.Route, []error) {
 			continue
 		}
 		if seen[r.Host] {
-			errs = append(errs, fmt.Errorf("route %q: duplicate host", r.Host))
+			errs = append(errs, duplicateHost(r.Host))
 			continue
 		}
 		seen[r.Host] = true
@@ -122,6 +122,8 @@ func CheckRoutes(routes []routing.Route) ([]routing.Route, []error) {
 	}
 	return ok, errs
 }
+
+func duplicateHost(host string) error { return fmt.Errorf("route %q: duplicate host", host) }
 
 func checkRoute(r routing.Route) error {
 	if !ValidHost(r.Host) {

@@ -27,44 +27,19 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	routes = slices.Clone(routes)
 	slices.SortFunc(routes, func(a, b routing.Route) int { return strings.Compare(a.Host, b.Host) })
 	for _, r := range routes {
-		d := dynamic.Route{Host: r.Host, Scheme: r.Protocol, Root: r.Root}
-		for _, f := range r.Site.Fields() {
-			d.Options = append(d.Options, dynamic.Option{Name: f.Name, Value: f.Value})
+		entries, cert, err := dynamicEntries(r, refs, tls, certDir)
+		if err != nil {
+			return dynamic.Table{}, nil, err
 		}
-		if d.Scheme == "" {
-			d.Scheme = routing.ProtoHTTP
-		}
-		for _, a := range r.Upstreams {
-			n, err := upstreamAddr(a)
-			if err != nil {
-				return dynamic.Table{}, nil, fmt.Errorf("route %q: %w", r.Host, err)
+		if cert != nil {
+			if _, ok := byID[cert.ID]; !ok {
+				byID[cert.ID] = *cert
 			}
-			d.Peers = append(d.Peers, n)
-		}
-		slices.Sort(d.Peers)
-		d.Peers = slices.Compact(d.Peers)
-		if c, redirect, ok := routeTLS(r, refs, tls); ok {
-			if !ValidHost(c.Primary) {
-				return dynamic.Table{}, nil, fmt.Errorf("route %q: certificate name %q is not a host name", r.Host, c.Primary)
-			}
-			id := dynamic.CertID(c.FullChain, c.Key)
-			if _, ok := byID[id]; !ok {
-				dir := filepath.Join(certDir, dirName(c.Primary))
-				byID[id] = dynamic.Cert{ID: id, FullChain: c.FullChain, Key: c.Key,
-					FullChainFile: filepath.Join(dir, "fullchain.pem"), KeyFile: filepath.Join(dir, "privkey.pem")}
-			}
-			d.Cert, d.Redirect = id, redirect
-			d.HSTS, d.HSTSIncludeSubDomains, d.HSTSPreload = r.HSTS.MaxAge, r.HSTS.IncludeSubDomains, r.HSTS.Preload
 		}
 		if r.Default && t.Default == "" {
 			t.Default = r.Host
 		}
-		paths, err := dynamicPaths(r, &d)
-		if err != nil {
-			return dynamic.Table{}, nil, err
-		}
-		t.Routes = append(t.Routes, d)
-		t.Routes = append(t.Routes, paths...)
+		t.Routes = append(t.Routes, entries...)
 	}
 	certs := make([]dynamic.Cert, 0, len(byID))
 	for _, c := range byID {
@@ -72,6 +47,45 @@ func DynamicTable(routes []routing.Route, refs []CertRef, st Settings, certDir s
 	}
 	slices.SortFunc(certs, func(a, b dynamic.Cert) int { return strings.Compare(a.ID, b.ID) })
 	return t, certs, nil
+}
+
+// dynamicEntries is the table's entries for one route (its host entry,
+// then its paths) and the certificate it names (nil for none). It depends
+// on r, the certificate CertFor picks for r.Host, tls and certDir alone.
+func dynamicEntries(r routing.Route, refs []CertRef, tls bool, certDir string) ([]dynamic.Route, *dynamic.Cert, error) {
+	d := dynamic.Route{Host: r.Host, Scheme: r.Protocol, Root: r.Root}
+	for _, f := range r.Site.Fields() {
+		d.Options = append(d.Options, dynamic.Option{Name: f.Name, Value: f.Value})
+	}
+	if d.Scheme == "" {
+		d.Scheme = routing.ProtoHTTP
+	}
+	for _, a := range r.Upstreams {
+		n, err := upstreamAddr(a)
+		if err != nil {
+			return nil, nil, fmt.Errorf("route %q: %w", r.Host, err)
+		}
+		d.Peers = append(d.Peers, n)
+	}
+	slices.Sort(d.Peers)
+	d.Peers = slices.Compact(d.Peers)
+	var cert *dynamic.Cert
+	if c, redirect, ok := routeTLS(r, refs, tls); ok {
+		if !ValidHost(c.Primary) {
+			return nil, nil, fmt.Errorf("route %q: certificate name %q is not a host name", r.Host, c.Primary)
+		}
+		id := dynamic.CertID(c.FullChain, c.Key)
+		dir := filepath.Join(certDir, dirName(c.Primary))
+		cert = &dynamic.Cert{ID: id, FullChain: c.FullChain, Key: c.Key,
+			FullChainFile: filepath.Join(dir, "fullchain.pem"), KeyFile: filepath.Join(dir, "privkey.pem")}
+		d.Cert, d.Redirect = id, redirect
+		d.HSTS, d.HSTSIncludeSubDomains, d.HSTSPreload = r.HSTS.MaxAge, r.HSTS.IncludeSubDomains, r.HSTS.Preload
+	}
+	paths, err := dynamicPaths(r, &d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append([]dynamic.Route{d}, paths...), cert, nil
 }
 
 // dynamicPaths adds the path options to the host entry d of r and returns
