@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -21,9 +22,12 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/store"
 	"github.com/portico/portico/internal/testenv/dockertest"
+	"github.com/portico/portico/internal/testenv/porticotest"
 )
 
 // The compose stack (compose.yaml) and the one-service file
@@ -232,7 +236,13 @@ func composeEnv(t testing.TB, d *dockertest.Env, image, network string) (env []s
 	}, httpAddr, httpsAddr
 }
 
+// TestComposeStack also proves, on the same stack, that each stage logs in
+// to etcd as its own user (composeStageUsers) and that a container off the
+// proxy's network is a problem answered 503 at once (composeOffNetwork).
+// It runs in parallel with the rest of the package: TestComposeSingle,
+// sequential, builds the image first.
 func TestComposeStack(t *testing.T) {
+	t.Parallel()
 	image := porticoImage(t)
 	d := dockertest.New(t)
 	network := d.Network(t, "portico")
@@ -269,9 +279,12 @@ func TestComposeStack(t *testing.T) {
 	t.Logf("MEASURE docker-compose up -d to first HTTPS 200: %s", time.Since(upAt).Round(10*time.Millisecond))
 
 	// Only the reporter mounts the Docker socket; only nginx publishes ports;
-	// etcd and the reporter have no network; the store is a unix socket in
-	// a volume only the stages mount.
-	for _, svc := range []string{"etcd", "reporter", "certs", "nginx"} {
+	// etcd, etcd-setup and the reporter have no network; the store is a
+	// unix socket in a volume only the stages mount; each stage's etcd
+	// password is in a volume only it (read-only) and etcd-setup mount.
+	authVols := map[string][]string{"etcd": nil, "etcd-setup": {"auth-certs", "auth-nginx", "auth-reporter"},
+		"reporter": {"auth-reporter"}, "certs": {"auth-certs"}, "nginx": {"auth-nginx"}}
+	for _, svc := range []string{"etcd", "etcd-setup", "reporter", "certs", "nginx"} {
 		ci := d.Inspect(t, s.id(svc))
 		socket := false
 		for _, m := range ci.Mounts {
@@ -288,12 +301,23 @@ func TestComposeStack(t *testing.T) {
 		if published := len(ci.HostConfig.PortBindings) > 0; published != (svc == "nginx") {
 			t.Errorf("service %s: publishes ports %v", svc, ci.HostConfig.PortBindings)
 		}
-		if none := ci.HostConfig.NetworkMode == "none"; none != (svc == "etcd" || svc == "reporter") {
+		if none := ci.HostConfig.NetworkMode == "none"; none != (svc == "etcd" || svc == "etcd-setup" || svc == "reporter") {
 			t.Errorf("service %s: network mode %q", svc, ci.HostConfig.NetworkMode)
 		}
 		store := false
+		var auth []string
 		for _, m := range ci.Mounts {
 			store = store || (m.Name == s.project+"_store" && m.Destination == "/run/portico")
+			if v, ok := strings.CutPrefix(m.Name, s.project+"_auth-"); ok {
+				auth = append(auth, "auth-"+v)
+				if m.RW != (svc == "etcd-setup") {
+					t.Errorf("service %s mounts %s read-write=%v", svc, m.Name, m.RW)
+				}
+			}
+		}
+		slices.Sort(auth)
+		if !slices.Equal(auth, authVols[svc]) {
+			t.Errorf("service %s mounts the password volumes %v, want %v", svc, auth, authVols[svc])
 		}
 		if !store {
 			t.Errorf("service %s does not mount the store volume at /run/portico: %+v", svc, ci.Mounts)
@@ -305,11 +329,22 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("service %s: root file system is writable", svc)
 		}
 	}
+	if st := d.Inspect(t, s.id("etcd-setup")).State; st != nil {
+		started, _ := time.Parse(time.RFC3339Nano, st.StartedAt)
+		finished, _ := time.Parse(time.RFC3339Nano, st.FinishedAt)
+		if st.ExitCode != 0 {
+			t.Errorf("etcd-setup exited %d", st.ExitCode)
+		}
+		t.Logf("MEASURE etcd-setup, first start (users, roles, passwords, auth on): %s", finished.Sub(started).Round(10*time.Millisecond))
+	}
 	checkWorkersAccount(t, s, "nginx")
 	// The store's socket is 0600 in a 0700 dir, and nothing but nginx
 	// listens on TCP in any service.
 	if out := s.run("exec", "-T", "certs", "stat", "-c", "%a %F", "/run/portico", "/run/portico/etcd.sock"); out != "700 directory\n600 socket\n" {
 		t.Errorf("store socket and its dir: %q, want 700 directory, 600 socket", out)
+	}
+	if out := s.run("exec", "-T", "certs", "stat", "-c", "%a %F", "/run/portico-auth/password"); out != "600 regular file\n" {
+		t.Errorf("the certs stage's password file: %q, want 600 regular file", out)
 	}
 	for _, svc := range []string{"etcd", "reporter", "certs", "nginx"} {
 		for _, port := range tcpListenPorts(t, s.run("exec", "-T", svc, "cat", "/proc/net/tcp", "/proc/net/tcp6")) {
@@ -324,13 +359,15 @@ func TestComposeStack(t *testing.T) {
 	keys := store.NewKeys(store.DefaultPrefix)
 	sockHost := filepath.Join(strings.TrimSpace(runCmd(t, 30*time.Second, nil, "", "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", s.project+"_store")), "etcd.sock")
 	probeArgs := []string{"--key", keys.LocalCA(), "--put-key", keys.Container("e2e-"+d.RunID, "probe"), "--endpoint", "unix://" + sockHost}
-	etcdVol := strings.TrimSpace(runCmd(t, 30*time.Second, nil, "", "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", s.project+"_etcd"))
-	filepath.WalkDir(etcdVol, func(path string, e fs.DirEntry, err error) error {
-		if err == nil && e.Type().IsRegular() {
-			probeArgs = append(probeArgs, "--file", path)
-		}
-		return nil
-	})
+	etcdVol := s.volume("etcd")
+	for _, vol := range []string{etcdVol, s.volume("auth-reporter"), s.volume("auth-certs"), s.volume("auth-nginx")} {
+		filepath.WalkDir(vol, func(path string, e fs.DirEntry, err error) error {
+			if err == nil && e.Type().IsRegular() {
+				probeArgs = append(probeArgs, "--file", path)
+			}
+			return nil
+		})
+	}
 	if len(probeArgs) < 10 {
 		t.Fatalf("found almost no files in the etcd volume %s: the probe would prove little (%v)", etcdVol, probeArgs)
 	}
@@ -342,10 +379,18 @@ func TestComposeStack(t *testing.T) {
 		}
 	}
 	t.Logf("a local user (nobody): %d ways into the store, all refused", len(refused))
+	// Root reaches the socket (the probe is not blind), but without an
+	// etcd user the store refuses it: auth is on.
 	owner := runProbe(t, probe, nil, []string{"--key", keys.LocalCA(), "--endpoint", "unix://" + sockHost})
-	if !slices.ContainsFunc(owner, func(a probeAttempt) bool { return a.Action == "read" && a.OK && !strings.Contains(a.Detail, "absent") }) {
-		t.Errorf("root's probe could not read the local CA through %s: %+v", sockHost, owner)
+	if !slices.ContainsFunc(owner, func(a probeAttempt) bool { return a.Action == "connect" && a.OK }) {
+		t.Errorf("root's probe could not connect to %s: %+v", sockHost, owner)
 	}
+	if slices.ContainsFunc(owner, func(a probeAttempt) bool { return (a.Action == "read" || a.Action == "write") && a.OK }) {
+		t.Errorf("root's probe, with no etcd user, read or wrote the store through %s: %+v", sockHost, owner)
+	}
+
+	composeStageUsers(t, s, sockHost, "docker-test", host)
+	composeOffNetwork(t, s, d, network, httpAddr)
 
 	check := func(after string) {
 		t.Helper()
@@ -366,6 +411,7 @@ func TestComposeStack(t *testing.T) {
 		check("restarting " + svc)
 	}
 
+	passwords := s.stagePasswords()
 	s.run("down", "-t", "10")
 	downAt := time.Now()
 	s.run("up", "-d")
@@ -374,6 +420,183 @@ func TestComposeStack(t *testing.T) {
 	if ca := s.localCA("etcd"); !ca.Equal(roots) {
 		t.Errorf("the local CA changed across down/up")
 	}
+	// etcd-setup ran again (a new container) and changed nothing: the same
+	// passwords, no user, role or auth change.
+	if again := s.stagePasswords(); !maps.Equal(again, passwords) {
+		t.Errorf("the stages' passwords changed across down/up")
+	}
+	if out := s.run("logs", "--no-color", "etcd-setup"); strings.Contains(out, "generated") || strings.Contains(out, "added") ||
+		strings.Contains(out, "revoked") || strings.Contains(out, "enabled auth") || !strings.Contains(out, "role portico-certs") {
+		t.Errorf("etcd-setup after down/up did more than check:\n%s", out)
+	}
+	noAuthErrors(t, s)
+}
+
+// volume is the host path of the compose volume name.
+func (s *stack) volume(name string) string {
+	s.t.Helper()
+	return strings.TrimSpace(runCmd(s.t, 30*time.Second, nil, "", "docker", "volume", "inspect", "-f", "{{.Mountpoint}}", s.project+"_"+name))
+}
+
+// stagePasswords reads each etcd password of the stack from its volume on
+// the host, by user.
+func (s *stack) stagePasswords() map[string]string {
+	s.t.Helper()
+	out := map[string]string{}
+	for user, path := range map[string]string{
+		"root":                         filepath.Join(s.volume("etcd"), "etcd-auth", "root"),
+		store.ReaderUser:               filepath.Join(s.volume("etcd"), "etcd-auth", store.ReaderUser),
+		"portico-reporter-docker-test": filepath.Join(s.volume("auth-reporter"), "password"),
+		"portico-certs":                filepath.Join(s.volume("auth-certs"), "password"),
+		"portico-nginx-edge":           filepath.Join(s.volume("auth-nginx"), "password"),
+	} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			s.t.Fatalf("password of %s: %v", user, err)
+		}
+		out[user] = strings.TrimSpace(string(b))
+	}
+	return out
+}
+
+// composeStageUsers checks, through the store's socket from the host, that
+// each stage's etcd user may do what its stage does and no more, and that
+// no stage logged a refusal while the stack served (the roles suffice).
+func composeStageUsers(t *testing.T, s *stack, sockHost, reporterHost, vhost string) {
+	t.Helper()
+	keys := store.NewKeys(store.DefaultPrefix)
+	pw := s.stagePasswords()
+	ep := "unix://" + sockHost
+	connect := func(user string) *clientv3.Client {
+		cli, err := store.Connect(store.Config{Endpoints: []string{ep}, Username: user, Password: pw[user]})
+		if err != nil {
+			t.Fatalf("connect as %s through %s: %v", user, ep, err)
+		}
+		t.Cleanup(func() { cli.Close() })
+		return cli
+	}
+	root := connect("root")
+	eventually(t, 60*time.Second, "the certificate of "+vhost+" in the store", func() error { return exists(root, keys.CertBundle(vhost)) })
+	rep, ngx, crt, rdr := connect("portico-reporter-"+reporterHost), connect("portico-nginx-edge"), connect("portico-certs"), connect(store.ReaderUser)
+	anon, err := store.Connect(store.Config{Endpoints: []string{ep}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	probe := keys.Container(reporterHost, "probe-compose")
+	record := `{"id":"probe-compose","host":"` + reporterHost + `"}`
+	for _, c := range []struct {
+		who     string
+		cli     *clientv3.Client
+		op, key string
+		allowed bool
+	}{
+		{"reporter", rep, "put", probe, true},
+		{"reporter", rep, "put", keys.Container("other-host", "probe"), false},
+		{"reporter", rep, "get", keys.CertBundle(vhost), false},
+		{"reporter", rep, "get", keys.LocalCA(), false},
+		{"reporter", rep, "put", keys.CertBundle(vhost), false},
+		{"reporter", rep, "get", keys.NginxStatus("edge"), false},
+		{"nginx", ngx, "get", keys.CertBundle(vhost), true},
+		{"nginx", ngx, "get", keys.NginxStatus("edge"), true},
+		{"nginx", ngx, "put", probe, false},
+		{"nginx", ngx, "put", keys.CertBundle(vhost), false},
+		{"nginx", ngx, "get", keys.LocalCA(), false},
+		{"nginx", ngx, "put", keys.NginxStatus("other"), false},
+		{"certs", crt, "get", keys.LocalCA(), true},
+		{"certs", crt, "put", probe, false},
+		{"certs", crt, "put", keys.NginxStatus("edge"), false},
+		{"reader", rdr, "get", keys.LocalCA(), true},
+		{"reader", rdr, "put", probe, false},
+		{"no user", anon, "get", keys.Containers(), false},
+		{"no user", anon, "put", probe, false},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		if c.op == "put" {
+			_, err = c.cli.Put(ctx, c.key, record)
+		} else {
+			_, err = c.cli.Get(ctx, c.key)
+		}
+		cancel()
+		switch {
+		case c.allowed && err != nil:
+			t.Errorf("%s %s %s: %v, want allowed", c.who, c.op, c.key, err)
+		case !c.allowed && err == nil:
+			t.Errorf("%s could %s %s", c.who, c.op, c.key)
+		case !c.allowed && !strings.Contains(err.Error(), "permission denied") && !strings.Contains(err.Error(), "user name is empty"):
+			t.Errorf("%s %s %s: %v, want permission denied", c.who, c.op, c.key, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := root.Delete(ctx, probe); err != nil {
+		t.Errorf("delete %s: %v", probe, err)
+	}
+	noAuthErrors(t, s)
+}
+
+// noAuthErrors fails if a service logged a refusal of the store.
+func noAuthErrors(t *testing.T, s *stack) {
+	t.Helper()
+	out := s.run("logs", "--no-color")
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "permission denied") || strings.Contains(line, "authentication failed") || strings.Contains(line, "user name is empty") {
+			t.Errorf("a stage was refused by the store: %s", line)
+		}
+	}
+}
+
+// composeOffNetwork runs a labelled container on a network the nginx
+// stage is not on: its vhost answers 503 at once (no upstream, not a 5 s
+// connect timeout), `portico status` names the container and the network
+// to join, and the command it gives makes the site served.
+func composeOffNetwork(t *testing.T, s *stack, d *dockertest.Env, proxyNet, httpAddr string) {
+	t.Helper()
+	other := d.Network(t, "elsewhere")
+	vhost := "off-" + d.RunID + ".test"
+	id := d.Run(t, dockertest.RunOptions{Name: "off", Network: other, Labels: map[string]string{"portico.vhost": vhost}})
+	name := d.Inspect(t, id).Name[1:]
+
+	var cmd string
+	eventually(t, 60*time.Second, "portico status naming "+name+" and the network to join", func() error {
+		out, _ := s.try(30*time.Second, "exec", "-T", "etcd", "portico", "status", "--data-dir", "/var/lib/portico")
+		want := "docker network connect " + proxyNet + " " + name
+		for _, line := range strings.Split(out, "\n") {
+			if strings.Contains(line, want) && strings.Contains(line, fmt.Sprintf("not on the proxy's network %q", proxyNet)) {
+				cmd = want
+				return nil
+			}
+		}
+		return fmt.Errorf("status does not say %q:\n%s", want, out)
+	})
+	eventually(t, 30*time.Second, vhost+" answered 503 (a route with no upstream)", func() error {
+		code, _, err := get(httpAddr, vhost)
+		if err == nil && code != 503 {
+			err = fmt.Errorf("HTTP %d, want 503", code)
+		}
+		return err
+	})
+	for range 3 {
+		start := time.Now()
+		code, _, err := porticotest.GetWithin(httpAddr, vhost, 10*time.Second)
+		took := time.Since(start)
+		if err != nil || code != 503 || took > 2*time.Second {
+			t.Errorf("GET %s: HTTP %d %v in %s, want 503 within 2 s (not the 5 s connect timeout)", vhost, code, err, took.Round(time.Millisecond))
+		}
+		t.Logf("MEASURE off-network vhost answered %d in %s", code, took.Round(time.Millisecond))
+	}
+
+	// What status says to do, done: the site is served.
+	runCmd(t, time.Minute, nil, "", "docker", strings.Fields(cmd)[1:]...)
+	eventually(t, 30*time.Second, vhost+" served after "+cmd, func() error { return expect200(httpAddr, vhost, "name="+name) })
+	eventually(t, 30*time.Second, "the problem gone from portico status", func() error {
+		out, _ := s.try(30*time.Second, "exec", "-T", "etcd", "portico", "status", "--data-dir", "/var/lib/portico")
+		if strings.Contains(out, "docker network connect "+proxyNet+" "+name) {
+			return fmt.Errorf("status still says to join:\n%s", out)
+		}
+		return nil
+	})
 }
 
 func TestComposeSingle(t *testing.T) {

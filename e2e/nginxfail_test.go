@@ -78,6 +78,21 @@ func (l *load) end() (total, refused, wrong int64, errs []string) {
 	return l.total.Load(), l.refused.Load(), l.wrong.Load(), l.errs
 }
 
+// waitApplied waits until the log (static path) says a config with host
+// was applied: nginx's new workers answer before its old ones stop
+// accepting, and the stage logs an apply only once they have.
+func waitApplied(t *testing.T, out func() string, host string) {
+	t.Helper()
+	eventually(t, 30*time.Second, host+"'s config applied", func() error {
+		for _, l := range strings.Split(out(), "\n") {
+			if strings.Contains(l, `msg="nginx config applied"`) && strings.Contains(l, host) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no apply of %s logged yet", host)
+	})
+}
+
 // killGroupLater kills, at the end of the test, the nginx process group of
 // pid (a master the test learned from its own pid file) if it still runs.
 func killGroupLater(t *testing.T, pid int) {
@@ -108,6 +123,9 @@ func TestRunAdoptsNginxAfterKill9(t *testing.T) {
 			host := "adopt-" + d.RunID + ".test"
 			d.Run(t, dockertest.RunOptions{Name: "app", Network: net, Labels: vhostLabels(host)})
 			eventually(t, 30*time.Second, "route live", func() error { return expect200(p.http, host, d.Name("app")) })
+			if mode == "static" {
+				waitApplied(t, p.proc.Output, host)
+			}
 			pidFile := filepath.Join(p.dataDir, "nginx", "logs", "nginx.pid")
 			master := nginxMaster(t, pidFile)
 			killGroupLater(t, master)

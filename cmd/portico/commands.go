@@ -222,6 +222,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	so := addStore(c.fs)
 	dataDir := addDataDir(c.fs, defaultDataDir)
 	network := c.fs.String("network", "", "the proxy's Docker network, as given to the nginx stage")
+	node := c.fs.String("node", "", "show the routes as a proxy on this reporter host (the nginx stage's --node) sees them: containers of other hosts at their host's address and published port, and an error for one whose port is not published; empty: every container at its container address")
 	allowed := addAllowedDomains(c.fs)
 	expiry := addHostExpiry(c.fs)
 	asJSON := c.fs.Bool("json", false, "print JSON instead of text")
@@ -274,6 +275,7 @@ func cmdStatus(ctx context.Context, args []string, e env, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
+	ropts.Node = *node
 	now := time.Now()
 	rep := status.GatherExpiry(kvs, keys, ropts, now, *expiry)
 	if *asJSON {

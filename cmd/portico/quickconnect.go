@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -30,6 +32,11 @@ func connectQuick(ctx context.Context, so *storeOpts, dataDir string, probe time
 	}
 	cfg := so.config(eps)
 	cfg.DialTimeout = probe
+	if len(so.endpoints.vals) == 0 && cfg.Username == "" && cfg.Password == "" {
+		if cfg.Username, cfg.Password, err = dataDirReader(dataDir); err != nil {
+			return nil, err
+		}
+	}
 	start := time.Now()
 	cli, err := store.Connect(cfg)
 	if err != nil {
@@ -54,4 +61,19 @@ func unreachable(eps []string, took time.Duration, err error) error {
 			where, took.Round(100*time.Millisecond), err)
 	}
 	return fmt.Errorf("etcd at %s: %w", where, err)
+}
+
+// dataDirReader is the read-only user of a store with auth reached through
+// its data dir (the compose stack's etcd service): its password is in
+// store.AuthDir. No file there: no user (a store without auth).
+func dataDirReader(dataDir string) (user, password string, err error) {
+	path := filepath.Join(store.AuthDir(dataDir), store.ReaderUser)
+	pw, err := readPasswordFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("password of etcd user %s: %w", store.ReaderUser, err)
+	}
+	return store.ReaderUser, pw, nil
 }

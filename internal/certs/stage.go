@@ -12,6 +12,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -239,8 +240,12 @@ func (s *Stage) Run(ctx context.Context) error {
 	}
 	data := store.NewMirror(s.cli, s.cfg.Keys.CertData(), s.kick, s.log)
 	states := store.NewMirror(s.cli, s.cfg.Keys.CertStates(), s.kick, s.log)
+	// The locks: a certificate another stage is ordering is left to it,
+	// and its lock's release starts a pass here.
+	locks := store.NewMirror(s.cli, s.cfg.Keys.CertLocks(), s.kick, s.log)
 	goRun(data.Run)
 	goRun(states.Run)
+	goRun(locks.Run)
 	goRun(s.prepareLocal)
 
 	wake := time.NewTimer(s.cfg.CheckInterval)
@@ -257,7 +262,7 @@ func (s *Stage) Run(ctx context.Context) error {
 			case <-time.After(s.cfg.Debounce):
 			}
 		}
-		next := s.reconcile(ctx, &wg, containers, data, states)
+		next := s.reconcile(ctx, &wg, containers, data, states, locks)
 		s.passes.Add(1)
 		wake.Reset(max(next.Sub(s.cfg.Now()), 10*time.Millisecond))
 	}
@@ -425,7 +430,7 @@ func decodeAll[T any](s *Stage, m *store.Mirror, primary func(T) string) (map[st
 }
 
 // reconcile is one level-triggered pass. It returns when to look again.
-func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, data, states *store.Mirror) time.Time {
+func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, data, states, locks *store.Mirror) time.Time {
 	now := s.cfg.Now()
 	next := now.Add(s.cfg.CheckInterval)
 	wanted, ok := s.wanted(containers)
@@ -454,6 +459,8 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 	}
 	slices.Sort(primaries)
 	primaries = slices.Compact(primaries)
+	lockEntries, _, _ := locks.Snapshot()
+	locked := Locked(lockEntries, s.ownLockSuffix())
 
 	for _, p := range primaries {
 		s.mu.Lock()
@@ -502,6 +509,13 @@ func (s *Stage) reconcile(ctx context.Context, wg *sync.WaitGroup, containers, d
 		}
 		switch d.Action {
 		case Obtain:
+			if locked[s.cfg.Keys.CertLock(p)] {
+				// Another stage holds the lock (or waits for it): no
+				// worker waits on it. Its release, or the bundle it
+				// stores, starts another pass.
+				s.log.Debug("certificate locked by an order; not ordering", "cert", p, "reason", d.Reason)
+				continue
+			}
 			// The order writes the state, under the lock.
 			s.start(ctx, wg, d.Cert, d.Reason)
 			continue
@@ -674,8 +688,11 @@ func (s *Stage) sessionFor(ctx context.Context) (*concurrency.Session, error) {
 // order obtains c under its etcd lock. Inside the lock it reads the store
 // again and decides again, so a certificate another stage stored meanwhile
 // is not ordered twice. The outcome is stored only while the lock is held.
-// An issuer failure is recorded in the state (and logged here); the
-// returned error is about the store or the lock.
+// A lock another stage holds is not waited for: that stage orders, and
+// the lock's release starts a pass (the locks mirror), so no worker slot
+// idles behind another stage's order. An issuer failure is recorded in
+// the state (and logged here); the returned error is about the store or
+// the lock.
 func (s *Stage) order(runCtx context.Context, c store.WantedCert, reason string) error {
 	sess, err := s.sessionFor(runCtx)
 	if err != nil {
@@ -684,7 +701,10 @@ func (s *Stage) order(runCtx context.Context, c store.WantedCert, reason string)
 	ctx, cancel := context.WithTimeout(runCtx, s.cfg.ObtainTimeout)
 	defer cancel()
 	mu := concurrency.NewMutex(sess, s.cfg.Keys.CertLock(c.Primary))
-	if err := mu.Lock(ctx); err != nil {
+	if err := mu.TryLock(ctx); errors.Is(err, concurrency.ErrLocked) {
+		s.log.Debug("certificate locked by another stage's order; leaving it to that stage", "cert", c.Primary)
+		return nil
+	} else if err != nil {
 		return fmt.Errorf("lock %q: %w", s.cfg.Keys.CertLock(c.Primary), err)
 	}
 	defer func() {
@@ -803,4 +823,34 @@ func (s *Stage) obtain(ctx context.Context, c store.WantedCert) (store.CertBundl
 		b.ObtainedAt = s.cfg.Now().UTC()
 	}
 	return b, nil
+}
+
+// Locked is the set of certificate lock prefixes (Keys.CertLock) that
+// another session holds or waits for, from the entries under
+// Keys.CertLocks: each contender's key is the prefix, "/" and its lease in
+// hex. Keys ending in own (this stage's session lease; "" for none) are
+// not counted: a key of this stage's whose release failed is taken again
+// by its next order (TryLock of the same session), not waited for. It is
+// pure.
+func Locked(entries map[string]store.Entry, own string) map[string]bool {
+	out := make(map[string]bool, len(entries))
+	for k := range entries {
+		i := strings.LastIndexByte(k, '/')
+		if i <= 0 || (own != "" && k[i+1:] == own) {
+			continue
+		}
+		out[k[:i]] = true
+	}
+	return out
+}
+
+// ownLockSuffix is the lease of the stage's lock session in hex, as it
+// ends the stage's lock keys, or "" while it has none.
+func (s *Stage) ownLockSuffix() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.session == nil {
+		return ""
+	}
+	return fmt.Sprintf("%x", s.session.Lease())
 }

@@ -55,6 +55,7 @@ func TestHSTSFullValue(t *testing.T) {
 				}
 				return nil
 			})
+			h.settled()
 			req, _ := http.NewRequest("GET", "http://"+h.http+"/", nil)
 			req.Host = host
 			resp, err := noRedirect.Do(req)

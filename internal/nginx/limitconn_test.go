@@ -160,6 +160,7 @@ func TestLimitConnPerClientAddress(t *testing.T) {
 				})
 			}
 			want("HTTPS served", one, true, 200)
+			h.settled()
 			waitHeld := func(n int64) {
 				t.Helper()
 				h.eventually(fmt.Sprintf("%d requests held", n), func() error {

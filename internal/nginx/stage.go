@@ -172,6 +172,7 @@ type Stage struct {
 	started      chan struct{} // see Started
 	startedOnce  sync.Once
 	syncs        atomic.Int64 // renders done, for tests
+	inSync       atomic.Bool  // a render or apply is under way, for tests
 	// mainConf (supervised) is nginx.conf's content; mainErr is why it
 	// could not be written (nginx then runs the one on disk), retried
 	// at each sync.
@@ -500,6 +501,8 @@ const retryIn = 2 * time.Second
 // sync renders the mirrored records and applies the result. It returns a
 // delay after which to retry, or 0.
 func (s *Stage) sync(ctx context.Context, mc, mb *store.Mirror) time.Duration {
+	s.inSync.Store(true)
+	defer s.inSync.Store(false)
 	defer s.syncs.Add(1)
 	containers := s.served(s.containers(mc), time.Now())
 	res := routing.Build(containers, s.cfg.Routing)

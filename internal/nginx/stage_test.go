@@ -196,15 +196,35 @@ func (h *harness) get(host string) (int, string, error) {
 	return resp.StatusCode, string(b), nil
 }
 
+// want waits until host is answered code with bodyHas, then until the
+// stage is done with the apply that made it so (new nginx workers answer
+// before the old ones stop accepting), and asks once more.
 func (h *harness) want(host string, code int, bodyHas string) {
 	h.t.Helper()
-	h.eventually(fmt.Sprintf("%s -> %d %q", host, code, bodyHas), func() error {
+	check := func() error {
 		c, b, err := h.get(host)
 		if err != nil {
 			return err
 		}
 		if c != code || !strings.Contains(b, bodyHas) {
 			return fmt.Errorf("got %d %q", c, b)
+		}
+		return nil
+	}
+	what := fmt.Sprintf("%s -> %d %q", host, code, bodyHas)
+	h.eventually(what, check)
+	h.settled()
+	if err := check(); err != nil {
+		h.t.Fatalf("%s, then after the apply finished: %v", what, err)
+	}
+}
+
+// settled waits until the stage is not in the middle of a render or apply.
+func (h *harness) settled() {
+	h.t.Helper()
+	h.eventually("the stage's apply finished", func() error {
+		if h.stage.inSync.Load() {
+			return errors.New("applying")
 		}
 		return nil
 	})
@@ -299,9 +319,12 @@ func TestStageKeepsLastGoodConfig(t *testing.T) {
 	h.deleteKey(h.keys.Container("node1", "x1"))
 	h.putContainer("c1", a, map[string]string{routing.LabelVhost: "other.test"})
 	h.want("other.test", 200, "A host=other.test")
-	if st := h.status(); st.Error != "" || st.Routes != 2 {
-		t.Errorf("status after recovery = %+v", st)
-	}
+	h.eventually("status after recovery", func() error {
+		if st := h.status(); st.Error != "" || st.Routes != 2 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
 }
 
 func TestStageRestartsKilledNginx(t *testing.T) {

@@ -132,7 +132,7 @@ func TestTrafficCountsPerSite(t *testing.T) {
 				if v := siteValue(t, reg, "portico_site_requests_total", "a.test", "2xx"); v < 20 {
 					return fmt.Errorf("a.test 2xx = %v", v)
 				}
-				if v := siteValue(t, reg, "portico_site_requests_total", "b.test", "2xx"); v != 5 {
+				if v := siteValue(t, reg, "portico_site_requests_total", "b.test", "2xx"); v != 6 { // h.want's two and 4
 					return fmt.Errorf("b.test 2xx = %v", v)
 				}
 				if v := siteValue(t, reg, "portico_site_requests_total", traffic.Unmatched, "4xx"); v < 3 {
@@ -152,7 +152,7 @@ func TestTrafficCountsPerSite(t *testing.T) {
 				if v := siteValue(t, reg, "portico_site_request_duration_seconds", "a.test", ""); v < 20 {
 					return fmt.Errorf("a.test request durations = %v", v)
 				}
-				if v := siteValue(t, reg, "portico_site_upstream_duration_seconds", "b.test", ""); v != 5 {
+				if v := siteValue(t, reg, "portico_site_upstream_duration_seconds", "b.test", ""); v != 6 {
 					return fmt.Errorf("b.test upstream durations = %v", v)
 				}
 				return nil

@@ -60,6 +60,17 @@ const (
 	DataDirMode fs.FileMode = 0o700
 )
 
+// ReaderUser is the read-only user `portico etcd-setup` creates (with the
+// default --role-base).
+const ReaderUser = "portico-reader"
+
+// AuthDir is where a store with auth keeps, in its data dir, the password
+// files of root and of ReaderUser (the compose stack's etcd-setup puts
+// them there): `portico status --data-dir` and `explain` read as
+// ReaderUser when <AuthDir>/portico-reader exists. Whoever reads the data
+// dir reads etcd's database anyway, so they give nobody more.
+func AuthDir(dataDir string) string { return filepath.Join(dataDir, "etcd-auth") }
+
 // EndpointFile is the path of the endpoint file under a data dir.
 func EndpointFile(dataDir string) string { return filepath.Join(dataDir, endpointFile) }
 

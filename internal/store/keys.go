@@ -116,8 +116,12 @@ func (k Keys) CertStates() string { return k.Certs() + "state/" }
 // CertState is the key of one certificate's issuance state.
 func (k Keys) CertState(primary string) string { return k.CertStates() + segment(primary) }
 
-// CertLock is the etcd mutex prefix guarding one certificate's issuance.
-func (k Keys) CertLock(primary string) string { return k.Certs() + "locks/" + segment(primary) }
+// CertLocks is the prefix of every certificate's etcd mutex.
+func (k Keys) CertLocks() string { return k.Certs() + "locks/" }
+
+// CertLock is the etcd mutex prefix guarding one certificate's issuance;
+// each contender's key is CertLock(primary) + "/" + its lease in hex.
+func (k Keys) CertLock(primary string) string { return k.CertLocks() + segment(primary) }
 
 // ACMEAccount is the key of the ACME account registered under id (a hash of
 // directory URL and email).

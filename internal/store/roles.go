@@ -13,7 +13,7 @@ import (
 // they follow --prefix.
 //
 //	reporter <host>      readwrite containers/<host>/, hosts/alive/<host>, hosts/seen/<host>
-//	nginx <instance>     read containers/, read hosts/, read certs/data/, read certs/wanted, read acme/http01/tokens/,
+//	nginx <instance>     read containers/, read hosts/, read certs/data/, read certs/wanted*, read acme/http01/tokens/,
 //	                     readwrite status/nginx/<instance>, settings/nginx/<instance> and acme/http01/served/<instance>
 //	certs                read containers/, read hosts/, readwrite certs/ (data, state, wanted, account, localca, locks),
 //	                     readwrite acme/http01/tokens/, read acme/http01/served/
@@ -121,7 +121,9 @@ func Roles(k Keys, spec RoleSpec) ([]Role, error) {
 			prefixGrant(k.Containers(), permRead),
 			prefixGrant(k.Hosts(), permRead),
 			prefixGrant(k.CertData(), permRead),
-			Grant{Key: k.CertsWanted(), Perm: permRead},
+			// The stage mirrors certs/wanted with a prefix watch (like every
+			// mirror): a grant on the key alone refuses that range.
+			prefixGrant(k.CertsWanted(), permRead),
 			prefixGrant(k.HTTP01Tokens(), permRead),
 			Grant{Key: k.NginxStatus(i), Perm: permReadWrite},
 			Grant{Key: k.NginxSettings(i), Perm: permReadWrite},

@@ -31,7 +31,7 @@ func TestRoles(t *testing.T) {
 			spec: store.RoleSpec{NginxInstances: []string{"edge-a"}},
 			want: []store.Role{{Name: "portico-nginx-edge-a", Grants: []store.Grant{
 				pfx("/portico/containers/", r), pfx("/portico/hosts/", r), pfx("/portico/certs/data/", r),
-				{Key: "/portico/certs/wanted", Perm: r}, pfx("/portico/acme/http01/tokens/", r),
+				pfx("/portico/certs/wanted", r), pfx("/portico/acme/http01/tokens/", r),
 				{Key: "/portico/status/nginx/edge-a", Perm: rw}, {Key: "/portico/settings/nginx/edge-a", Perm: rw},
 				{Key: "/portico/acme/http01/served/edge-a", Perm: rw}}}}},
 		{name: "certs reads containers and owns certs/", prefix: "portico/",

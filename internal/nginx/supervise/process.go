@@ -255,17 +255,22 @@ func (s *Supervisor) Reload(ctx context.Context) (bool, error) {
 	}
 	deadline := time.After(s.reloadTimeout())
 	forked := false
+	var forkedAt time.Time
 	for {
 		if !forked {
 			now, _ := children(pid)
-			forked = slices.ContainsFunc(now, func(p int) bool { return !slices.Contains(old, p) })
+			if forked = slices.ContainsFunc(now, func(p int) bool { return !slices.Contains(old, p) }); forked {
+				forkedAt = time.Now()
+			}
 		}
 		// The new workers serve the new config, but until an old worker
 		// has seen its SIGQUIT it still accepts connections and answers
 		// them from the old one. nginx renames a worker "is shutting down"
 		// just before it closes its listening sockets, so the reload is
 		// whole once no old worker is still accepting.
-		if forked && !slices.ContainsFunc(old, stillAccepting) {
+		// A worker that does not get there in oldWorkersGrace (stuck in
+		// a request) does not hold the reload up: it took effect.
+		if forked && (!slices.ContainsFunc(old, stillAccepting) || time.Since(forkedAt) > oldWorkersGrace) {
 			return true, nil
 		}
 		select {
@@ -299,6 +304,10 @@ func (s *Supervisor) stop(cmd *exec.Cmd, done <-chan struct{}) {
 		<-done
 	}
 }
+
+// oldWorkersGrace bounds the wait for old workers to stop accepting after
+// the new ones started.
+const oldWorkersGrace = 5 * time.Second
 
 // stillAccepting reports whether pid is an nginx worker that has not begun
 // its graceful shutdown. A pid that is gone (or reused by a process that is

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -556,4 +557,58 @@ func PinLegoResolver() {
 		RecursiveNameservers: []string{addr},
 		Timeout:              time.Second,
 	}))
+}
+
+// Order is one ACME order Pebble created, as its log tells.
+type Order struct {
+	// ID is Pebble's order id.
+	ID string
+	// Serial is the serial of the certificate issued for the order, in
+	// lower-case hex without leading zeros (as big.Int.Text(16) and
+	// Portico's store.CertBundle write it); "" while none was issued.
+	Serial string
+}
+
+// Orders is every order Pebble created since the Env started (across
+// StopCA/StartCA), in creation order, read from Pebble's log: Pebble has
+// no management endpoint that lists orders. A test counts orders per
+// certificate with it: every order issued at most one certificate, so
+// N certificates stored from exactly N orders, each serial from its own
+// order, means one order per certificate.
+func (e *Env) Orders(t testing.TB) []Order {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(e.dir, "pebble.log"))
+	if err != nil {
+		t.Fatalf("pebble log: %v", err)
+	}
+	return ParseOrders(b)
+}
+
+var (
+	addedOrderRE  = regexp.MustCompile(`Added order "([^"]+)" to the db`)
+	issuedOrderRE = regexp.MustCompile(`Issued certificate serial ([0-9a-fA-F]+) for order (\S+)`)
+)
+
+// ParseOrders reads the orders and their issued serials from Pebble's log
+// ("Added order %q to the db", "Issued certificate serial %s for order
+// %s"). It is pure.
+func ParseOrders(log []byte) []Order {
+	var out []Order
+	at := map[string]int{}
+	for _, line := range strings.Split(string(log), "\n") {
+		if m := addedOrderRE.FindStringSubmatch(line); m != nil {
+			if _, dup := at[m[1]]; !dup {
+				at[m[1]] = len(out)
+				out = append(out, Order{ID: m[1]})
+			}
+			continue
+		}
+		if m := issuedOrderRE.FindStringSubmatch(line); m != nil {
+			serial, ok := new(big.Int).SetString(m[1], 16)
+			if i, known := at[m[2]]; known && ok {
+				out[i].Serial = serial.Text(16)
+			}
+		}
+	}
+	return out
 }

@@ -233,8 +233,13 @@ type RunOptions struct {
 	// Cmd is passed to the image's entrypoint.
 	Cmd []string
 	// Publish maps container ports ("80/tcp") to host ports ("" = any free
-	// port), bound on 127.0.0.1.
+	// port), bound on PublishIP.
 	Publish map[string]string
+	// PublishIP is the host address the ports are bound on; the zero
+	// address is 127.0.0.1. The unspecified address (0.0.0.0) binds every
+	// address of the daemon's host: only for a daemon in a network
+	// namespace of the test's own (Daemon), never the shared one.
+	PublishIP netip.Addr
 	// Healthcheck, if set, is the container's health check.
 	Healthcheck *container.HealthConfig
 	// NoStart only creates the container.
@@ -276,13 +281,17 @@ func (e *Env) Run(t testing.TB, o RunOptions) string {
 	if len(o.Publish) > 0 {
 		cfg.ExposedPorts = network.PortSet{}
 		hc.PortBindings = network.PortMap{}
+		hostIP := o.PublishIP
+		if !hostIP.IsValid() {
+			hostIP = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
 		for cp, hp := range o.Publish {
 			p, err := network.ParsePort(cp)
 			if err != nil {
 				t.Fatalf("publish %q: %v", cp, err)
 			}
 			cfg.ExposedPorts[p] = struct{}{}
-			hc.PortBindings[p] = []network.PortBinding{{HostIP: netip.AddrFrom4([4]byte{127, 0, 0, 1}), HostPort: hp}}
+			hc.PortBindings[p] = []network.PortBinding{{HostIP: hostIP, HostPort: hp}}
 		}
 	}
 	c, cancel := ctx()
