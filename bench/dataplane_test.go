@@ -287,7 +287,8 @@ func startBenchNginx(b *testing.B, workers int, mods []string, conf func(dir, li
 // dpOptions vary the dynamic path under measurement: lua, tmpl and
 // trafficLua, when set, replace portico.lua, the template and
 // portico_traffic.lua (another version's, for a before/after in one run);
-// traffic turns the per-site counters on.
+// traffic turns the per-site counters on (and DP_ACCESS_LOG=1 Portico's
+// access log, on every dynamic target).
 type dpOptions struct {
 	lua, tmpl, trafficLua string
 	traffic               bool
@@ -346,6 +347,11 @@ func startDynamicNginx(b *testing.B, host, upstream string, workers int, o dpOpt
 		st := render.Settings{HTTPAddrs: []string{listen}, Dynamic: &paths, Template: tmpl}
 		if o.traffic {
 			st.Traffic = &render.TrafficPaths{}
+		}
+		// DP_ACCESS_LOG=1: Portico's access log, to a file beside the
+		// config.
+		if os.Getenv("DP_ACCESS_LOG") == "1" {
+			st.AccessLog = &render.AccessLog{Path: filepath.Join(dir, "access.log")}
 		}
 		conf, err := render.Render(render.Input{Settings: st})
 		if err != nil {

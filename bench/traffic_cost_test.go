@@ -124,14 +124,18 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		runs[3].addr, runs[3].pid = handNginxLog(b, ip+":80", host, "")
 		runs[4].addr, runs[4].pid = handNginxLog(b, ip+":80", host, filepath.Join(logs, "hand.log"))
 		// I16_BEFORE_BIN: another build's portico (the commit before a
-		// change) with its counters on, as a sixth target of the same run.
+		// change) with its counters on, without and with the access log,
+		// as two more targets of the same run.
 		if before := os.Getenv("I16_BEFORE_BIN"); before != "" {
 			this := binary
 			binary = before
 			r := startRunOwn(b, d, net)
+			rl := startRunOwn(b, d, net, "--access-log", filepath.Join(logs, "before.log"))
 			binary = this
 			waitLive(b, r, host)
-			runs = append(runs, &target{name: "before: portico metrics", addr: r.http, pidFile: nginxPIDFile(r.dataDir)})
+			waitLive(b, rl, host)
+			runs = append(runs, &target{name: "before: portico metrics", addr: r.http, pidFile: nginxPIDFile(r.dataDir)},
+				&target{name: "before: portico metrics+log", addr: rl.http, pidFile: nginxPIDFile(rl.dataDir)})
 		}
 		const (
 			conns  = 32
@@ -199,7 +203,9 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		if len(runs) > 5 {
 			b.Logf("I16: metrics on, this build vs before: %s; nginx CPU per request before / this build %.3f (%.1f vs %.1f µs)",
 				ratio(runs[0], runs[5]), cpu(runs[5])/cpu(runs[0]), cpu(runs[5]), cpu(runs[0]))
-			b.Logf("I16: before: metrics on vs hand-written: %s", ratio(runs[5], runs[3]))
+			b.Logf("I16: metrics on, log on, this build vs before: %s; nginx CPU per request before / this build %.3f (%.1f vs %.1f µs)",
+				ratio(runs[1], runs[6]), cpu(runs[6])/cpu(runs[1]), cpu(runs[6]), cpu(runs[1]))
+			b.Logf("I16: before: metrics on vs hand-written: %s; metrics on, log on vs hand-written with access_log: %s", ratio(runs[5], runs[3]), ratio(runs[6], runs[4]))
 		}
 		b.ReportMetric(mean(runs[0].rps)/mean(runs[3].rps), "metrics-ratio")
 		b.ReportMetric(mean(runs[1].rps)/mean(runs[4].rps), "log-ratio")
