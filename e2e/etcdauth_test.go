@@ -98,13 +98,7 @@ func TestEtcdAuthRolesConfineEachStage(t *testing.T) {
 	defer anon.Close()
 
 	record := `{"id":"probe","host":"` + host + `"}`
-	for _, c := range []struct {
-		who     string
-		cli     *clientv3.Client
-		op      string
-		key     string
-		allowed bool
-	}{
+	checkRoles(t, record, []roleCase{
 		{"reporter", rep, "put", keys.Container(host, "probe"), true},
 		{"reporter", rep, "put", keys.Container(otherHost, "probe"), false},
 		{"reporter", rep, "put", keys.CertBundle(vhost), false},
@@ -130,24 +124,7 @@ func TestEtcdAuthRolesConfineEachStage(t *testing.T) {
 		{"reader", rdr, "get", keys.LocalCA(), true},
 		{"no user", anon, "get", keys.Containers(), false},
 		{"no user", anon, "put", keys.Container(host, "probe"), false},
-	} {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		var err error
-		if c.op == "put" {
-			_, err = c.cli.Put(ctx, c.key, record)
-		} else {
-			_, err = c.cli.Get(ctx, c.key)
-		}
-		cancel()
-		switch {
-		case c.allowed && err != nil:
-			t.Errorf("%s %s %s: %v, want allowed", c.who, c.op, c.key, err)
-		case !c.allowed && err == nil:
-			t.Errorf("%s could %s %s", c.who, c.op, c.key)
-		case !c.allowed && !strings.Contains(err.Error(), "permission denied") && !strings.Contains(err.Error(), "user name is empty"):
-			t.Errorf("%s %s %s: %v, want permission denied", c.who, c.op, c.key, err)
-		}
-	}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	root.Delete(ctx, keys.Container(host, "probe"))
@@ -182,4 +159,38 @@ func exists(cli *clientv3.Client, key string) error {
 		err = fmt.Errorf("no %s yet", key)
 	}
 	return err
+}
+
+// roleCase is one thing a stage's etcd user tries: op ("get" or "put") on
+// key, and whether its role allows it.
+type roleCase struct {
+	who     string
+	cli     *clientv3.Client
+	op, key string
+	allowed bool
+}
+
+// checkRoles tries each case (a put writes record) and fails the test
+// where the store allows what it should refuse, or refuses otherwise than
+// by permission.
+func checkRoles(t *testing.T, record string, cases []roleCase) {
+	t.Helper()
+	for _, c := range cases {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		if c.op == "put" {
+			_, err = c.cli.Put(ctx, c.key, record)
+		} else {
+			_, err = c.cli.Get(ctx, c.key)
+		}
+		cancel()
+		switch {
+		case c.allowed && err != nil:
+			t.Errorf("%s %s %s: %v, want allowed", c.who, c.op, c.key, err)
+		case !c.allowed && err == nil:
+			t.Errorf("%s could %s %s", c.who, c.op, c.key)
+		case !c.allowed && !strings.Contains(err.Error(), "permission denied") && !strings.Contains(err.Error(), "user name is empty"):
+			t.Errorf("%s %s %s: %v, want permission denied", c.who, c.op, c.key, err)
+		}
+	}
 }

@@ -175,8 +175,10 @@ func endpoints(so *storeOpts, dataDir string) ([]string, error) {
 }
 
 // serveMetrics serves reg on addr until ctx ends and returns the address
-// it listens on; "" serves nothing.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (string, error) {
+// it listens on; "" serves nothing. /healthz answers while the process
+// runs; ready, when set, answers /readyz (the store's reach:
+// internal/storehealth).
+func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, ready http.Handler, log *slog.Logger) (string, error) {
 	if addr == "" {
 		return "", nil
 	}
@@ -187,6 +189,9 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	if ready != nil {
+		mux.Handle("/readyz", ready)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()

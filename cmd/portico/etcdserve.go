@@ -66,7 +66,7 @@ func cmdEtcd(ctx context.Context, args []string, e env, stderr io.Writer) error 
 		return err
 	}
 	defer emb.Close()
-	metricsAt, err := serveMetrics(ctx, *metricsAddr, reg, log)
+	metricsAt, err := serveMetrics(ctx, *metricsAddr, reg, nil, log)
 	if err != nil {
 		return err
 	}

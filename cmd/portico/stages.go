@@ -26,6 +26,7 @@ import (
 	"github.com/portico/portico/internal/redact"
 	"github.com/portico/portico/internal/reporter"
 	"github.com/portico/portico/internal/store"
+	"github.com/portico/portico/internal/storehealth"
 )
 
 func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
@@ -119,11 +120,16 @@ func cmdRun(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	metricsAt, err := serveMetrics(ctx, *metricsAddr, reg, log)
+	probe, err := newStoreProbe(so.keys().NginxStatus(*no.instance), cli, reg, log)
+	if err != nil {
+		return err
+	}
+	metricsAt, err := serveMetrics(ctx, *metricsAddr, reg, probe, log)
 	if err != nil {
 		return err
 	}
 	stages["reporter"], stages["nginx"], stages["certs"] = rep, ng, cs
+	stages["storehealth"] = probe
 	stages["reopen"] = reopenOnSignal{ng: ng, log: log}
 	stages["memory"] = newMemTrimmer(log)
 	attrs := startupAttrs(no.httpAddrs.vals, no.httpsAddrs.vals, metricsAt, endpoints, stages["etcd"] != nil, *dataDir)
@@ -163,7 +169,7 @@ func cmdReporter(ctx context.Context, args []string, e env, stderr io.Writer) er
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "reporter", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "reporter", so.keys().HostAlive(*ro.host), func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newReporter(ro, so, cli, reg, log)
 	})
 }
@@ -182,7 +188,7 @@ func cmdNginx(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, *dataDir, stderr, "nginx", so.keys().NginxStatus(*no.instance), func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		ng, err := newNginx(no, so, *dataDir, tmp, cli, reg, log)
 		if err != nil {
 			return nil, err
@@ -201,14 +207,15 @@ func cmdCerts(ctx context.Context, args []string, e env, stderr io.Writer) error
 	if err := c.parse(args, e); err != nil {
 		return err
 	}
-	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "certs", func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, *metricsAddr, "", stderr, "certs", so.keys().CertsWanted(), func(cli *clientv3.Client, reg *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newCerts(co, so, no, cli, reg, log)
 	})
 }
 
 // runOne runs a single stage against an external etcd (or, with only
-// --data-dir, the embedded one of a running `portico run`).
-func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name string,
+// --data-dir, the embedded one of a running `portico run`), with a probe
+// of the store that reads probeKey (one the stage's etcd role may read).
+func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metricsAddr, dataDir string, stderr io.Writer, name, probeKey string,
 	build func(*clientv3.Client, *prometheus.Registry, *slog.Logger) (stage, error)) error {
 	log, err := lo.logger(stderr)
 	if err != nil {
@@ -228,10 +235,20 @@ func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metrics
 	if err != nil {
 		return err
 	}
-	if _, err := serveMetrics(ctx, metricsAddr, reg, log); err != nil {
+	probe, err := newStoreProbe(probeKey, cli, reg, log)
+	if err != nil {
 		return err
 	}
-	return runStages(ctx, log, map[string]stage{name: s})
+	if _, err := serveMetrics(ctx, metricsAddr, reg, probe, log); err != nil {
+		return err
+	}
+	return runStages(ctx, log, map[string]stage{name: s, "storehealth": probe})
+}
+
+// newStoreProbe tells whether this process reaches the store: metrics,
+// /readyz and a log line on each change (internal/storehealth).
+func newStoreProbe(key string, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*storehealth.Probe, error) {
+	return storehealth.New(storehealth.Config{Key: key, Metrics: reg}, cli, log.With("stage", "storehealth"))
 }
 
 func newReporter(ro *reporterOpts, so *storeOpts, cli *clientv3.Client, reg prometheus.Registerer, log *slog.Logger) (*reporter.Reporter, error) {

@@ -113,7 +113,7 @@ func cmdUI(ctx context.Context, args []string, e env, stderr io.Writer) error {
 	if err := uo.check(); err != nil {
 		return err
 	}
-	return runOne(ctx, c, so, lo, "", *dataDir, stderr, "ui", func(cli *clientv3.Client, _ *prometheus.Registry, log *slog.Logger) (stage, error) {
+	return runOne(ctx, c, so, lo, "", *dataDir, stderr, "ui", so.keys().CertsWanted(), func(cli *clientv3.Client, _ *prometheus.Registry, log *slog.Logger) (stage, error) {
 		return newUI(uo, so, cli, nil, nil, log)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,15 +39,21 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: err}
 	}
+	t0 := time.Now()
 	table, certs, err := render.DynamicTable(routes, refs, s.settings, s.certs.Dir)
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: &RenderError{Err: err}}
 	}
-	body, version, err := table.Encode()
+	enc, err := table.EncodeTable()
 	if err != nil {
 		return outcome{res: res, errRoutes: all, err: &RenderError{Err: err}}
 	}
-	changed, err, serr := s.pusher.Push(ctx, body, version, certs)
+	t1 := time.Now()
+	changed, err, serr := s.pusher.Push(ctx, enc, certs)
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		deltas, fulls, size := s.pusher.Counts()
+		s.log.Debug("nginx push", "table", t1.Sub(t0), "push", time.Since(t1), "bytes", size, "deltas", deltas, "fulls", fulls)
+	}
 	if serr != nil {
 		serr = &WriteError{What: "dynamic path state file", Path: s.pusher.StateFile, Err: serr,
 			Serving: "nginx serves the pushed routes; a restarted nginx would load the previous state"}
@@ -67,7 +74,7 @@ func (s *Stage) applyDynamic(ctx context.Context, routes []routing.Route, refs [
 			return outcome{res: res, errRoutes: all, err: serr}
 		}
 	}
-	h := sha256.Sum256([]byte(res.Hash + version))
+	h := sha256.Sum256([]byte(res.Hash + enc.Version))
 	res.Hash = hex.EncodeToString(h[:])
 	res.Changed = res.Changed || changed
 	// Pushed: live, whether or not the state file was written.

@@ -2,6 +2,7 @@ package nginx
 
 import (
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,6 +20,9 @@ type hostsView struct {
 	mirror *store.Mirror // nil until Run
 	wake   *time.Timer
 	logged map[string]hosts.State // last state logged per host
+	// judged is each host's state at the last sync (nil before it):
+	// a change of the hosts' keys that changes none is no reason to sync.
+	judged map[string]hosts.State
 
 	hostsByState      *prometheus.GaugeVec
 	containersByState *prometheus.GaugeVec
@@ -59,6 +63,7 @@ func (s *Stage) served(cs []store.Container, now time.Time) []store.Container {
 	for _, err := range j.Problems {
 		s.log.Warn("skipping host liveness record", "err", err)
 	}
+	v.judged = states(j)
 	for host, st := range j.Hosts {
 		if v.logged[host] == st.State {
 			continue
@@ -96,4 +101,30 @@ func (s *Stage) served(cs []store.Container, now time.Time) []store.Container {
 		v.wake.Reset(max(0, next.Sub(now)))
 	}
 	return j.Serve(cs)
+}
+
+// states is each judged host's state.
+func states(j hosts.Judgement) map[string]hosts.State {
+	m := make(map[string]hosts.State, len(j.Hosts))
+	for h, st := range j.Hosts {
+		m[h] = st.State
+	}
+	return m
+}
+
+// hostsChanged reports whether the hosts' keys, judged at now, give a
+// state other than the last sync's to any host: a reporter's hourly
+// last-seen write changes none (the host stays live), nor does a stale
+// host's heartbeat-free key churn, so it costs no sync. An expiry is
+// caught by the wake timer.
+func (s *Stage) hostsChanged(now time.Time) bool {
+	v := s.hosts
+	if v == nil || v.mirror == nil {
+		return false
+	}
+	if v.judged == nil {
+		return true
+	}
+	snap, _, _ := v.mirror.Snapshot()
+	return !maps.Equal(states(hosts.Judge(snap, s.cfg.Keys, now, v.expiry)), v.judged)
 }

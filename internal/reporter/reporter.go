@@ -659,7 +659,8 @@ func (r *Reporter) delete(ctx context.Context, key string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.CallTimeout)
 	defer cancel()
-	if _, err := r.kv.Delete(ctx, key); err != nil {
+	// A delete is safe to repeat after a lost leader.
+	if err := store.Attempts(ctx, func(ctx context.Context) error { _, err := r.kv.Delete(ctx, key); return err }); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
 	delete(r.cache, key)

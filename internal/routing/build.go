@@ -52,6 +52,10 @@ import (
 //   - At most MaxProblems problems are recorded per container, plus one
 //     summary that counts the rest.
 func Build(cs []store.Container, opts Options) Result {
+	return build(cs, opts, func(c store.Container) (Service, []Problem) { return ParseService(c, opts) })
+}
+
+func build(cs []store.Container, opts Options, parse func(store.Container) (Service, []Problem)) Result {
 	sorted := make([]*store.Container, len(cs))
 	for i := range cs {
 		sorted[i] = &cs[i]
@@ -59,6 +63,9 @@ func Build(cs []store.Container, opts Options) Result {
 	slices.SortFunc(sorted, compareContainers)
 
 	var res Result
+	if len(sorted) > 0 {
+		res.Services = make([]Service, 0, len(sorted))
+	}
 	type nodeID struct{ node, id string }
 	seen := make(map[nodeID]bool, len(sorted))
 	parsed := make([]store.Container, 0, len(sorted)) // records of res.Services, same index
@@ -75,7 +82,7 @@ func Build(cs []store.Container, opts Options) Result {
 			res.Problems = append(res.Problems, rejectedProblem(c))
 			continue
 		}
-		svc, probs := ParseService(c, opts)
+		svc, probs := parse(c)
 		res.Problems = append(res.Problems, probs...)
 		if hasError(probs) || len(svc.Hosts) == 0 {
 			continue
@@ -163,8 +170,15 @@ func Build(cs []store.Container, opts Options) Result {
 		}
 	}
 
+	// Sorted by host: the names are sorted, not the (large) routes.
+	hosts := make([]string, 0, len(routes))
+	for h := range routes {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
 	res.Routes = make([]Route, 0, len(routes))
-	for _, cl := range routes {
+	for _, h := range hosts {
+		cl := routes[h]
 		r := cl.route
 		finishPaths(r, cl.paths)
 		slices.Sort(r.Upstreams)
@@ -173,7 +187,6 @@ func Build(cs []store.Container, opts Options) Result {
 		r.Containers = slices.Compact(r.Containers)
 		res.Routes = append(res.Routes, *r)
 	}
-	slices.SortFunc(res.Routes, func(a, b Route) int { return cmp.Compare(a.Host, b.Host) })
 	sortProblems(res.Problems)
 	res.Problems = limitProblems(res.Problems)
 	return res

@@ -34,18 +34,25 @@ const maxPutAttempts = 3
 // carries the value once. A stale known (another writer changed key
 // meanwhile) never overwrites blindly: the Else branch returns what key holds
 // now; if that already is value nothing is written, else the put is retried
-// against that revision.
+// against that revision. An attempt etcd leaves unanswered (a lost leader)
+// is repeated within ctx (Attempts).
 func PutIfChanged(ctx context.Context, kv KV, key string, value []byte, known Version) (Version, bool, error) {
 	want := sha256.Sum256(value)
 	if known.ModRevision != 0 && known.Sum == want {
 		return known, false, nil
 	}
 	for range maxPutAttempts {
-		resp, err := kv.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(key), "=", known.ModRevision)).
-			Then(clientv3.OpPut(key, string(value))).
-			Else(clientv3.OpGet(key)).
-			Commit()
+		// Compared first: safe to repeat after a lost leader (Attempts).
+		var resp *clientv3.TxnResponse
+		err := Attempts(ctx, func(ctx context.Context) error {
+			var err error
+			resp, err = kv.Txn(ctx).
+				If(clientv3.Compare(clientv3.ModRevision(key), "=", known.ModRevision)).
+				Then(clientv3.OpPut(key, string(value))).
+				Else(clientv3.OpGet(key)).
+				Commit()
+			return err
+		})
 		if err != nil {
 			return known, false, fmt.Errorf("put %q: %w", key, err)
 		}

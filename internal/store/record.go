@@ -55,6 +55,10 @@ type Container struct {
 	// (0: unknown). It is not stored in the value: readers fill it from the
 	// key's metadata. The earlier claim of a vhost keeps it.
 	CreateRevision int64 `json:"-"`
+	// ModRevision is the etcd revision that last wrote the record (0:
+	// unknown), filled like CreateRevision. Equal (Host, ID, ModRevision)
+	// means equal records: routing.Memo reuses their parse.
+	ModRevision int64 `json:"-"`
 }
 
 // Network is a container's addresses on one Docker network.
@@ -161,7 +165,7 @@ func DecodeContainerEntry(key string, e Entry) (Container, error) {
 	if err != nil {
 		return Container{}, err
 	}
-	c.CreateRevision = e.CreateRevision
+	c.CreateRevision, c.ModRevision = e.CreateRevision, e.ModRevision
 	return c, nil
 }
 

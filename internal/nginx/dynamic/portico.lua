@@ -922,6 +922,82 @@ end
 
 local SCHEMES = { http = true, https = true, grpc = true, grpcs = true, fastcgi = true, uwsgi = true }
 
+-- check_route checks the fields after "route\t" and returns the host and
+-- its stored value, or nil and why.
+local function check_route(rest)
+  local t2 = find(rest, "\t", 1, true)
+  local host = t2 and sub(rest, 1, t2 - 1)
+  -- A "*" only as a whole first ("*.a.b") or last ("a.b.*") label.
+  local core = host
+  if core and sub(core, 1, 2) == "*." then
+    core = sub(core, 3)
+  elseif core and sub(core, -2) == ".*" then
+    core = sub(core, 1, -3)
+  end
+  if not core or core == "" or find(core, "[^%w%.%-_]") then return nil, "route line without a valid host" end
+  local v = sub(rest, t2 + 1)
+  local f = split_tabs(v)
+  if #f < 5 or not SCHEMES[f[1]]
+    or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
+    return nil, "route " .. host .. ": bad fields"
+  end
+  local o, oerr = parse_options(f)
+  if oerr then return nil, "route " .. host .. ": " .. oerr end
+  if (o and o.root ~= nil or false) ~= (f[1] == "fastcgi") then return nil, "route " .. host .. ": a root always and only with fastcgi" end
+  return host, v
+end
+
+-- check_path checks the fields after "path\t" and returns the host, the
+-- path and the stored value, or nil and why.
+local function check_path(rest)
+  local t2 = find(rest, "\t", 1, true)
+  local host = t2 and sub(rest, 1, t2 - 1)
+  if not host or host == "" or find(host, "[^%w%.%-_%*]") then return nil, "path line without a valid host" end
+  local t3 = find(rest, "\t", t2 + 1, true)
+  local path = t3 and sub(rest, t2 + 1, t3 - 1)
+  if not path or not valid_path(path) or path == "/" then return nil, "path line of " .. host .. " without a valid path" end
+  local v = sub(rest, t3 + 1)
+  local f = split_tabs(v)
+  if #f < 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs") then
+    return nil, "path " .. host .. path .. ": bad fields"
+  end
+  local _, oerr = parse_options(f)
+  if oerr then return nil, "path " .. host .. path .. ": " .. oerr end
+  return host, path, v
+end
+
+-- note_depth adds a wildcard host's depth to wdepth ("*.a.b": 2) or tdepth
+-- ("a.b.*": 2).
+local function note_depth(host, wdepth, tdepth)
+  if sub(host, 1, 2) == "*." then
+    local _, d = host:gsub("%.", "")
+    wdepth[d] = true
+  elseif sub(host, -2) == ".*" then
+    local _, d = host:gsub("%.", "")
+    tdepth[d] = true
+  end
+end
+
+-- add_depths stores the union of the stored wildcard depths and those in
+-- wdepth and tdepth: a depth too many costs a lookup a miss, one missing
+-- a wrong answer.
+local function add_depths(wdepth, tdepth)
+  for _, w in ipairs({ { "meta:wdepths", wdepth }, { "meta:tdepths", tdepth } }) do
+    local both = {}
+    for d in pairs(w[2]) do both[d] = true end
+    for d in (routes:get(w[1]) or ""):gmatch("%d+") do both[tonumber(d)] = true end
+    local dok, derr = routes:safe_set(w[1], depth_list(both))
+    if not dok then return nil, "wildcard depths: " .. derr end
+  end
+  return true
+end
+
+-- path_list is the path prefixes a stored route value lists.
+local function path_list(v)
+  local o = parse_options(split_tabs(v))
+  return o and o["path-list"] or {}
+end
+
 -- store_routes replaces the route table with the one in body (the format
 -- of docs/nginx.md). The whole body is checked before anything changes;
 -- then routes are set before the old ones go, so a request always finds
@@ -940,48 +1016,14 @@ local function store_routes(body)
     if not t then return nil, "line without a field" end
     local kind, rest = sub(line, 1, t - 1), sub(line, t + 1)
     if kind == "route" then
-      local t2 = find(rest, "\t", 1, true)
-      local host = t2 and sub(rest, 1, t2 - 1)
-      -- A "*" only as a whole first ("*.a.b") or last ("a.b.*") label.
-      local core = host
-      if core and sub(core, 1, 2) == "*." then
-        core = sub(core, 3)
-      elseif core and sub(core, -2) == ".*" then
-        core = sub(core, 1, -3)
-      end
-      if not core or core == "" or find(core, "[^%w%.%-_]") then return nil, "route line without a valid host" end
-      local v = sub(rest, t2 + 1)
-      local f = split_tabs(v)
-      if #f < 5 or not SCHEMES[f[1]]
-        or not (f[2] == "0" or f[2] == "1") or not valid_hsts(f[3]) or (f[4] ~= "" and not is_id(f[4])) then
-        return nil, "route " .. host .. ": bad fields"
-      end
-      local o, oerr = parse_options(f)
-      if oerr then return nil, "route " .. host .. ": " .. oerr end
-      if (o and o.root ~= nil or false) ~= (f[1] == "fastcgi") then return nil, "route " .. host .. ": a root always and only with fastcgi" end
+      local host, v = check_route(rest)
+      if not host then return nil, v end
       n = n + 1
       hosts[n], values[n] = host, v
-      if sub(host, 1, 2) == "*." then
-        local _, d = host:gsub("%.", "")
-        wdepth[d] = true
-      elseif sub(host, -2) == ".*" then
-        local _, d = host:gsub("%.", "")
-        tdepth[d] = true
-      end
+      note_depth(host, wdepth, tdepth)
     elseif kind == "path" then
-      local t2 = find(rest, "\t", 1, true)
-      local host = t2 and sub(rest, 1, t2 - 1)
-      if not host or host == "" or find(host, "[^%w%.%-_%*]") then return nil, "path line without a valid host" end
-      local t3 = find(rest, "\t", t2 + 1, true)
-      local path = t3 and sub(rest, t2 + 1, t3 - 1)
-      if not path or not valid_path(path) or path == "/" then return nil, "path line of " .. host .. " without a valid path" end
-      local v = sub(rest, t3 + 1)
-      local f = split_tabs(v)
-      if #f < 5 or not (f[1] == "http" or f[1] == "https" or f[1] == "grpc" or f[1] == "grpcs") then
-        return nil, "path " .. host .. path .. ": bad fields"
-      end
-      local _, oerr = parse_options(f)
-      if oerr then return nil, "path " .. host .. path .. ": " .. oerr end
+      local host, path, v = check_path(rest)
+      if not host then return nil, path end
       if pvalues[host .. path] then return nil, "path " .. host .. path .. " given twice" end
       np = np + 1
       pkeys[np] = host .. path
@@ -995,26 +1037,18 @@ local function store_routes(body)
   -- Every listed path has its line and every path line is listed.
   local listed = 0
   for k = 1, n do
-    local opts = parse_options(split_tabs(values[k]))
-    local ps = opts and opts["path-list"]
-    if ps then
-      for _, p in ipairs(ps) do
-        if not pvalues[hosts[k] .. p] then return nil, "route " .. hosts[k] .. ": path " .. p .. " has no path line" end
-      end
-      listed = listed + #ps
+    local ps = path_list(values[k])
+    for _, p in ipairs(ps) do
+      if not pvalues[hosts[k] .. p] then return nil, "route " .. hosts[k] .. ": path " .. p .. " has no path line" end
     end
+    listed = listed + #ps
   end
   if listed ~= np then return nil, "a path line names no path its host lists" end
   -- While old and new routes are both stored, lookups try the depths of
-  -- both (a depth too many costs a miss, one missing a wrong answer); then
-  -- only the new table's.
-  for _, w in ipairs({ { "meta:wdepths", wdepth }, { "meta:tdepths", tdepth } }) do
-    local both = {}
-    for d in pairs(w[2]) do both[d] = true end
-    for d in (routes:get(w[1]) or ""):gmatch("%d+") do both[tonumber(d)] = true end
-    local dok, derr = routes:safe_set(w[1], depth_list(both))
-    if not dok then return nil, "wildcard depths: " .. derr end
-  end
+  -- both; then only the new table's.
+  local dok, derr = add_depths(wdepth, tdepth)
+  if not dok then return nil, derr end
+  routes:set("meta:version", "partial")
   -- Paths before hosts: a host entry never lists a path not stored yet.
   for k = 1, np do
     local ok, err = routes:safe_set("p:" .. pkeys[k], pvalues[pkeys[k]])
@@ -1024,39 +1058,131 @@ local function store_routes(body)
     local ok, err = routes:safe_set("r:" .. hosts[k], values[k])
     if not ok then return nil, "route " .. hosts[k] .. ": " .. err end
   end
-  local old = routes:get("meta:hosts")
+  -- Then what the table no longer has goes: every stored key is looked
+  -- at (the whole table is being replaced anyway).
   local keep = {}
   for k = 1, n do keep[hosts[k]] = true end
-  if old then
-    local a = 1
-    while a <= #old do
-      local b = find(old, "\n", a, true) or (#old + 1)
-      local h = sub(old, a, b - 1)
-      if h ~= "" and not keep[h] then routes:delete("r:" .. h) end
-      a = b + 1
-    end
+  for _, k in ipairs(routes:get_keys(0)) do
+    local kind, name = sub(k, 1, 2), sub(k, 3)
+    if kind == "r:" and not keep[name] or kind == "p:" and not pvalues[name] then routes:delete(k) end
   end
-  local ok, err = routes:safe_set("meta:hosts", concat(hosts, "\n"))
-  if not ok then return nil, "host list: " .. err end
-  local oldp = routes:get("meta:paths")
-  if oldp then
-    local a = 1
-    while a <= #oldp do
-      local b = find(oldp, "\n", a, true) or (#oldp + 1)
-      local pk = sub(oldp, a, b - 1)
-      if pk ~= "" and not pvalues[pk] then routes:delete("p:" .. pk) end
-      a = b + 1
-    end
-  end
-  ok, err = routes:safe_set("meta:paths", concat(pkeys, "\n"))
-  if not ok then return nil, "path list: " .. err end
-  ok, err = routes:safe_set("meta:wdepths", depth_list(wdepth))
+  routes:delete("meta:hosts") -- the host list of older versions
+  routes:delete("meta:paths")
+  local ok, err = routes:safe_set("meta:wdepths", depth_list(wdepth))
   if ok then ok, err = routes:safe_set("meta:tdepths", depth_list(tdepth)) end
   if not ok then return nil, "wildcard depths: " .. err end
   if meta.default and meta.default ~= "" then routes:set("meta:default", meta.default) else routes:delete("meta:default") end
   routes:set("meta:redirect_port", meta.redirect_port or "")
   routes:set("meta:version", meta.version or "")
   return n
+end
+
+-- store_delta applies a delta (dynamic.Delta) to the stored table, and only
+-- to the table it was made from (its base version): else it returns nil,
+-- a reason and 409, and Portico sends the whole table. Every line is
+-- checked as store_routes checks it, and the table after the delta must be
+-- whole (every listed path stored, every path line listed) before
+-- anything changes. While it applies the stored version is "partial",
+-- which no table has: a delta that fails half-way makes the next push a
+-- whole table. Its cost is the delta's size, not the table's.
+local function store_delta(b)
+  if sub(b, 1, 16) ~= "portico-delta 1\n" then return nil, "not a delta", 400 end
+  local meta, rhosts, rvals, rdel = {}, {}, {}, {}
+  local pkeys, pvals, phost, ppath, pdel, pdels = {}, {}, {}, {}, {}, {}
+  local drops = {}
+  local wdepth, tdepth = {}, {}
+  local i, len = 17, #b
+  while i <= len do
+    local j = find(b, "\n", i, true) or (len + 1)
+    local line = sub(b, i, j - 1)
+    i = j + 1
+    local t = find(line, "\t", 1, true)
+    if not t then return nil, "line without a field", 400 end
+    local kind, rest = sub(line, 1, t - 1), sub(line, t + 1)
+    if kind == "route" then
+      local host, v = check_route(rest)
+      if not host then return nil, v, 400 end
+      if rvals[host] then return nil, "route " .. host .. " given twice", 400 end
+      rhosts[#rhosts + 1], rvals[host] = host, v
+      note_depth(host, wdepth, tdepth)
+    elseif kind == "path" then
+      local host, path, v = check_path(rest)
+      if not host then return nil, path, 400 end
+      local k = host .. path
+      if pvals[k] then return nil, "path " .. k .. " given twice", 400 end
+      pkeys[#pkeys + 1], pvals[k], phost[k], ppath[k] = k, v, host, path
+    elseif kind == "delroute" then
+      if rest == "" or find(rest, "[^%w%.%-_%*]") then return nil, "delroute without a valid host", 400 end
+      rdel[rest] = true
+    elseif kind == "delpath" then
+      local t2 = find(rest, "\t", 1, true)
+      local host, path = t2 and sub(rest, 1, t2 - 1), t2 and sub(rest, t2 + 1)
+      if not host or host == "" or find(host, "[^%w%.%-_%*]") or not valid_path(path) then return nil, "delpath without a valid host and path", 400 end
+      pdel[host .. path] = true
+      pdels[#pdels + 1] = { host, path }
+    elseif kind == "dropcert" then
+      if not is_id(rest) then return nil, "dropcert without a valid id", 400 end
+      drops[#drops + 1] = rest
+    elseif kind == "base" or kind == "version" or kind == "default" or kind == "redirect_port" then
+      meta[kind] = rest
+    else
+      return nil, "unknown line kind", 400
+    end
+  end
+  if not meta.base or not meta.version or meta.version == "" or meta.version == "partial" then return nil, "no base or version", 400 end
+  if meta.default and meta.default ~= "" and find(meta.default, "[^%w%.%-_%*]") then return nil, "bad default", 400 end
+  if (routes:get("meta:version") or "") ~= meta.base then return nil, "the table is not the delta's base", 409 end
+  for h in pairs(rdel) do
+    if rvals[h] then return nil, "route " .. h .. " both set and deleted", 400 end
+  end
+  -- The table after the delta is whole.
+  local function listed_by(host)
+    local v = rvals[host]
+    if not v then
+      if rdel[host] then return {} end
+      v = routes:get("r:" .. host)
+      if not v then return {} end
+    end
+    local set = {}
+    for _, p in ipairs(path_list(v)) do set[p] = true end
+    return set
+  end
+  for _, h in ipairs(rhosts) do
+    for _, p in ipairs(path_list(rvals[h])) do
+      local k = h .. p
+      if not pvals[k] and (pdel[k] or not routes:get("p:" .. k)) then
+        return nil, "route " .. h .. ": path " .. p .. " has no path line", 400
+      end
+    end
+  end
+  for _, k in ipairs(pkeys) do
+    if pdel[k] then return nil, "path " .. k .. " both set and deleted", 400 end
+    if not listed_by(phost[k])[ppath[k]] then return nil, "path " .. k .. ": its host does not list it", 400 end
+  end
+  for _, hp in ipairs(pdels) do
+    if listed_by(hp[1])[hp[2]] then return nil, "path " .. hp[1] .. hp[2] .. ": deleted but still listed", 400 end
+  end
+  local dok, derr = add_depths(wdepth, tdepth)
+  if not dok then return nil, derr, 507 end
+  routes:set("meta:version", "partial")
+  for _, k in ipairs(pkeys) do
+    local ok, err = routes:safe_set("p:" .. k, pvals[k])
+    if not ok then return nil, "path " .. k .. ": " .. err, 507 end
+  end
+  for _, h in ipairs(rhosts) do
+    local ok, err = routes:safe_set("r:" .. h, rvals[h])
+    if not ok then return nil, "route " .. h .. ": " .. err, 507 end
+  end
+  for h in pairs(rdel) do routes:delete("r:" .. h) end
+  for k in pairs(pdel) do routes:delete("p:" .. k) end
+  for _, id in ipairs(drops) do
+    certs:delete("c:" .. id)
+    certs:delete("k:" .. id)
+  end
+  if meta.default and meta.default ~= "" then routes:set("meta:default", meta.default) else routes:delete("meta:default") end
+  routes:set("meta:redirect_port", meta.redirect_port or "")
+  routes:set("meta:version", meta.version)
+  return #rhosts + #pkeys
 end
 
 local function store_cert(id, chain, key)
@@ -1076,16 +1202,15 @@ local function store_cert(id, chain, key)
   return true
 end
 
--- drop_certs deletes the certificates no route names any more.
+-- drop_certs deletes the certificates no route names any more (after a
+-- whole table: it looks at every route).
 local function drop_certs()
   local used = {}
-  local hosts = routes:get("meta:hosts") or ""
-  local a = 1
-  while a <= #hosts do
-    local b = find(hosts, "\n", a, true) or (#hosts + 1)
-    local r = get(sub(hosts, a, b - 1))
-    if r and r.cert ~= "" then used[r.cert] = true end
-    a = b + 1
+  for _, k in ipairs(routes:get_keys(0)) do
+    if sub(k, 1, 2) == "r:" then
+      local r = get(sub(k, 3))
+      if r and r.cert ~= "" then used[r.cert] = true end
+    end
   end
   for _, k in ipairs(certs:get_keys(0)) do
     if not used[sub(k, 3)] then certs:delete(k) end
@@ -1234,6 +1359,17 @@ function M.put_routes()
     return ngx.exit(507)
   end
   drop_certs()
+  ngx.say(n)
+end
+
+function M.put_delta()
+  if ngx.req.get_method() ~= "PUT" then return ngx.exit(405) end
+  local n, err, status = store_delta(body())
+  if not n then
+    ngx.status = status
+    ngx.say(err)
+    return ngx.exit(status)
+  end
   ngx.say(n)
 end
 

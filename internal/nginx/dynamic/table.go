@@ -135,6 +135,28 @@ const header = "portico-routes 1\n"
 // The same table always gives the same bytes; the version is a hash of
 // the lines after it.
 func (t Table) Encode() (body []byte, version string, err error) {
+	e, err := t.EncodeTable()
+	if err != nil {
+		return nil, "", err
+	}
+	return e.Body, e.Version, nil
+}
+
+// Encoded is a table in its wire form, with each route's and path's line
+// by key, for Delta.
+type Encoded struct {
+	// Body and Version are Encode's.
+	Body    []byte
+	Version string
+	// lines maps "<host>" (a route line) and "<host>\t<path>" (a path
+	// line) to the line, without its newline.
+	lines map[string]string
+	// meta are the redirect_port and default lines.
+	redirectPort, def string
+}
+
+// EncodeTable is Encode, keeping each line for Delta.
+func (t Table) EncodeTable() (Encoded, error) {
 	routes := slices.Clone(t.Routes)
 	slices.SortFunc(routes, func(a, b Route) int {
 		if c := strings.Compare(a.Host, b.Host); c != 0 {
@@ -142,92 +164,107 @@ func (t Table) Encode() (body []byte, version string, err error) {
 		}
 		return strings.Compare(a.Path, b.Path)
 	})
+	e := Encoded{lines: make(map[string]string, len(routes)), redirectPort: t.RedirectPort, def: t.Default}
 	var b bytes.Buffer
 	b.Grow(64 + 96*len(routes))
 	if err := clean("redirect port", t.RedirectPort); err != nil {
-		return nil, "", err
+		return Encoded{}, err
 	}
 	fmt.Fprintf(&b, "redirect_port\t%s\n", t.RedirectPort)
 	if t.Default != "" {
 		if err := clean("default", t.Default); err != nil {
-			return nil, "", err
+			return Encoded{}, err
 		}
 		fmt.Fprintf(&b, "default\t%s\n", t.Default)
 	}
 	for i, r := range routes {
 		if i > 0 && routes[i-1].Host == r.Host && routes[i-1].Path == r.Path {
-			return nil, "", fmt.Errorf("route %q%s given twice", r.Host, r.Path)
+			return Encoded{}, fmt.Errorf("route %q%s given twice", r.Host, r.Path)
 		}
-		if r.Path != "" && (r.Path[0] != '/' || strings.ContainsAny(r.Path, " \t\n\r\x00")) {
-			return nil, "", fmt.Errorf("route %q: path %q: not a path prefix", r.Host, r.Path)
+		start := b.Len()
+		if err := encodeRoute(&b, r); err != nil {
+			return Encoded{}, err
 		}
-		for what, v := range map[string]string{"host": r.Host, "scheme": r.Scheme, "certificate id": r.Cert} {
-			if err := clean(what, v); err != nil {
-				return nil, "", fmt.Errorf("route %q: %w", r.Host, err)
-			}
+		key := r.Host
+		if r.Path != "" {
+			key += "\t" + r.Path
 		}
-		if r.Host == "" {
-			return nil, "", fmt.Errorf("route with no host")
-		}
-		for _, p := range r.Peers {
-			if err := clean("peer", p); err != nil || p == "" || strings.ContainsRune(p, ' ') {
-				return nil, "", fmt.Errorf("route %q: peer %q: not an address", r.Host, p)
-			}
-		}
-		redirect := "0"
-		if r.Redirect {
-			redirect = "1"
-		}
-		if r.Path == "" {
-			b.WriteString("route\t")
-			b.WriteString(r.Host)
-		} else {
-			b.WriteString("path\t")
-			b.WriteString(r.Host)
-			b.WriteByte('\t')
-			b.WriteString(r.Path)
-		}
-		b.WriteByte('\t')
-		b.WriteString(r.Scheme)
-		b.WriteByte('\t')
-		b.WriteString(redirect)
-		b.WriteByte('\t')
-		b.WriteString(hstsField(r))
-		b.WriteByte('\t')
-		b.WriteString(r.Cert)
-		b.WriteByte('\t')
-		b.WriteString(strings.Join(r.Peers, " "))
-		if (r.Root != "") != (r.Scheme == "fastcgi") {
-			return nil, "", fmt.Errorf("route %q: a root with scheme %s", r.Host, r.Scheme)
-		}
-		if r.Root != "" {
-			if err := routing.ValidRoot(r.Root); err != nil {
-				return nil, "", fmt.Errorf("route %q: root %q: %w", r.Host, r.Root, err)
-			}
-			b.WriteString("\troot=")
-			b.WriteString(r.Root)
-		}
-		for _, o := range r.Options {
-			if !validOptionName(o.Name) {
-				return nil, "", fmt.Errorf("route %q: option name %q: not [a-z0-9-]+", r.Host, o.Name)
-			}
-			if err := clean("option "+o.Name, o.Value); err != nil {
-				return nil, "", fmt.Errorf("route %q: %w", r.Host, err)
-			}
-			b.WriteByte('\t')
-			b.WriteString(o.Name)
-			b.WriteByte('=')
-			b.WriteString(o.Value)
-		}
+		e.lines[key] = string(b.Bytes()[start:b.Len()])
 		b.WriteByte('\n')
 	}
 	sum := sha256.Sum256(b.Bytes())
-	version = hex.EncodeToString(sum[:])[:32]
+	e.Version = hex.EncodeToString(sum[:])[:32]
 	out := make([]byte, 0, len(header)+48+b.Len())
 	out = append(out, header...)
-	out = append(out, "version\t"+version+"\n"...)
-	out = append(out, b.Bytes()...)
-	return out, version, nil
+	out = append(out, "version\t"+e.Version+"\n"...)
+	e.Body = append(out, b.Bytes()...)
+	return e, nil
+}
+
+// encodeRoute writes r's line, without its newline.
+func encodeRoute(b *bytes.Buffer, r Route) error {
+	if r.Path != "" && (r.Path[0] != '/' || strings.ContainsAny(r.Path, " \t\n\r\x00")) {
+		return fmt.Errorf("route %q: path %q: not a path prefix", r.Host, r.Path)
+	}
+	for what, v := range map[string]string{"host": r.Host, "scheme": r.Scheme, "certificate id": r.Cert} {
+		if err := clean(what, v); err != nil {
+			return fmt.Errorf("route %q: %w", r.Host, err)
+		}
+	}
+	if r.Host == "" {
+		return fmt.Errorf("route with no host")
+	}
+	for _, p := range r.Peers {
+		if err := clean("peer", p); err != nil || p == "" || strings.ContainsRune(p, ' ') {
+			return fmt.Errorf("route %q: peer %q: not an address", r.Host, p)
+		}
+	}
+	redirect := "0"
+	if r.Redirect {
+		redirect = "1"
+	}
+	if r.Path == "" {
+		b.WriteString("route\t")
+		b.WriteString(r.Host)
+	} else {
+		b.WriteString("path\t")
+		b.WriteString(r.Host)
+		b.WriteByte('\t')
+		b.WriteString(r.Path)
+	}
+	b.WriteByte('\t')
+	b.WriteString(r.Scheme)
+	b.WriteByte('\t')
+	b.WriteString(redirect)
+	b.WriteByte('\t')
+	b.WriteString(hstsField(r))
+	b.WriteByte('\t')
+	b.WriteString(r.Cert)
+	b.WriteByte('\t')
+	b.WriteString(strings.Join(r.Peers, " "))
+	if (r.Root != "") != (r.Scheme == "fastcgi") {
+		return fmt.Errorf("route %q: a root with scheme %s", r.Host, r.Scheme)
+	}
+	if r.Root != "" {
+		if err := routing.ValidRoot(r.Root); err != nil {
+			return fmt.Errorf("route %q: root %q: %w", r.Host, r.Root, err)
+		}
+		b.WriteString("\troot=")
+		b.WriteString(r.Root)
+	}
+	for _, o := range r.Options {
+		if !validOptionName(o.Name) {
+			return fmt.Errorf("route %q: option name %q: not [a-z0-9-]+", r.Host, o.Name)
+		}
+		if err := clean("option "+o.Name, o.Value); err != nil {
+			return fmt.Errorf("route %q: %w", r.Host, err)
+		}
+		b.WriteByte('\t')
+		b.WriteString(o.Name)
+		b.WriteByte('=')
+		b.WriteString(o.Value)
+	}
+	return nil
 }
 
 // hstsField is a route's <hsts> field, built from the number and
@@ -285,4 +322,62 @@ func StateFile(body []byte, certs []Cert) ([]byte, error) {
 		out = append(out, "certfile\t"+c.ID+"\t"+c.FullChainFile+"\t"+c.KeyFile+"\n"...)
 	}
 	return out, nil
+}
+
+// deltaHeader starts a delta (Control.PutDelta).
+const deltaHeader = "portico-delta 1\n"
+
+// Delta is the change from the table old to the table new in the delta
+// format, which portico.lua applies only to the table whose version is
+// old's (else it refuses, and the whole table is pushed):
+//
+//	portico-delta 1
+//	base	<old's version>
+//	version	<new's version>
+//	redirect_port	<:port or empty>
+//	default	<host or empty>
+//	route	...          (Encode's line of each route new or changed)
+//	path	...          (the same for paths)
+//	delroute	<host>   (each route gone)
+//	delpath	<host>	<path>  (each path gone)
+//	dropcert	<id>     (each certificate in drop: no route names it now)
+//
+// Lines come in key order, so the same change gives the same bytes. n is
+// the number of route and path lines set or deleted: its size is the
+// change's, whatever the table's.
+func Delta(old, new Encoded, drop []string) (body []byte, n int) {
+	var b bytes.Buffer
+	b.WriteString(deltaHeader)
+	b.WriteString("base\t" + old.Version + "\n")
+	b.WriteString("version\t" + new.Version + "\n")
+	b.WriteString("redirect_port\t" + new.redirectPort + "\n")
+	b.WriteString("default\t" + new.def + "\n")
+	var set, gone []string
+	for k, l := range new.lines {
+		if old.lines[k] != l {
+			set = append(set, k)
+		}
+	}
+	for k := range old.lines {
+		if _, ok := new.lines[k]; !ok {
+			gone = append(gone, k)
+		}
+	}
+	slices.Sort(set)
+	slices.Sort(gone)
+	for _, k := range set {
+		b.WriteString(new.lines[k])
+		b.WriteByte('\n')
+	}
+	for _, k := range gone {
+		if host, path, ok := strings.Cut(k, "\t"); ok {
+			b.WriteString("delpath\t" + host + "\t" + path + "\n")
+		} else {
+			b.WriteString("delroute\t" + k + "\n")
+		}
+	}
+	for _, id := range slices.Sorted(slices.Values(drop)) {
+		b.WriteString("dropcert\t" + id + "\n")
+	}
+	return b.Bytes(), len(set) + len(gone)
 }
