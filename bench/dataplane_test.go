@@ -15,6 +15,7 @@ import (
 	"github.com/portico/portico/internal/nginx/render"
 	"github.com/portico/portico/internal/nginx/supervise"
 	"github.com/portico/portico/internal/testenv/porticotest"
+	"github.com/portico/portico/internal/traffic"
 )
 
 // DP (issue 15 section 4): the dynamic path against a hand-written nginx
@@ -41,17 +42,29 @@ func BenchmarkDataPlane(b *testing.B) {
 		const host = "dp.bench.test"
 		for _, workers := range dpWorkers() {
 			hand := startBenchNginx(b, workers, nil, func(_, listen string) string { return handSameHeaders(listen, host, backendAddr) })
-			all := []*benchNginx{hand, startDynamicNginx(b, host, backendAddr, workers, "", "")}
+			all := []*benchNginx{hand, startDynamicNginx(b, host, backendAddr, workers, dpOptions{})}
 			names := []string{"hand-written", "dynamic"}
-			// DP_VARIANTS="name=lua-file:template-file,...": other versions of
-			// the dynamic path in the same run (the commit before a change).
+			// DP_TRAFFIC=1: also the dynamic path with its per-site
+			// counters (issue 16), and the variants below with them.
+			traffic := os.Getenv("DP_TRAFFIC") == "1"
+			if traffic {
+				all = append(all, startDynamicNginx(b, host, backendAddr, workers, dpOptions{traffic: true}))
+				names = append(names, "dynamic+counters")
+			}
+			// DP_VARIANTS="name=lua-file:template-file[:traffic-lua-file],...":
+			// other versions of the dynamic path in the same run (the commit
+			// before a change).
 			for v := range strings.SplitSeq(os.Getenv("DP_VARIANTS"), ",") {
 				name, files, ok := strings.Cut(v, "=")
-				lua, tmpl, ok2 := strings.Cut(files, ":")
-				if !ok || !ok2 {
+				f := strings.Split(files, ":")
+				if !ok || len(f) < 2 {
 					continue
 				}
-				all = append(all, startDynamicNginx(b, host, backendAddr, workers, lua, tmpl))
+				o := dpOptions{lua: f[0], tmpl: f[1], traffic: traffic}
+				if len(f) > 2 {
+					o.trafficLua = f[2]
+				}
+				all = append(all, startDynamicNginx(b, host, backendAddr, workers, o))
 				names = append(names, name)
 			}
 			rps := make([][]float64, len(all))
@@ -271,9 +284,17 @@ func startBenchNginx(b *testing.B, workers int, mods []string, conf func(dir, li
 // startDynamicNginx runs the dynamic path's rendered config with a table
 // of one route, host -> upstream, loaded from the state file at start.
 //
-// luaFile and templateFile, when set, replace portico.lua and the
-// template: another version's, for a before/after in one run.
-func startDynamicNginx(b *testing.B, host, upstream string, workers int, luaFile, templateFile string) *benchNginx {
+// dpOptions vary the dynamic path under measurement: lua, tmpl and
+// trafficLua, when set, replace portico.lua, the template and
+// portico_traffic.lua (another version's, for a before/after in one run);
+// traffic turns the per-site counters on (and DP_ACCESS_LOG=1 Portico's
+// access log, on every dynamic target).
+type dpOptions struct {
+	lua, tmpl, trafficLua string
+	traffic               bool
+}
+
+func startDynamicNginx(b *testing.B, host, upstream string, workers int, o dpOptions) *benchNginx {
 	b.Helper()
 	mods := []string{"/usr/lib/nginx/modules/ndk_http_module.so", "/usr/lib/nginx/modules/ngx_http_lua_module.so"}
 	n := startBenchNginx(b, workers, mods, func(dir, listen string) string {
@@ -284,16 +305,30 @@ func startDynamicNginx(b *testing.B, host, upstream string, workers int, luaFile
 		if err := dynamic.WriteLua(paths.LuaDir); err != nil {
 			b.Fatal(err)
 		}
+		if o.traffic {
+			if err := traffic.WriteLua(paths.LuaDir); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if o.trafficLua != "" {
+			lua, err := os.ReadFile(o.trafficLua)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(paths.LuaDir, traffic.LuaModule), lua, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
 		var tmpl string
-		if luaFile != "" {
-			lua, err := os.ReadFile(luaFile)
+		if o.lua != "" {
+			lua, err := os.ReadFile(o.lua)
 			if err != nil {
 				b.Fatal(err)
 			}
 			if err := os.WriteFile(filepath.Join(paths.LuaDir, dynamic.LuaModule), lua, 0o644); err != nil {
 				b.Fatal(err)
 			}
-			t, err := os.ReadFile(templateFile)
+			t, err := os.ReadFile(o.tmpl)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -309,7 +344,16 @@ func startDynamicNginx(b *testing.B, host, upstream string, workers int, luaFile
 		if err := os.WriteFile(paths.StateFile, body, 0o600); err != nil {
 			b.Fatal(err)
 		}
-		conf, err := render.Render(render.Input{Settings: render.Settings{HTTPAddrs: []string{listen}, Dynamic: &paths, Template: tmpl}})
+		st := render.Settings{HTTPAddrs: []string{listen}, Dynamic: &paths, Template: tmpl}
+		if o.traffic {
+			st.Traffic = &render.TrafficPaths{}
+		}
+		// DP_ACCESS_LOG=1: Portico's access log, to a file beside the
+		// config.
+		if os.Getenv("DP_ACCESS_LOG") == "1" {
+			st.AccessLog = &render.AccessLog{Path: filepath.Join(dir, "access.log")}
+		}
+		conf, err := render.Render(render.Input{Settings: st})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -89,7 +90,8 @@ server {
 // nginx with the same request headers; Portico with its counters and an
 // access log against the hand-written nginx writing an equivalent
 // access_log. PORTICO_BENCH_ARGS=--nginx-dynamic=off measures the static
-// path.
+// path; I16_BEFORE_BIN adds another build with its counters (before and
+// after a change, side by side).
 func BenchmarkI16TrafficCost(b *testing.B) {
 	wrk := needWrk(b)
 	for b.Loop() {
@@ -121,6 +123,20 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		}
 		runs[3].addr, runs[3].pid = handNginxLog(b, ip+":80", host, "")
 		runs[4].addr, runs[4].pid = handNginxLog(b, ip+":80", host, filepath.Join(logs, "hand.log"))
+		// I16_BEFORE_BIN: another build's portico (the commit before a
+		// change) with its counters on, without and with the access log,
+		// as two more targets of the same run.
+		if before := os.Getenv("I16_BEFORE_BIN"); before != "" {
+			this := binary
+			binary = before
+			r := startRunOwn(b, d, net)
+			rl := startRunOwn(b, d, net, "--access-log", filepath.Join(logs, "before.log"))
+			binary = this
+			waitLive(b, r, host)
+			waitLive(b, rl, host)
+			runs = append(runs, &target{name: "before: portico metrics", addr: r.http, pidFile: nginxPIDFile(r.dataDir)},
+				&target{name: "before: portico metrics+log", addr: rl.http, pidFile: nginxPIDFile(rl.dataDir)})
+		}
 		const (
 			conns  = 32
 			rounds = 8
@@ -184,6 +200,13 @@ func BenchmarkI16TrafficCost(b *testing.B) {
 		b.Logf("I16: metrics off vs hand-written: %s", ratio(runs[2], runs[3]))
 		b.Logf("I16: nginx CPU per request, hand-written / Portico (higher is cheaper for Portico): metrics on, log off %.3f · metrics on, log on vs hand+log %.3f · metrics off %.3f · metrics on vs off %.3f",
 			cpu(runs[3])/cpu(runs[0]), cpu(runs[4])/cpu(runs[1]), cpu(runs[3])/cpu(runs[2]), cpu(runs[2])/cpu(runs[0]))
+		if len(runs) > 5 {
+			b.Logf("I16: metrics on, this build vs before: %s; nginx CPU per request before / this build %.3f (%.1f vs %.1f µs)",
+				ratio(runs[0], runs[5]), cpu(runs[5])/cpu(runs[0]), cpu(runs[5]), cpu(runs[0]))
+			b.Logf("I16: metrics on, log on, this build vs before: %s; nginx CPU per request before / this build %.3f (%.1f vs %.1f µs)",
+				ratio(runs[1], runs[6]), cpu(runs[6])/cpu(runs[1]), cpu(runs[6]), cpu(runs[1]))
+			b.Logf("I16: before: metrics on vs hand-written: %s; metrics on, log on vs hand-written with access_log: %s", ratio(runs[5], runs[3]), ratio(runs[6], runs[4]))
+		}
 		b.ReportMetric(mean(runs[0].rps)/mean(runs[3].rps), "metrics-ratio")
 		b.ReportMetric(mean(runs[1].rps)/mean(runs[4].rps), "log-ratio")
 	}

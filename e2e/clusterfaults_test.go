@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,8 +39,9 @@ var cfPartition = flag.Duration("cf-partition", 30*time.Second, "how long TestCl
 //     portico_store_up, a route added meanwhile is live on the others at
 //     once and on it soon after the heal, although the cluster was
 //     compacted past its watch (figures logged);
-//  3. every reporter, the certs stage and every nginx stage is restarted,
-//     one at a time, each waited for: no route lost, no certificate
+//  3. every reporter, the certs stage and every nginx stage is restarted
+//     (the nginx stages in place, by SIGHUP), one at a time, each waited
+//     for: no route lost, no certificate
 //     re-issued, and a container started afterwards goes live everywhere
 //     with a certificate.
 func TestClusterFaults(t *testing.T) {
@@ -236,12 +238,25 @@ func TestClusterFaults(t *testing.T) {
 	certs.proc = start(t, nil, certs.args...)
 	cfWaitReady(t, certs)
 	for _, p := range proxies {
-		// A restart that leaves nginx serving: portico ends and the next
-		// one adopts its nginx (docs/nginx.md, Adoption). SIGTERM stops
-		// nginx with it.
-		killGroupLater(t, nginxMaster(t, filepath.Join(p.dataDir, "nginx", "logs", "nginx.pid")))
-		p.proc.Kill()
-		p.proc = start(t, nil, p.args...)
+		// A restart in place (SIGHUP, `systemctl reload`): the stage
+		// stops, leaves nginx serving, execs itself (same pid) and adopts
+		// its nginx (docs/nginx.md, Restart and upgrade without a gap).
+		// SIGTERM would stop nginx with it (the comparison below).
+		master := nginxMaster(t, filepath.Join(p.dataDir, "nginx", "logs", "nginx.pid"))
+		killGroupLater(t, master)
+		from := len(p.proc.Output())
+		if err := syscall.Kill(p.proc.Pid(), syscall.SIGHUP); err != nil {
+			t.Fatalf("SIGHUP to %s: %v", p.name, err)
+		}
+		eventually(t, 30*time.Second, p.name+" restarted in place", func() error {
+			if !strings.Contains(p.proc.Output()[from:], rxAdopted) {
+				return fmt.Errorf("no adoption logged yet")
+			}
+			return nil
+		})
+		if now, err := readPid(filepath.Join(p.dataDir, "nginx", "logs", "nginx.pid")); err != nil || now != master {
+			t.Errorf("%s: nginx master %d (%v) after the restart in place, want the same %d", p.name, now, err, master)
+		}
 		eventually(t, 30*time.Second, p.name+" back", func() error {
 			if code, body := cfReady(&p.cfStage); code != 200 {
 				return fmt.Errorf("/readyz %d %q", code, body)

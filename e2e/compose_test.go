@@ -599,6 +599,7 @@ func TestComposeSingle(t *testing.T) {
 	})
 
 	checkWorkersAccount(t, s, "portico")
+	composeRestartInPlace(t, s, httpAddr, host, want)
 
 	// portico run keeps its store on the unix socket: nothing in the
 	// container listens on TCP but nginx (80, 443).
@@ -606,6 +607,43 @@ func TestComposeSingle(t *testing.T) {
 		if port != 80 && port != 443 {
 			t.Errorf("portico run in the container listens on TCP port %d", port)
 		}
+	}
+}
+
+// composeRestartInPlace sends SIGHUP to the portico service's container
+// (`docker-compose kill -s HUP`), as an operator reloads it: its init
+// (tini, init: true) forwards it, and portico restarts in place (same
+// container, same nginx master) with not one request failed.
+func composeRestartInPlace(t *testing.T, s *stack, httpAddr, host, want string) {
+	t.Helper()
+	pidFile := "/var/lib/portico/nginx/logs/nginx.pid"
+	master := strings.TrimSpace(s.run("exec", "-T", "portico", "cat", pidFile))
+	started := func() string {
+		return strings.TrimSpace(runCmd(t, 30*time.Second, nil, "", "docker", "inspect", "-f", "{{.RestartCount}} {{.State.StartedAt}}", s.id("portico")))
+	}
+	before := started()
+	l := startLoad(httpAddr, host, want)
+	s.run("kill", "-s", "HUP", "portico")
+	eventually(t, 60*time.Second, "portico restarted in place in its container", func() error {
+		out, err := s.try(time.Minute, "logs", "--no-color", "portico")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, rxAdopted) {
+			return fmt.Errorf("no adoption logged yet")
+		}
+		return nil
+	})
+	total, refused, wrong, errs := l.end()
+	t.Logf("docker-compose kill -s HUP portico: %d requests, %d refused, %d wrong answers %v", total, refused, wrong, errs)
+	if refused+wrong > 0 || total == 0 {
+		t.Errorf("%d refused and %d wrong of %d requests across the restart in place", refused, wrong, total)
+	}
+	if now := strings.TrimSpace(s.run("exec", "-T", "portico", "cat", pidFile)); now != master {
+		t.Errorf("nginx master %s after SIGHUP, want the same %s", now, master)
+	}
+	if after := started(); after != before {
+		t.Errorf("the container restarted (restart count, start time %s -> %s); want the process restarted in place", before, after)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ func TestSystemdUnit(t *testing.T) {
 		"StateDirectoryMode":      "0700",
 		"Restart":                 "on-failure",
 		"KillMode":                "mixed",
+		"ExecReload":              "/bin/kill -HUP $MAINPID",
 		"NoNewPrivileges":         "yes",
 		"ProtectSystem":           "strict",
 		"ProtectHome":             "yes",
@@ -220,7 +222,7 @@ os.execvp(sys.argv[1], sys.argv[1:])' setpriv --no-new-privs --bounding-set "-al
 	// the unit's capabilities and no_new_privs; the workers are
 	// portico-nginx, and after the reloads only current workers are left.
 	wacct := workerAccount(t)
-	eventually(t, 15*time.Second, "nginx master restricted, workers as portico-nginx, old workers gone", func() error {
+	restricted := func() error {
 		if err := checkProc(p.Pid(), mask, -1); err != nil {
 			return fmt.Errorf("portico: %w", err)
 		}
@@ -256,6 +258,26 @@ os.execvp(sys.argv[1], sys.argv[1:])' setpriv --no-new-privs --bounding-set "-al
 			}
 		}
 		return nil
+	}
+	eventually(t, 15*time.Second, "nginx master restricted, workers as portico-nginx, old workers gone", restricted)
+
+	// The unit's ExecReload (SIGHUP): portico restarts in place under the
+	// same restrictions (the exec keeps them) and adopts its nginx.
+	from := len(p.Output())
+	if err := syscall.Kill(p.Pid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "restarted in place in the sandbox", func() error {
+		if !strings.Contains(p.Output()[from:], rxAdopted) {
+			return fmt.Errorf("no adoption logged yet")
+		}
+		return nil
+	})
+	eventually(t, 15*time.Second, "after the restart in place: still restricted, and serving", func() error {
+		if err := restricted(); err != nil {
+			return err
+		}
+		return expect200(httpAddr, host, "name="+d.Name("unit"))
 	})
 }
 

@@ -242,7 +242,13 @@ func runOne(ctx context.Context, c *command, so *storeOpts, lo *logOpts, metrics
 	if _, err := serveMetrics(ctx, metricsAddr, reg, probe, log); err != nil {
 		return err
 	}
-	return runStages(ctx, log, map[string]stage{name: s, "storehealth": probe})
+	err = runStages(ctx, log, map[string]stage{name: s, "storehealth": probe})
+	lvl := slog.LevelInfo
+	if err != nil {
+		lvl = slog.LevelError
+	}
+	log.Log(context.Background(), lvl, "portico stopped", "command", name, "reason", stopReason(ctx, err))
+	return err
 }
 
 // newStoreProbe tells whether this process reaches the store: metrics,

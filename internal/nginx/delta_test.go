@@ -26,7 +26,9 @@ func TestDynamicDeltaPush(t *testing.T) {
 	}
 	h.want("app19.test", 200, "A host=app19.test")
 	reloads := h.stage.Reloads()
-	deltas0, fulls0, _ := h.stage.pusher.Counts()
+	// No whole table need have been pushed yet: an nginx started after
+	// the first sync loads the table from the state file.
+	deltas0, _, _ := h.stage.pusher.Counts()
 
 	// Each change: served, and pushed as a delta no bigger than a few lines.
 	change := func(what string, do func(), host string, code int, body string) {
@@ -101,9 +103,6 @@ func TestDynamicDeltaPush(t *testing.T) {
 	h.want("foreign.test", 404, "")
 	if _, fulls, _ := h.stage.pusher.Counts(); fulls == fulls1 {
 		t.Error("the whole table was not pushed to an nginx holding another one")
-	}
-	if _, fulls, _ := h.stage.pusher.Counts(); fulls0 == 0 || fulls < fulls0 {
-		t.Errorf("whole tables pushed: %d then %d", fulls0, fulls)
 	}
 
 	// Deltas nginx refuses, and what it serves stays.

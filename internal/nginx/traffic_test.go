@@ -138,6 +138,14 @@ func TestTrafficCountsPerSite(t *testing.T) {
 				if v := siteValue(t, reg, "portico_site_requests_total", traffic.Unmatched, "4xx"); v < 3 {
 					return fmt.Errorf("unmatched 4xx = %v", v)
 				}
+				// At least the request line and Host of 20 requests in, and
+				// their status lines and bodies out.
+				if v := siteValue(t, reg, "portico_site_received_bytes_total", "a.test", ""); v < float64(20*len("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")) {
+					return fmt.Errorf("a.test bytes received = %v", v)
+				}
+				if v := siteValue(t, reg, "portico_site_sent_bytes_total", "a.test", ""); v < float64(20*len("HTTP/1.1 200 OK\r\n\r\nA host=a.test")) {
+					return fmt.Errorf("a.test bytes sent = %v", v)
+				}
 				if v := siteValue(t, reg, "portico_site_upstream_connect_failures_total", "dead.test", ""); v < 1 {
 					return fmt.Errorf("dead.test connect failures = %v", v)
 				}
@@ -241,8 +249,9 @@ func sendHostile(t testing.TB, h *harness) {
 }
 
 // checkAccessLog waits until the access log at logPath holds the hostile
-// request and at least n answered a.test requests, every line one JSON
-// object, no query string in any.
+// request, at least n answered a.test requests and a request no route took
+// (site "(unmatched)"), every line one JSON object naming a site, no query
+// string in any.
 func checkAccessLog(t testing.TB, h *harness, logPath string, n int) {
 	t.Helper()
 	// The access log: one JSON object per line, the hostile one too.
@@ -252,7 +261,7 @@ func checkAccessLog(t testing.TB, h *harness, logPath string, n int) {
 			return err
 		}
 		lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
-		var hostile, sites int
+		var hostile, sites, unmatched int
 		for _, l := range lines {
 			var e struct {
 				Time, Site, Client, Method, Path, Protocol string
@@ -265,6 +274,14 @@ func checkAccessLog(t testing.TB, h *harness, logPath string, n int) {
 			}
 			if err := json.Unmarshal([]byte(l), &e); err != nil {
 				return fmt.Errorf("line %q: %v", l, err)
+			}
+			switch e.Site {
+			case "":
+				return fmt.Errorf("no site: %q", l)
+			case traffic.Unmatched:
+				if e.Status == 404 {
+					unmatched++
+				}
 			}
 			if strings.Contains(l, "secret") {
 				return fmt.Errorf("query string logged: %q", l)
@@ -281,28 +298,34 @@ func checkAccessLog(t testing.TB, h *harness, logPath string, n int) {
 				sites++
 			}
 		}
-		if hostile != 1 || sites < n {
-			return fmt.Errorf("%d hostile lines, %d a.test lines in %d:\n%s", hostile, sites, len(lines), data)
+		if hostile != 1 || sites < n || unmatched < 1 {
+			return fmt.Errorf("%d hostile lines, %d a.test lines, %d unmatched 404s in %d:\n%s", hostile, sites, unmatched, len(lines), data)
 		}
 		return nil
 	})
 }
 
-// Without the Lua module's counters (the static path where nginx has no
-// Lua), the access log is nginx's alone and keeps the same format.
+// Without the counters (--site-metrics=false, or the static path where
+// nginx has no Lua), the access log keeps the same format, and its site
+// field still names the route, or "(unmatched)", on both paths.
 func TestAccessLogWithoutCounters(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "access.log")
-	h := startStage(t, false, func(c *Config) {
-		c.Dynamic = false
-		c.Traffic = false
-		c.AccessLog = logPath
-	})
-	a := echoServer(t, "A")
-	h.putContainer("a", a, map[string]string{routing.LabelVhost: "a.test"})
-	h.want("a.test", 200, "A host=a.test")
-	for range 4 {
-		h.get("a.test")
+	for _, dyn := range []bool{true, false} {
+		t.Run(map[bool]string{true: "dynamic", false: "static"}[dyn], func(t *testing.T) {
+			logPath := filepath.Join(t.TempDir(), "access.log")
+			h := startStage(t, false, func(c *Config) {
+				c.Dynamic = dyn
+				c.Traffic = false
+				c.AccessLog = logPath
+			})
+			a := echoServer(t, "A")
+			h.putContainer("a", a, map[string]string{routing.LabelVhost: "a.test"})
+			h.want("a.test", 200, "A host=a.test")
+			for range 4 {
+				h.get("a.test")
+			}
+			h.want("nobody.test", 404, "")
+			sendHostile(t, h)
+			checkAccessLog(t, h, logPath, 5)
+		})
 	}
-	sendHostile(t, h)
-	checkAccessLog(t, h, logPath, 5)
 }

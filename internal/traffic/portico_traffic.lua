@@ -144,14 +144,13 @@ function M.log_static(path)
 end
 
 -- log_dynamic runs in the log phase of the dynamic path's servers: the
--- route the Host picks is the site. With site (and path), $portico_site
--- (and $portico_path) are set for the access log.
-local lookup
-function M.log_dynamic(site_var, path)
-  if not lookup then lookup = require("portico").lookup end
-  local key, r = lookup(var.host)
-  local site = r and key or ""
-  if site_var then var.portico_site = site end
+-- site is the route the rewrite phase found for the Host (portico.lua's
+-- take_site; $portico_site, for the access log, is set there). With path,
+-- $portico_path is set for the access log.
+local take_site
+function M.log_dynamic(path)
+  if not take_site then take_site = require("portico").take_site end
+  local site = take_site()
   if path then set_path() end
   add(site)
 end

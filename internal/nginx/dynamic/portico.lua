@@ -590,6 +590,21 @@ local function req_id()
   return tonumber(ffi_cast(uintptr_t, get_request()))
 end
 
+-- The site of a request (docs/metrics.md, docs/access-log.md): the key of
+-- the route route() found for its Host, "" for none. pend_site holds it
+-- by request address from route() to the log phase, which takes it out
+-- (take_site), so the traffic counters need no second lookup; with the
+-- access log on (init_log), route() also sets $portico_site, whose
+-- default (a map in the config) is "(unmatched)".
+local pend_site = {}
+local LOG_SITE = false
+
+-- init_log says that the config's access log reads $portico_site
+-- (init_by_lua).
+function M.init_log()
+  LOG_SITE = true
+end
+
 -- Headers a client names in Connection are hop-by-hop (RFC 9110 7.6.1):
 -- they are for Portico, never for the upstream. nginx sends its own
 -- Connection and the config clears the standard hop-by-hop headers; these
@@ -708,7 +723,12 @@ local function route(https)
   local host = var.host
   if #host > MAX_HOST then return ngx.exit(400) end
   local key, r = find_route(host)
-  if not r then return ngx.exit(404) end
+  if not r then
+    pend_site[id] = ""
+    return ngx.exit(404)
+  end
+  pend_site[id] = key
+  if LOG_SITE then var.portico_site = key end
   if https then
     -- A request may name another site than its TLS handshake did: it is
     -- answered only if both pick the same route, so a site's content never
@@ -755,10 +775,33 @@ local function route(https)
 end
 
 function M.route_http()
-  if acme_answer(ngx.var) then return ngx.exit(200) end
+  if acme_answer(ngx.var) then
+    -- Rare (a pending challenge): the site as the log phase would find it.
+    if LOG_SITE then
+      local key, r = lookup(ngx.var.host)
+      if r then ngx.var.portico_site = key end
+    end
+    return ngx.exit(200)
+  end
   return route(false)
 end
 function M.route_https() return route(true) end
+
+-- take_site returns the request's site for the log phase and forgets it:
+-- route()'s, or for a request route() did not see (refused before the
+-- rewrite phase, an ACME answer) the route its Host picks. Every request
+-- route() sees reaches the log phase of the same server, so no entry is
+-- left for a later request at the same address.
+function M.take_site()
+  local id = req_id()
+  local site = pend_site[id]
+  if site then
+    pend_site[id] = nil
+    return site
+  end
+  local key, r = lookup(ngx.var.host)
+  return r and key or ""
+end
 
 -- headers is the header filter of the @portico_h_<scheme> locations,
 -- where route() sends only routes with response header options.

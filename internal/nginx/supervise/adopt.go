@@ -163,6 +163,9 @@ func (s *Supervisor) adopt(ctx context.Context, pid int, start uint64) error {
 		defer close(done)
 		for {
 			if st, t, err := procStat(pid); err != nil || t != start || st == 'Z' || st == 'X' {
+				if err == nil && t == start {
+					reap(pid) // our own child before a restart in place
+				}
 				// Orphaned workers would keep the listening sockets.
 				syscall.Kill(-pid, syscall.SIGKILL)
 				s.mu.Lock()
@@ -179,7 +182,11 @@ func (s *Supervisor) adopt(ctx context.Context, pid int, start uint64) error {
 	s.mu.Lock()
 	s.pid, s.done, s.adopted = pid, done, true
 	s.mu.Unlock()
-	s.Log.Warn("adopted the nginx a previous portico left running; not restarting it", "pid", pid, "prefix", s.Prefix)
+	if ownChild(pid) {
+		s.Log.Info("restarted in place: adopted the nginx this process ran before its exec; not restarting it", "pid", pid, "prefix", s.Prefix)
+	} else {
+		s.Log.Warn("adopted the nginx a previous portico left running; not restarting it", "pid", pid, "prefix", s.Prefix)
+	}
 	s.relog(pid)
 	// The previous portico may have died between writing a config and
 	// reloading it: load what is on disk, gracefully.
@@ -194,7 +201,9 @@ func (s *Supervisor) adopt(ctx context.Context, pid int, start uint64) error {
 	s.running()
 	select {
 	case <-ctx.Done():
-		s.stopPid(pid, done)
+		if !s.leaving(ctx, pid) {
+			s.stopPid(pid, done)
+		}
 		return ctx.Err()
 	case <-done:
 		return errors.New("the adopted nginx exited")

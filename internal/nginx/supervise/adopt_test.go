@@ -70,3 +70,24 @@ func TestParseStat(t *testing.T) {
 		t.Errorf("own stat: %c %d %v", st, start, err)
 	}
 }
+
+func TestParseParent(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		ppid int
+		bad  bool
+	}{
+		{"1234 (nginx) S 77 1234 1234 0 -1", 77, false},
+		{"1234 (a b) c)) Z 1 1234", 1, false},
+		{"1234 (nginx) S", 0, true},
+		{"garbage", 0, true},
+	} {
+		ppid, err := parseParent([]byte(tt.in))
+		if (err != nil) != tt.bad || ppid != tt.ppid {
+			t.Errorf("parseParent(%q) = %d %v", tt.in, ppid, err)
+		}
+	}
+	if ownChild(os.Getpid()) {
+		t.Errorf("this process is its own child")
+	}
+}

@@ -64,7 +64,7 @@ func (s *Supervisor) Pid() int {
 }
 
 // Run starts nginx and keeps it running until ctx ends, then stops it
-// gracefully. Restarts back off from 100ms to 10s; a run that lasted a
+// gracefully, unless ctx ended with ErrLeaveRunning (leave.go). Restarts back off from 100ms to 10s; a run that lasted a
 // minute resets the backoff.
 func (s *Supervisor) Run(ctx context.Context) error {
 	s.init()
@@ -100,7 +100,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 				s.running()
 				select {
 				case <-ctx.Done():
-					s.stop(cmd, done)
+					if !s.leaving(ctx, cmd.Process.Pid) {
+						s.stop(cmd, done)
+					}
 					return ctx.Err()
 				case <-done:
 					err = fmt.Errorf("exited: %s", cmd.ProcessState)
