@@ -255,7 +255,16 @@ func (s *Supervisor) Reload(ctx context.Context) (bool, error) {
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return false, fmt.Errorf("signal nginx pid %d: %w", pid, err)
 	}
-	deadline := time.After(s.reloadTimeout())
+	return awaitReload(ctx, pid, old, s.reloadTimeout(), done)
+}
+
+// awaitReload waits, after a SIGHUP to the master pid whose children were
+// old, until the master has forked a new worker and no old worker still
+// accepts connections (or oldWorkersGrace passed since the fork). It
+// reports false with no error when done closes (the master died), and an
+// error when ctx ends or timeout passes first.
+func awaitReload(ctx context.Context, pid int, old []int, timeout time.Duration, done <-chan struct{}) (bool, error) {
+	deadline := time.After(timeout)
 	forked := false
 	var forkedAt time.Time
 	for {
@@ -281,7 +290,7 @@ func (s *Supervisor) Reload(ctx context.Context) (bool, error) {
 		case <-done:
 			return false, nil // died; the restart reads the new file
 		case <-deadline:
-			return false, fmt.Errorf("nginx pid %d started no new worker within %s after SIGHUP (see its log)", pid, s.reloadTimeout())
+			return false, fmt.Errorf("nginx pid %d started no new worker within %s after SIGHUP (see its log)", pid, timeout)
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -339,8 +348,11 @@ func children(pid int) ([]int, error) {
 }
 
 // ExternalReloader reloads an nginx Portico does not run: by SIGHUP to the
-// pid in PidFile, or by running Command (no shell). It cannot see the
-// reload finish; it reports success once the signal or command succeeded.
+// pid in PidFile, or by running Command (no shell). After a SIGHUP it waits
+// for the reload to be whole, as Supervisor.Reload does, when it can see
+// the master's children (same pid namespace), for at most
+// externalReloadTimeout; otherwise, and after Command, it cannot see the
+// reload finish and reports success once the signal or command succeeded.
 type ExternalReloader struct {
 	PidFile string
 	Command []string
@@ -363,8 +375,19 @@ func (e ExternalReloader) Reload(ctx context.Context) (bool, error) {
 	if err != nil || pid <= 1 {
 		return false, fmt.Errorf("nginx pid file %s: %q is not a pid", e.PidFile, strings.TrimSpace(string(b)))
 	}
+	old, seen := children(pid)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return false, fmt.Errorf("signal nginx pid %d from %s: %w", pid, e.PidFile, err)
 	}
+	if seen != nil {
+		return true, nil // another pid namespace: nothing to watch
+	}
+	// With no done channel awaitReload reports true or an error.
+	if _, err := awaitReload(ctx, pid, old, externalReloadTimeout, nil); err != nil {
+		return false, fmt.Errorf("nginx pid file %s: %w", e.PidFile, err)
+	}
 	return true, nil
 }
+
+// externalReloadTimeout bounds ExternalReloader's wait for new workers.
+const externalReloadTimeout = 30 * time.Second
