@@ -16,9 +16,7 @@ type decoded[T any] struct {
 // The records come in no order (routing sorts what it needs). It reads
 // the mirror in place: a change copies no map of the whole table.
 func (s *Stage) containers(m *store.Mirror) []store.Container {
-	// The last sync's slice is reused: nothing keeps it past its sync
-	// (routing copies what it keeps).
-	out := s.cbuf[:0]
+	out := make([]store.Container, 0, len(s.decodedC))
 	var bad []string
 	n := m.Range(func(k string, e store.Entry) bool {
 		d, ok := s.decodedC[k]
@@ -50,8 +48,6 @@ func (s *Stage) containers(m *store.Mirror) []store.Container {
 			}
 		}
 	}
-	clear(out[len(out):cap(out)]) // no stale records held
-	s.cbuf = out
 	return out
 }
 

@@ -190,8 +190,6 @@ type Stage struct {
 	// inc is the dynamic path's routing build (memo the static path's):
 	// a change works again on the vhosts it touches.
 	inc *routing.Incremental
-	// cbuf is the slice containers fills, reused from sync to sync.
-	cbuf []store.Container
 	// tables keeps each route's checks and table lines between syncs of
 	// the dynamic path: a change checks and encodes its own routes.
 	tables render.TableCache
