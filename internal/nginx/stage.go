@@ -395,7 +395,9 @@ func (s *Stage) Run(ctx context.Context) error {
 	if err := s.startStatic(ctx, mc, mb, notify, startNginx, supDone); err != nil {
 		return err
 	}
-	s.sync(ctx, mc, mb)
+	// A first sync that failed for a reason that passes (a full disk, etcd)
+	// is retried like any other, not left for the next change.
+	firstRetry := s.sync(ctx, mc, mb)
 
 	if s.sup != nil {
 		if s.applier.Current() == "" {
@@ -420,6 +422,10 @@ func (s *Stage) Run(ctx context.Context) error {
 	timer.Stop()
 	var first, last time.Time
 	pending := false
+	if firstRetry > 0 {
+		pending, first, last = true, time.Now(), time.Now()
+		timer.Reset(firstRetry)
+	}
 	pace := pacer{debounce: s.cfg.Debounce, maxGap: s.cfg.MaxReloadGap}
 	if s.pusher != nil {
 		// Pushes reload nothing: a burst is spaced by pushMaxGap at most.
