@@ -345,7 +345,9 @@ func cfStartProxy(t *testing.T, d *dockertest.Env, network, name, dynamic string
 // containers labelled cf.host=name.
 func cfStartReporter(t *testing.T, d *dockertest.Env, etcdFlags []string, name string) *cfStage {
 	t.Helper()
-	args := append([]string{"reporter", "--host", "cf" + name + "-" + d.RunID,
+	// Debug: every record written or deleted is logged, so a failure
+	// shows which write changed a route (the log is printed on failure).
+	args := append([]string{"reporter", "--host", "cf" + name + "-" + d.RunID, "--log-level", "debug",
 		"--label-filter", d.LabelFilter() + "," + cfHostLabel + "=" + name}, etcdFlags...)
 	r := cfStartStage(t, "reporter "+name, "", args)
 	cfWaitResynced(t, r)
