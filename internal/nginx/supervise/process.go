@@ -64,8 +64,9 @@ func (s *Supervisor) Pid() int {
 }
 
 // Run starts nginx and keeps it running until ctx ends, then stops it
-// gracefully, unless ctx ended with ErrLeaveRunning (leave.go). Restarts back off from 100ms to 10s; a run that lasted a
-// minute resets the backoff.
+// gracefully, unless ctx ended with ErrLeaveRunning (leave.go). Restarts
+// back off from 100ms to 10s; a run that lasted a minute resets the
+// backoff.
 func (s *Supervisor) Run(ctx context.Context) error {
 	s.init()
 	if pid, start, ok, why := s.findAdoptable(); ok {
@@ -375,11 +376,11 @@ func (e ExternalReloader) Reload(ctx context.Context) (bool, error) {
 	if err != nil || pid <= 1 {
 		return false, fmt.Errorf("nginx pid file %s: %q is not a pid", e.PidFile, strings.TrimSpace(string(b)))
 	}
-	old, seen := children(pid)
+	old, cerr := children(pid)
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return false, fmt.Errorf("signal nginx pid %d from %s: %w", pid, e.PidFile, err)
 	}
-	if seen != nil {
+	if cerr != nil {
 		return true, nil // another pid namespace: nothing to watch
 	}
 	// With no done channel awaitReload reports true or an error.
