@@ -91,11 +91,6 @@ func build(cs []store.Container, opts Options, parse func(store.Container) (Serv
 		parsed = append(parsed, c)
 	}
 
-	type claim struct {
-		route *Route
-		owner *Service // first claimant: defines the vhost's settings
-		paths map[string]*pathClaim
-	}
 	routes := make(map[string]*claim)
 	type hostSvc struct {
 		host string
@@ -105,17 +100,7 @@ func build(cs []store.Container, opts Options, parse func(store.Container) (Serv
 	for _, i := range claimOrder(parsed) {
 		svc := &res.Services[i]
 		for _, h := range svc.Hosts {
-			cl := routes[h]
-			if cl == nil {
-				cl = &claim{route: &Route{Host: h, Protocol: ProtoHTTP, HTTPS: svc.HTTPS, HSTS: svc.HSTS, NoRoot: true},
-					owner: svc, paths: map[string]*pathClaim{}}
-				routes[h] = cl
-			}
-			msg := conflict(cl.owner, svc)
-			if msg == "" {
-				msg = claimPath(cl.route, cl.paths, svc)
-			}
-			if msg != "" {
+			if msg := claimHost(routes, h, svc); msg != "" {
 				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelVhost, h,
 					fmt.Sprintf("claim on this vhost rejected: %s", msg)))
 				rejected[hostSvc{h, i}] = true
@@ -131,19 +116,9 @@ func build(cs []store.Container, opts Options, parse func(store.Container) (Serv
 		}
 		rs := redirectService(svc)
 		for _, h := range svc.Site.Redirect.From {
-			cl := routes[h]
-			if cl == nil {
-				cl = &claim{route: &Route{Host: h, Protocol: ProtoHTTP, HTTPS: rs.HTTPS, HSTS: rs.HSTS, NoRoot: true},
-					owner: rs, paths: map[string]*pathClaim{}}
-				routes[h] = cl
-			}
 			// The redirect claims the name's root path, as a vhost would:
 			// first claimant wins.
-			msg := conflict(cl.owner, rs)
-			if msg == "" {
-				msg = claimPath(cl.route, cl.paths, rs)
-			}
-			if msg != "" {
+			if msg := claimHost(routes, h, rs); msg != "" {
 				res.Problems = append(res.Problems, svcProblem(svc, SeverityError, LabelRedirectFrom, h,
 					fmt.Sprintf("claim on this name rejected: %s", msg)))
 			}
@@ -267,4 +242,27 @@ func svcProblem(svc *Service, sev Severity, label, value, msg string) Problem {
 
 func hasError(ps []Problem) bool {
 	return slices.ContainsFunc(ps, func(p Problem) bool { return p.Severity == SeverityError })
+}
+
+// claim is a name's route as its claimants made it so far.
+type claim struct {
+	route *Route
+	owner *Service // first claimant: defines the vhost's settings
+	paths map[string]*pathClaim
+}
+
+// claimHost makes svc's claim on the name h against the claims made before
+// it (claims, filled in claim order): the first claimant's route, then its
+// paths. It returns why the claim is rejected, or "".
+func claimHost(claims map[string]*claim, h string, svc *Service) string {
+	cl := claims[h]
+	if cl == nil {
+		cl = &claim{route: &Route{Host: h, Protocol: ProtoHTTP, HTTPS: svc.HTTPS, HSTS: svc.HSTS, NoRoot: true},
+			owner: svc, paths: map[string]*pathClaim{}}
+		claims[h] = cl
+	}
+	if msg := conflict(cl.owner, svc); msg != "" {
+		return msg
+	}
+	return claimPath(cl.route, cl.paths, svc)
 }

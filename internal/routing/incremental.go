@@ -204,11 +204,6 @@ func (m *Incremental) Build(cs []store.Container) Result {
 		}
 		return cmp.Or(cmp.Compare(x, y), compareContainers(&a.c, &b.c))
 	})
-	type claim struct {
-		route *Route
-		owner *Service
-		paths map[string]*pathClaim
-	}
 	claims := map[string]*claim{}
 	probs := map[string][]Problem{}
 	rejected := map[string]map[memoKey]bool{}
@@ -218,19 +213,6 @@ func (m *Incremental) Build(cs []store.Container) Result {
 		}
 		rejected[n][k] = true
 	}
-	claimOn := func(h string, svc *Service) string {
-		cl := claims[h]
-		if cl == nil {
-			cl = &claim{route: &Route{Host: h, Protocol: ProtoHTTP, HTTPS: svc.HTTPS, HSTS: svc.HSTS, NoRoot: true},
-				owner: svc, paths: map[string]*pathClaim{}}
-			claims[h] = cl
-		}
-		msg := conflict(cl.owner, svc)
-		if msg == "" {
-			msg = claimPath(cl.route, cl.paths, svc)
-		}
-		return msg
-	}
 	for _, r := range affected {
 		k := memoKey{r.c.Host, r.c.ID}
 		svc := r.svc
@@ -238,7 +220,7 @@ func (m *Incremental) Build(cs []store.Container) Result {
 			if !dirty[h] {
 				continue
 			}
-			if msg := claimOn(h, svc); msg != "" {
+			if msg := claimHost(claims, h, svc); msg != "" {
 				probs[h] = append(probs[h], svcProblem(svc, SeverityError, LabelVhost, h,
 					fmt.Sprintf("claim on this vhost rejected: %s", msg)))
 				reject(h, k)
@@ -262,7 +244,7 @@ func (m *Incremental) Build(cs []store.Container) Result {
 			}
 			// The redirect claims the name's root path, as a vhost would:
 			// first claimant wins.
-			if msg := claimOn(h, rs); msg != "" {
+			if msg := claimHost(claims, h, rs); msg != "" {
 				probs[h] = append(probs[h], svcProblem(svc, SeverityError, LabelRedirectFrom, h,
 					fmt.Sprintf("claim on this name rejected: %s", msg)))
 			}
